@@ -1,0 +1,43 @@
+# naas_tl developer entry points. Works from a clean clone: `make test` builds the venv first.
+
+PY ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+VENV ?= .venv
+PYTEST_ARGS ?=
+ARCH ?= nvdla
+WORKLOAD ?=
+
+.DEFAULT_GOAL := test
+.PHONY: venv test compare bench search clean
+
+# (Re)install whenever pyproject.toml changes; the stamp lives inside the venv,
+# so removing the venv also forces a reinstall.
+$(VENV)/.installed: pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "error: $(PY) is older than Python 3.11; run 'make PY=/path/to/python3.11'" >&2; exit 1; }
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# ALLOW_NO_TESTS=1 turns pytest's exit 5 (no tests collected) into success (used by .ci/run).
+test: $(VENV)/.installed
+	@rc=0; $(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ] && [ -n "$(ALLOW_NO_TESTS)" ]; then \
+	  echo "pytest collected no tests (exit 5); accepted because ALLOW_NO_TESTS is set"; rc=0; \
+	fi; exit $$rc
+
+compare: $(VENV)/.installed
+	$(VENV)/bin/naas-tl compare
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/evaluator_throughput.py
+
+# Placeholder until the search CLI lands: make search ARCH=eyeriss WORKLOAD=workloads/resnet50.yaml
+search: $(VENV)/.installed
+	$(VENV)/bin/naas-tl search --arch $(ARCH) $(if $(WORKLOAD),--workload $(WORKLOAD))
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
