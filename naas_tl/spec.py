@@ -640,8 +640,8 @@ def parse_mapping(data: dict | list, arch: Architecture, problem: Problem,
         fx, fy = arch.fanout(li)
         sp_split = split[li]
         if sp_split is None:
-            # No split given: Timeloop fills X first when the level has an X fanout.
-            sp_split = n_dim if fy == 1 else (0 if fx == 1 else len(sperm[li]) or n_dim)
+            # No split given: Timeloop makes every spatial loop an X loop.
+            sp_split = n_dim
         levels.append(LevelMapping(temporal=tf, temporal_perm=tuple(tp), spatial=sf,
                                    spatial_perm=tuple(sp), split=sp_split,
                                    keep=tuple(keep[li])))
