@@ -36,6 +36,13 @@ def load_yaml(path: str | Path) -> dict:
         raise NaasError("file not found", file=str(path)) from None
     except IsADirectoryError:
         raise NaasError("is a directory, expected a YAML file", file=str(path)) from None
+    except PermissionError:
+        raise NaasError("permission denied", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise NaasError(f"not a text file ({exc.reason} at byte {exc.start})",
+                        file=str(path)) from None
+    except OSError as exc:
+        raise NaasError(f"cannot read file ({exc.strerror or exc})", file=str(path)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -577,11 +584,13 @@ def parse_mapping(data: dict | list, arch: Architecture, problem: Problem,
         fld = f"mapping[{j}]"
         if not isinstance(d, dict):
             raise NaasError("expected a directive mapping", file=file, field=fld, value=d)
-        unknown = set(d) - {"target", "type", "factors", "permutation", "split", "keep",
-                            "bypass", "keep_only", "bypass_only", "stream"}
+        allowed = ("target", "type", "factors", "permutation", "split", "keep", "bypass",
+                   "keep_only", "bypass_only", "stream")
+        unknown = sorted(str(k) for k in set(d) - set(allowed))
         if unknown:
-            raise NaasError("unknown key in directive", file=file, field=fld,
-                            value=sorted(unknown)[0])
+            raise NaasError(f"unknown key in directive (allowed: "
+                            f"{', '.join(allowed)})", file=file, field=f"{fld}.{unknown[0]}",
+                            value=d[unknown[0]] if unknown[0] in d else None)
         target = d.get("target")
         if isinstance(target, int) and not isinstance(target, bool):
             if not 0 <= target < n_lvl:
@@ -591,7 +600,8 @@ def parse_mapping(data: dict | list, arch: Architecture, problem: Problem,
         else:
             li = arch.level_index(str(target))
             if li is None:
-                raise NaasError("unknown target level (not a storage level of the arch)",
+                raise NaasError(f"unknown target level (storage levels: "
+                                f"{', '.join(lvl.name for lvl in arch.storage)})",
                                 file=file, field=f"{fld}.target", value=target)
         kind = d.get("type", "temporal")
         lname = arch.storage[li].name
@@ -771,6 +781,8 @@ def load_case(arch_path, problem_path, map_path, ert_path=None, art_path=None,
 
 def load_case_dir(path: str | Path) -> Case:
     p = Path(path)
+    if not p.exists():
+        raise NaasError("no such case folder", file=str(p))
     if not p.is_dir():
         raise NaasError("not a directory", file=str(p))
     need = ["arch.yaml", "problem.yaml", "map.yaml"]
@@ -790,14 +802,14 @@ def check_energy_table(arch: Architecture, table: EnergyTable) -> None:
             continue
         acts = table.lookup(lvl.name)
         if acts is None:
-            raise NaasError("no ERT entry for storage level", file=table.source,
-                            field=f"ERT.tables[{lvl.ert_name}]", value=lvl.name)
+            raise NaasError(f"no ERT table for storage level '{lvl.name}' (expected one named "
+                            f"like '{lvl.ert_name}')", file=table.source, field="ERT.tables")
         for a in ("read",):
             if a not in acts:
                 raise NaasError(f"ERT entry lacks action '{a}'", file=table.source,
                                 field=f"ERT.tables[{lvl.ert_name}].actions", value=sorted(acts))
     acts = table.lookup(arch.arithmetic.name)
     if acts is None:
-        raise NaasError("no ERT entry for the compute level", file=table.source,
-                        field=f"ERT.tables[{arch.arithmetic.ert_name}]",
-                        value=arch.arithmetic.name)
+        raise NaasError(f"no ERT table for the compute level '{arch.arithmetic.name}' (expected "
+                        f"one named like '{arch.arithmetic.ert_name}')", file=table.source,
+                        field="ERT.tables")
