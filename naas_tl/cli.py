@@ -1,0 +1,308 @@
+"""Command line: `naas-tl evaluate` and `naas-tl compare`.
+
+Both commands only read files. A mistake in the inputs (NaasError, a missing or unreadable
+file, broken YAML) prints one line, `naas-tl: error: <file>: <field>: <message> (got <value>)`,
+on stderr and exits with status 2. Any other exception is a bug in naas_tl and is left to
+raise with its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import NaasError
+from .model import evaluate_case
+from .report import format_summary, to_json_dict
+from .spec import load_case, load_case_dir
+
+PROG = "naas-tl"
+CASE_FILES = ("arch.yaml", "problem.yaml", "map.yaml", "expected.json")
+COUNT_FIELDS = ("reads", "fills", "updates", "reads_total", "fills_total", "updates_total")
+TENSOR_COUNT_FIELDS = COUNT_FIELDS + ("utilized_instances",)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("naas-tl")
+    except Exception:   # running from a source tree that is not installed
+        return "unknown"
+
+
+def default_reference_dir() -> Path:
+    """The reference cases bundled with the package (naas_tl/data/reference)."""
+    here = Path(__file__).resolve().parent / "data" / "reference"
+    if here.is_dir():
+        return here
+    try:   # e.g. an unusual install layout: ask importlib.resources
+        from importlib.resources import files
+        p = Path(str(files("naas_tl") / "data" / "reference"))
+        if p.is_dir():
+            return p
+    except Exception:
+        pass
+    return here
+
+
+# ----------------------------------------------------------------------------------------
+# evaluate
+# ----------------------------------------------------------------------------------------
+
+def _load_from_paths(paths: list[str]):
+    if len(paths) == 1:
+        p = Path(paths[0])
+        if not p.exists():
+            raise NaasError("no such case folder", file=str(p))
+        if not p.is_dir():
+            raise NaasError("expected a case folder (or ARCH PROBLEM MAP [ERT [ART]])",
+                            file=str(p))
+        return load_case_dir(p), p.name
+    if not 3 <= len(paths) <= 5:
+        raise NaasError(f"evaluate takes CASE_DIR or ARCH PROBLEM MAP [ERT [ART]], "
+                        f"got {len(paths)} paths")
+    return load_case(*paths), Path(paths[2]).name
+
+
+def cmd_evaluate(args) -> int:
+    case, title = _load_from_paths(args.paths)
+    result = evaluate_case(case)
+    if args.json:
+        print(json.dumps(to_json_dict(result, case.arch, case.problem), indent=1))
+    else:
+        sys.stdout.write(format_summary(result, case.arch, case.problem, title=title))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# compare
+# ----------------------------------------------------------------------------------------
+
+def find_cases(root: Path) -> list[Path]:
+    """Every folder under root (root included) holding arch, problem, map and expected.json."""
+    if not root.exists():
+        raise NaasError("no such directory", file=str(root))
+    if not root.is_dir():
+        raise NaasError("expected a directory of case folders", file=str(root))
+    found = [root] if all((root / f).is_file() for f in CASE_FILES) else []
+    for arch in sorted(root.rglob("arch.yaml")):
+        d = arch.parent
+        if d != root and all((d / f).is_file() for f in CASE_FILES):
+            found.append(d)
+    return found
+
+
+def rel_err(ours: float, ref: float) -> float:
+    if ours == ref:
+        return 0.0
+    if ref == 0:
+        return math.inf
+    return abs(ours / ref - 1.0)
+
+
+@dataclass
+class CaseReport:
+    name: str
+    rows: list = field(default_factory=list)     # (metric, timeloop, naas_tl, err, ok)
+    count_checks: int = 0
+    count_diffs: list = field(default_factory=list)
+    energy_err: float = 0.0
+    level_err: float = 0.0
+    level_err_name: str = ""
+    cycles_ok: bool = True
+    energy_ok: bool = True
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.cycles_ok and self.energy_ok and not self.count_diffs
+
+
+def _cmp_counts(rep: CaseReport, where: str, ours: dict, ref: dict, keys) -> None:
+    for k in keys:
+        if k not in ref:
+            continue
+        rep.count_checks += 1
+        if k not in ours or ours[k] != ref[k]:
+            rep.count_diffs.append(f"{where}.{k}: Timeloop {ref[k]} naas_tl {ours.get(k)}")
+
+
+def compare_case(name: str, ours: dict, ref: dict, tolerance: float) -> CaseReport:
+    rep = CaseReport(name)
+    rep.cycles_ok = ours["cycles"] == ref["cycles"]
+    rep.rows.append(("cycles", ref["cycles"], ours["cycles"],
+                     rel_err(ours["cycles"], ref["cycles"]), rep.cycles_ok))
+    rep.energy_err = rel_err(ours["energy_pJ"], ref["energy_pJ"])
+    ok = rep.energy_err <= tolerance
+    rep.energy_ok &= ok
+    rep.rows.append(("total energy (pJ)", ref["energy_pJ"], ours["energy_pJ"], rep.energy_err,
+                     ok))
+    ref_lv, our_lv = ref["levels"], ours["levels"]
+    for lname in list(ref_lv) + [n for n in our_lv if n not in ref_lv]:
+        if lname not in our_lv or lname not in ref_lv:
+            side = "naas_tl" if lname not in our_lv else "Timeloop"
+            rep.count_diffs.append(f"{lname}: level not shown by {side}")
+            continue
+        r, o = ref_lv[lname], our_lv[lname]
+        err = rel_err(o["energy_pJ"], r["energy_pJ"])
+        ok = err <= tolerance
+        rep.energy_ok &= ok
+        if err >= rep.level_err:
+            rep.level_err, rep.level_err_name = err, lname
+        rep.rows.append((f"{lname} energy (pJ)", r["energy_pJ"], o["energy_pJ"], err, ok))
+        if lname == ref.get("arithmetic_level"):
+            _cmp_counts(rep, lname, o, r, ("reads", "fills", "updates", "computes",
+                                           "instances"))
+            continue
+        _cmp_counts(rep, lname, o, r, COUNT_FIELDS + ("instances",))
+        r_pt, o_pt = r.get("per_tensor", {}), o.get("per_tensor", {})
+        for t in list(r_pt) + [t for t in o_pt if t not in r_pt]:
+            if t not in o_pt or t not in r_pt:
+                side = "naas_tl" if t not in o_pt else "Timeloop"
+                rep.count_diffs.append(f"{lname}.{t}: tensor not kept by {side}")
+                continue
+            _cmp_counts(rep, f"{lname}.{t}", o_pt[t], r_pt[t], TENSOR_COUNT_FIELDS)
+    return rep
+
+
+def _fmt_num(x) -> str:
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:.2f}"
+
+
+def cmd_compare(args) -> int:
+    root = Path(args.dir) if args.dir else default_reference_dir()
+    tol = args.tolerance
+    if not tol >= 0:
+        raise NaasError("tolerance must be >= 0", field="--tolerance", value=tol)
+    cases = find_cases(root)
+    if not cases:
+        raise NaasError("no case folders (arch.yaml, problem.yaml, map.yaml, expected.json)",
+                        file=str(root))
+    reports: list[CaseReport] = []
+    for d in cases:
+        name = d.relative_to(root).as_posix() if d != root else d.name
+        try:
+            ref = json.loads((d / "expected.json").read_text())
+            case = load_case_dir(d)
+            ours = to_json_dict(evaluate_case(case), case.arch, case.problem)
+            rep = compare_case(name, ours, ref, tol)
+        except NaasError as exc:
+            rep = CaseReport(name, error=str(exc))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            rep = CaseReport(name, error=f"{d / 'expected.json'}: unreadable reference "
+                                         f"({type(exc).__name__}: {exc})")
+        reports.append(rep)
+    _print_compare(reports, tol)
+    errors = [r for r in reports if r.error]
+    for r in errors:
+        print(f"{PROG}: error: {_one_line(r.error)}", file=sys.stderr)
+    if errors:
+        return 2
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _print_compare(reports: list[CaseReport], tol: float) -> None:
+    cw = max(len(r.name) for r in reports + [CaseReport("case")])
+    mw = max([len("counts not exactly equal")]
+             + [len(row[0]) for r in reports for row in r.rows])
+    print(f"{'case':<{cw}}  {'metric':<{mw}} {'Timeloop':>16} {'naas_tl':>16} {'rel.err':>9}")
+    print("-" * (cw + 2 + mw + 1 + 16 + 1 + 16 + 1 + 9))
+    for rep in reports:
+        label = rep.name
+        if rep.error:
+            print(f"{label:<{cw}}  ERROR {_one_line(rep.error)}")
+            continue
+        for metric, tl, ours_v, err, ok in rep.rows:
+            flag = "" if ok else "  <-- MISMATCH"
+            print(f"{label:<{cw}}  {metric:<{mw}} {_fmt_num(tl):>16} {_fmt_num(ours_v):>16} "
+                  f"{err:>9.2e}{flag}")
+            label = ""
+        n_diff = len(rep.count_diffs)
+        flag = "" if not n_diff else "  <-- MISMATCH"
+        print(f"{label:<{cw}}  {'counts not exactly equal':<{mw}} "
+              f"{f'{n_diff} of {rep.count_checks}':>16}{flag}")
+        for diff in rep.count_diffs:
+            print(f"{'':<{cw}}    {diff}")
+    print()
+    ok_reports = [r for r in reports if not r.error]
+    if ok_reports:
+        worst = max(ok_reports, key=lambda r: r.energy_err)
+        print(f"worst total-energy error: {worst.energy_err:.2e} ({worst.name})")
+        worst_l = max(ok_reports, key=lambda r: r.level_err)
+        print(f"worst per-level energy error: {worst_l.level_err:.2e} "
+              f"({worst_l.name}: {worst_l.level_err_name})")
+    n_ok = sum(r.ok for r in reports)
+    print(f"{n_ok}/{len(reports)} cases match (cycles and reads/fills/updates exact, "
+          f"energy within {tol:g} relative)")
+
+
+# ----------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Timeloop-compatible dense evaluator of accelerator mappings (naas_tl).")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    ev = sub.add_parser(
+        "evaluate", help="evaluate one mapping, print a Timeloop-like summary or JSON",
+        description="Evaluate a case folder (arch.yaml, problem.yaml, map.yaml, optional "
+                    "ERT.yaml/ART.yaml) or the files given one by one. Without an ERT every "
+                    "energy is 0.")
+    ev.add_argument("paths", nargs="+", metavar="PATH",
+                    help="CASE_DIR, or ARCH PROBLEM MAP [ERT [ART]]")
+    ev.add_argument("--json", action="store_true",
+                    help="print the expected.json-style figures as JSON")
+    ev.set_defaults(func=cmd_evaluate)
+
+    cp = sub.add_parser(
+        "compare", help="check the evaluator against reference cases with Timeloop results",
+        description="Evaluate every folder under DIR holding arch.yaml, problem.yaml, map.yaml "
+                    "and expected.json, and compare with Timeloop's figures. Exit 1 if any "
+                    "case differs (cycles or counts not exact, energy outside tolerance).")
+    cp.add_argument("dir", nargs="?", metavar="DIR",
+                    help="folder to search (default: the bundled naas_tl/data/reference)")
+    cp.add_argument("--tolerance", type=float, default=0.005,
+                    help="relative energy tolerance (default 0.005)")
+    cp.set_defaults(func=cmd_compare)
+    return p
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NaasError as exc:
+        msg = str(exc)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        msg = f"{where}{exc.strerror or exc}"
+    except yaml.YAMLError as exc:
+        msg = f"malformed YAML: {exc}"
+    except BrokenPipeError:   # e.g. `naas-tl compare | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    print(f"{PROG}: error: {_one_line(msg)}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""naas-tl command line: evaluate, compare, --version and one-line errors (exit 2)."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from naas_tl.cli import main
+
+REF = Path(__file__).resolve().parent.parent / "naas_tl" / "data" / "reference"
+EYERISS = REF / "published" / "ex_eyeriss_like"
+NVDLA = REF / "dev" / "nvdla_16x16_45nm_8b__resnet50_fc1000"
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def copy_case(tmp_path, src=EYERISS, name="case"):
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit(path: Path, old: str, new: str):
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes())
+                                       .hexdigest() if p.is_file() else None)
+            for p in sorted(root.rglob("*"))}
+
+
+# ----------------------------------------------------------------------------------------
+# evaluate
+# ----------------------------------------------------------------------------------------
+
+def test_evaluate_case_dir_prints_summary(capsys):
+    rc, out, err = run(capsys, "evaluate", EYERISS)
+    assert rc == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "ex_eyeriss_like"
+    for want in ("Cycles: 86016", "Utilization: 75.00%", "Energy: 59.23 uJ",
+                 "EDP(J*cycle): 5.10e+00", "fJ/Compute"):
+        assert want in lines
+    assert any(ln.startswith("Level 1: psum_spad") for ln in lines)
+    assert lines[-1].split() == ["Total", "=", "5465.42"]
+
+
+@pytest.mark.parametrize("case_dir", [EYERISS, NVDLA, REF / "published" / "ex_simba_like"],
+                         ids=lambda p: p.name)
+def test_evaluate_json_matches_expected(capsys, case_dir):
+    rc, out, err = run(capsys, "evaluate", case_dir, "--json")
+    assert rc == 0 and err == ""
+    got = json.loads(out)
+    exp = json.loads((case_dir / "expected.json").read_text())
+    assert got["cycles"] == exp["cycles"]
+    assert got["macs"] == exp["macs"]
+    assert got["energy_pJ"] == pytest.approx(exp["energy_pJ"], rel=0.005)
+    assert list(got["levels"]) == list(exp["levels"])
+    for name, lvl in got["levels"].items():
+        assert lvl["energy_pJ"] == pytest.approx(exp["levels"][name]["energy_pJ"], rel=0.005)
+        for k in ("reads", "fills", "updates"):
+            assert lvl[k] == exp["levels"][name][k]
+
+
+def test_evaluate_five_file_form(capsys):
+    files = [EYERISS / f for f in ("arch.yaml", "problem.yaml", "map.yaml", "ERT.yaml",
+                                   "ART.yaml")]
+    rc, out, err = run(capsys, "evaluate", *files, "--json")
+    assert rc == 0 and err == ""
+    got = json.loads(out)
+    assert got["cycles"] == 86016
+    assert got["energy_pJ"] == pytest.approx(59234341.903743, rel=1e-6)
+    # ART is optional; without an ERT every energy is 0 but the counts stay.
+    rc, out4, _ = run(capsys, "evaluate", *files[:4], "--json")
+    assert rc == 0 and json.loads(out4) == got
+    rc, out3, _ = run(capsys, "evaluate", *files[:3], "--json")
+    assert rc == 0
+    no_ert = json.loads(out3)
+    assert no_ert["cycles"] == 86016 and no_ert["energy_pJ"] == 0.0
+    assert no_ert["levels"]["psum_spad"]["reads"] == 57344
+
+
+def test_evaluate_and_compare_write_nothing(capsys, tmp_path, monkeypatch):
+    case = copy_case(tmp_path / "cases")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = snapshot(tmp_path)
+    assert run(capsys, "evaluate", case)[0] == 0
+    assert run(capsys, "evaluate", case, "--json")[0] == 0
+    assert run(capsys, "evaluate", case / "arch.yaml", case / "problem.yaml",
+               case / "map.yaml", case / "ERT.yaml")[0] == 0
+    assert run(capsys, "compare", tmp_path / "cases")[0] == 0
+    assert snapshot(tmp_path) == before
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("naas-tl 0.")
+
+
+# ----------------------------------------------------------------------------------------
+# compare
+# ----------------------------------------------------------------------------------------
+
+def test_compare_bundled_reference(capsys):
+    rc, out, err = run(capsys, "compare")
+    assert rc == 0, out[-3000:]
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[-1].startswith("45/45 cases match")
+    assert lines[-3].startswith("worst total-energy error: ")
+    assert lines[-2].startswith("worst per-level energy error: ")
+    assert "MISMATCH" not in out
+    assert sum(1 for ln in lines if ln.startswith("published/ex_eyeriss_like ")) == 1
+
+
+def test_compare_flags_a_mismatch(capsys, tmp_path):
+    good = copy_case(tmp_path, name="good")
+    bad = copy_case(tmp_path, NVDLA, name="bad")
+    exp = json.loads((bad / "expected.json").read_text())
+    exp["cycles"] += 1
+    exp["levels"]["DRAM"]["per_tensor"]["Inputs"]["reads"] += 3
+    (bad / "expected.json").write_text(json.dumps(exp))
+    rc, out, err = run(capsys, "compare", tmp_path)
+    assert rc == 1 and err == ""
+    assert "1/2 cases match" in out
+    assert "MISMATCH" in out
+    assert "DRAM.Inputs.reads: Timeloop" in out
+    # A single case folder can be compared on its own.
+    rc, out, _ = run(capsys, "compare", good)
+    assert rc == 0 and "1/1 cases match" in out
+
+
+def test_compare_tolerance(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    exp = json.loads((case / "expected.json").read_text())
+    exp["energy_pJ"] *= 1.01
+    (case / "expected.json").write_text(json.dumps(exp))
+    assert run(capsys, "compare", tmp_path)[0] == 1
+    assert run(capsys, "compare", tmp_path, "--tolerance", "0.02")[0] == 0
+
+
+def test_compare_empty_or_missing_dir(capsys, tmp_path):
+    rc, out, err = run(capsys, "compare", tmp_path)
+    assert rc == 2 and err.count("\n") == 1 and str(tmp_path) in err
+    rc, out, err = run(capsys, "compare", tmp_path / "nope")
+    assert rc == 2 and err.count("\n") == 1 and "nope" in err
+
+
+def test_compare_reports_broken_case_and_goes_on(capsys, tmp_path):
+    copy_case(tmp_path, name="a_good")
+    broken = copy_case(tmp_path, name="b_broken")
+    edit(broken / "map.yaml", "factors: C1 M8 R1", "factors: C1 M4 R1")
+    rc, out, err = run(capsys, "compare", tmp_path)
+    assert rc == 2
+    assert "1/2 cases match" in out
+    assert err.count("\n") == 1 and "b_broken/map.yaml" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------------------
+# bad inputs: exit 2, one line on stderr naming the file and the field/value
+# ----------------------------------------------------------------------------------------
+
+def assert_one_line_error(rc, out, err, *needles):
+    assert rc == 2
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("naas-tl: error: ")
+    for n in needles:
+        assert str(n) in err, (n, err)
+
+
+def test_error_malformed_yaml(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    (case / "map.yaml").write_text("mapping:\n  - target: DRAM\n    factors: [C1\n"
+                                   "   type: : temporal\n")
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml", "malformed YAML", "line 4")
+
+
+def test_error_unknown_target_level(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    edit(case / "map.yaml", "  - target: DRAM\n    type: temporal",
+         "  - target: DRAMX\n    type: temporal")
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml", "mapping[15].target", "'DRAMX'",
+                          "unknown target level")
+
+
+def test_error_unknown_directive_key(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    edit(case / "map.yaml", "    factors: C1 M8 R1 S1 N1 P1 Q1\n",
+         "    factors: C1 M8 R1 S1 N1 P1 Q1\n    factor: M8\n")
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml", "mapping[7].factor",
+                          "unknown key")
+
+
+def test_error_factor_product_not_bound(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    edit(case / "map.yaml", "factors: C1 M8 R1", "factors: C1 M4 R1")
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml", "factors.M", "16",
+                          "problem bound is 32")
+
+
+def test_error_tile_over_capacity(capsys, tmp_path):
+    # Move DRAM's M4 into psum_spad (M8 -> M32): products still match, the Outputs tile of
+    # 32 words no longer fits the 16-word psum_spad.
+    case = copy_case(tmp_path)
+    edit(case / "map.yaml", "factors: C1 M8 R1", "factors: C1 M32 R1")
+    edit(case / "map.yaml", "factors: C1 M4 R1 S1 N1 P8 Q2", "factors: C1 M1 R1 S1 N1 P8 Q2")
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml", "psum_spad.capacity", "32",
+                          "capacity 16")
+
+
+def test_error_spatial_over_fanout(capsys, tmp_path):
+    # Q14 -> Q28 across the 14 PE columns, shared_glb Q4 -> Q2 so the product stays 112.
+    case = copy_case(tmp_path)
+    edit(case / "map.yaml", "factors: C1 M1 R1 S1 N1 P1 Q14", "factors: C1 M1 R1 S1 N1 P1 Q28")
+    edit(case / "map.yaml", "factors: C1 M1 R1 S1 N1 P14 Q4", "factors: C1 M1 R1 S1 N1 P14 Q2")
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml", "inter_PE_column_spatial.spatial",
+                          "28x1", "fanout 14x1")
+
+
+def test_error_missing_ert_entry(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    ert = yaml.safe_load((case / "ERT.yaml").read_text())
+    ert["ERT"]["tables"] = [t for t in ert["ERT"]["tables"] if "psum_spad" not in t["name"]]
+    (case / "ERT.yaml").write_text(yaml.safe_dump(ert))
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "ERT.yaml", "ERT.tables", "'psum_spad'")
+
+
+@pytest.mark.parametrize("which", ["dir", "map", "ert"])
+def test_error_missing_file(capsys, tmp_path, which):
+    if which == "dir":
+        rc, out, err = run(capsys, "evaluate", tmp_path / "no_such_case")
+        assert_one_line_error(rc, out, err, tmp_path / "no_such_case")
+        return
+    case = copy_case(tmp_path)
+    files = [case / f for f in ("arch.yaml", "problem.yaml", "map.yaml", "ERT.yaml")]
+    missing = case / ("nomap.yaml" if which == "map" else "noERT.yaml")
+    files[2 if which == "map" else 3] = missing
+    rc, out, err = run(capsys, "evaluate", *files)
+    assert_one_line_error(rc, out, err, missing, "file not found")
+
+
+def test_error_case_dir_lacking_map(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    (case / "map.yaml").unlink()
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml")
+
+
+def test_error_wrong_number_of_paths(capsys):
+    rc, out, err = run(capsys, "evaluate", EYERISS / "arch.yaml", EYERISS / "problem.yaml")
+    assert_one_line_error(rc, out, err, "ARCH PROBLEM MAP")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root reads files whatever their mode")
+def test_error_unreadable_file(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    (case / "ERT.yaml").chmod(0)
+    try:
+        rc, out, err = run(capsys, "evaluate", case)
+    finally:
+        (case / "ERT.yaml").chmod(0o644)
+    assert_one_line_error(rc, out, err, case / "ERT.yaml", "permission denied")
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    """The installed entry point (as `naas-tl` runs it): exit 2, one line, no traceback."""
+    case = copy_case(tmp_path)
+    edit(case / "map.yaml", "factors: C1 M8 R1", "factors: C1 M4 R1")
+    proc = subprocess.run([sys.executable, "-c", "import sys; from naas_tl.cli import main; "
+                           "sys.exit(main())", "evaluate", str(case)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"naas-tl: error: {case / 'map.yaml'}: factors.M: ")
