@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .analysis import analyze, NestResult
 from .errors import MappingInvalid
 from .nest import build_nest, Nest, SPACE_X, SPACE_Y
@@ -19,6 +21,13 @@ READ_ACTIONS = ("random_read", "read")
 FILL_ACTIONS = ("random_fill", "random_write", "fill", "write")
 UPDATE_ACTIONS = ("random_update", "random_write", "update", "write")
 COMPUTE_ACTIONS = ("mac_random", "mult_random", "mac", "mult", "compute")
+
+
+def cround(x):
+    """C++ std::round for the non-negative counts Timeloop rounds (half away from zero)."""
+    if isinstance(x, np.ndarray):
+        return np.floor(x + 0.5)
+    return float(math.floor(x + 0.5))
 
 
 def action_energy(acts: dict | None, names: tuple[str, ...]) -> float:
@@ -185,13 +194,13 @@ def counts_for(tile: _Tile, read_write: bool, outermost_kept: bool):
     if tile.size == 0:
         return 0.0, 0.0, 0.0
     if read_write:
-        updates = round(tile.content)
-        reads = round(tile.content + tile.peer_acc - tile.partition)
-        fills = 0 if outermost_kept else round(tile.share + tile.peer_fills - tile.partition)
-        return float(reads), float(fills), float(updates)
-    reads = round(tile.content + tile.peer_acc)
+        updates = cround(tile.content)
+        reads = cround(tile.content + tile.peer_acc - tile.partition)
+        fills = 0.0 if outermost_kept else cround(tile.share + tile.peer_fills - tile.partition)
+        return reads, fills, updates
+    reads = cround(tile.content + tile.peer_acc)
     fills = 0.0 if outermost_kept else tile.share + tile.peer_fills
-    return float(reads), float(fills), 0.0
+    return reads, fills, 0.0
 
 
 def spatial_expansions(nest: Nest, level: int) -> tuple[int, int]:
