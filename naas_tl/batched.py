@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _dp_kernel
 from .mapping_batch import MappingBatch
 from .model import (READ_ACTIONS, FILL_ACTIONS, UPDATE_ACTIONS, COMPUTE_ACTIONS, action_energy,
                     cround)
@@ -111,7 +112,24 @@ def _count_distinct(keys: np.ndarray, include: np.ndarray) -> np.ndarray:
     return (new & (k != sentinel)).sum(axis=1)
 
 
-def _sequence_dp(n, Z, SUB, KIND, EQ, FULL, cB=None, cC=None):
+def _sequence_dp(n, Z, SUB, KIND, KEY, FULL, cB=None, cC=None, *, compiled=None):
+    """Dispatch to the compiled kernel when numba is installed (same numbers)."""
+    use = _dp_kernel.sequence_dp_kernel is not None if compiled is None else compiled
+    if use and len(n):
+        track = cB is not None
+        M, K = n.shape
+        zeros = np.zeros((M, K))
+        return _dp_kernel.sequence_dp_kernel(
+            np.ascontiguousarray(n, dtype=np.int64), np.ascontiguousarray(Z),
+            np.ascontiguousarray(SUB, dtype=np.int64), np.ascontiguousarray(KIND, dtype=np.int64),
+            np.ascontiguousarray(KEY, dtype=np.int64), np.ascontiguousarray(FULL, dtype=np.float64),
+            zeros if cB is None else np.ascontiguousarray(cB, dtype=np.float64),
+            zeros if cC is None else np.ascontiguousarray(cC, dtype=np.float64), track)
+    EQ = KEY[:, :, None] == KEY[:, None, :]
+    return _sequence_dp_numpy(n, Z, SUB, KIND, EQ, FULL, cB, cC)
+
+
+def _sequence_dp_numpy(n, Z, SUB, KIND, EQ, FULL, cB=None, cC=None):
     """Weighted delta sums over Timeloop's binary-counter visit sequence.
 
     n [M,K] loop bounds inner->outer (1 = absent), Z [M,K] event leaves the tile in place,
@@ -180,33 +198,39 @@ def _sequence_dp(n, Z, SUB, KIND, EQ, FULL, cB=None, cC=None):
 class _Prep:
     """Loop-nest geometry for a batch, shared by all data spaces."""
 
+    @staticmethod
+    def _static_trivial(arch, g, D):
+        """Spatial slots of a level without fanout are always trivial."""
+        li, j = divmod(g, 2 * D)
+        return j < D and math.prod(arch.fanout(li)) == 1
+
     def __init__(self, arch: Architecture, problem: Problem, b: MappingBatch):
         N, L, D = b.temporal.shape
         self.N, self.L, self.D = N, L, D
         G = 2 * D * L
         # Slots in nest order (innermost first): per level D spatial then D temporal slots.
-        dim = np.zeros((N, G), dtype=np.int64)
-        end = np.ones((N, G), dtype=np.int64)
-        xflag = np.zeros((N, G), dtype=bool)
-        for li in range(L):
-            base = 2 * D * li
-            sp = b.spatial_perm[:, li, :]
-            dim[:, base:base + D] = sp
-            end[:, base:base + D] = np.take_along_axis(b.spatial[:, li, :], sp, axis=1)
-            xflag[:, base:base + D] = np.arange(D)[None, :] < b.split[:, li][:, None]
-            tp = b.temporal_perm[:, li, :]
-            dim[:, base + D:base + 2 * D] = tp
-            end[:, base + D:base + 2 * D] = np.take_along_axis(b.temporal[:, li, :], tp, axis=1)
+        dim = np.stack([b.spatial_perm, b.temporal_perm], axis=2).reshape(N, G)
+        end = np.stack([np.take_along_axis(b.spatial, b.spatial_perm, axis=2),
+                        np.take_along_axis(b.temporal, b.temporal_perm, axis=2)],
+                       axis=2).reshape(N, G)
+        xflag = np.stack([np.arange(D)[None, None, :] < b.split[:, :, None],
+                          np.zeros((N, L, D), dtype=bool)], axis=2).reshape(N, G)
         self.dim, self.end, self.xflag = dim, end, xflag
         self.slot_level = np.repeat(np.arange(L), 2 * D)
         self.slot_spatial = np.tile(np.r_[np.ones(D, bool), np.zeros(D, bool)], L)
         # Vector stride of each slot: product of the ends of inner slots of the same dim.
-        onehot = dim[:, :, None] == np.arange(D)[None, None, :]              # [N, G, D]
-        factors = np.where(onehot, end[:, :, None], 1)
-        incl = np.cumprod(factors, axis=1)
-        excl = np.concatenate([np.ones((N, 1, D), dtype=np.int64), incl[:, :-1, :]], axis=1)
-        self.vs = np.take_along_axis(excl, dim[:, :, None], axis=2)[:, :, 0]   # [N, G]
-        self.onehot = onehot
+        skip = np.array([self._static_trivial(arch, g, D) for g in range(G)])
+        if _dp_kernel.vector_strides_kernel is not None:
+            self.vs = _dp_kernel.vector_strides_kernel(dim, end, skip, D)
+        else:
+            vs = np.ones((N, G), dtype=np.int64)
+            run = np.ones((N, D), dtype=np.int64)
+            rows = np.arange(N)
+            for g in np.nonzero(~skip)[0]:
+                dg = dim[:, g]
+                vs[:, g] = run[rows, dg]
+                run[rows, dg] *= end[:, g]
+            self.vs = vs
         # Extents per level boundary (all factors at or below) and at the master spatial loop.
         tot = b.temporal * b.spatial
         self.ext = np.cumprod(tot, axis=1)                                     # [N, L, D]
@@ -215,8 +239,8 @@ class _Prep:
         self.fanout = b.spatial.prod(axis=2)                                   # [N, L]
         xs = np.where(xflag, end, 1)
         ys = np.where(~xflag & self.slot_spatial[None, :], end, 1)
-        lvl_x = np.stack([xs[:, self.slot_level == li].prod(axis=1) for li in range(L)], 1)
-        lvl_y = np.stack([ys[:, self.slot_level == li].prod(axis=1) for li in range(L)], 1)
+        lvl_x = xs.reshape(N, L, 2 * D).prod(axis=2)
+        lvl_y = ys.reshape(N, L, 2 * D).prod(axis=2)
         self.lvl_x, self.lvl_y = lvl_x, lvl_y
         # Expansion of the instances in use at each level: spatial factors of levels above.
         rx = np.cumprod(lvl_x[:, ::-1], axis=1)[:, ::-1]
@@ -228,34 +252,61 @@ class _Prep:
         self.replication = self.x_exp * self.y_exp
         self.temporal_product = b.temporal.prod(axis=(1, 2))
 
-    def events(self, child: int, rows=None):
-        """Nontrivial temporal slots above `child`'s boundary, compacted inner->outer.
+        # All nontrivial temporal loops, compacted in nest order (innermost first).
+        t_end = end.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
+        t_dim = dim.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
+        t_vs = self.vs.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
+        t_lvl = np.broadcast_to(np.repeat(np.arange(L), D), t_end.shape)
+        order = np.argsort(t_end <= 1, axis=1, kind="stable")
+        t_end = np.take_along_axis(t_end, order, axis=1)
+        K = max(1, int((t_end > 1).sum(axis=1).max(initial=0)))
+        order = order[:, :K]
+        self.ev_n = t_end[:, :K]
+        self.ev_level = np.where(self.ev_n > 1, np.take_along_axis(t_lvl, order, axis=1), L)
+        ev_dim = np.take_along_axis(t_dim, order, axis=1)
+        ev_vs = np.take_along_axis(t_vs, order, axis=1)
+        self.ev_dim = np.ascontiguousarray(ev_dim)
+        self.ev_vs = np.where(self.ev_n > 1, ev_vs, 0)
+        self.ev_n = np.ascontiguousarray(self.ev_n)
+        self._cache = {}
 
-        Returns (n [M,K], tau [M,K,D] op-space translation of each event)."""
-        sel = (~self.slot_spatial) & (self.slot_level > child)
-        idx = np.nonzero(sel)[0]
-        end = self.end[:, idx] if rows is None else self.end[rows][:, idx]
-        dim = self.dim[:, idx] if rows is None else self.dim[rows][:, idx]
-        vs = self.vs[:, idx] if rows is None else self.vs[rows][:, idx]
-        return self._compact(end, dim, vs)
+    def coef(self, proj) -> np.ndarray:
+        """Projection matrix [D, Kd]: data-space coordinate k = sum_d coef[d, k] * index_d."""
+        coef = np.zeros((self.D, len(proj)), dtype=np.int64)
+        for k, expr in enumerate(proj):
+            for d, c in expr:
+                coef[d, k] += c
+        return coef
 
-    def _compact(self, end, dim, vs):
-        M, G = end.shape
-        order = np.argsort(end <= 1, axis=1, kind="stable")
-        end = np.take_along_axis(end, order, axis=1)
-        dim = np.take_along_axis(dim, order, axis=1)
-        vs = np.take_along_axis(vs, order, axis=1)
-        K = max(1, int((end > 1).sum(axis=1).max(initial=0)))
-        end, dim, vs = end[:, :K], dim[:, :K], vs[:, :K]
-        step = np.where(end > 1, vs, 0)[:, :, None] * (dim[:, :, None] == np.arange(self.D))
-        reset = np.cumsum(step, axis=1) - step                 # sum of inner loops' steps
-        tau = step - reset
-        return end, tau
+    def loops_above(self, child: int) -> np.ndarray:
+        """Bounds [N, K] of the temporal loops above `child`'s boundary (child=-1: all),
+        inner->outer, with 1 in place of loops at or below the child."""
+        key = ("n", child)
+        if key not in self._cache:
+            self._cache[key] = np.where(self.ev_level > child, self.ev_n, 1)
+        return self._cache[key]
+
+    def translations(self, child: int, proj) -> np.ndarray:
+        """Data-space translation [N, K, Kd] of the child tile when each loop above it steps
+        (that loop moves forward one step, every loop inside it but above the child resets)."""
+        key = ("t", child, tuple(proj))
+        if key not in self._cache:
+            pkey = ("pstep", tuple(proj))
+            if pkey not in self._cache:
+                self._cache[pkey] = self.coef(proj)[self.ev_dim] * self.ev_vs[:, :, None]
+            ps = np.where((self.ev_level > child)[:, :, None], self._cache[pkey], 0)
+            self._cache[key] = 2 * ps - np.cumsum(ps, axis=1)
+        return self._cache[key]
 
 
 def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
-                   energy: EnergyTable | None = None) -> BatchResult:
+                   energy: EnergyTable | None = None, *, compiled: bool | None = None
+                   ) -> BatchResult:
+    """Evaluate every mapping of `batch`. `compiled`: use the numba kernels (default: when
+    numba is installed); False forces the pure-numpy path. Both give the same numbers."""
     energy = energy or EnergyTable(energy={})
+    if compiled is None:
+        compiled = _dp_kernel.child_delta_sums_kernel is not None
     b = batch
     N, L, D = b.temporal.shape
     T = len(problem.data_spaces)
@@ -294,24 +345,50 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
     link = np.zeros((N, L, T))
     has_master = p.fanout > 1
     for pv, pr in enumerate(projs):
-        dsz = np.array([max(1, sum(abs(c) * (bd - 1) for d, c in expr for bd in
-                                   [problem.bounds[d]])) for expr in pr])
-        packer = _Packer(dsz * 2)
+        packer = _Packer([max(1, sum(abs(c) * (problem.bounds[d] - 1) for d, c in expr))
+                          for expr in pr])
+        if compiled and L > 1:
+            coef = p.coef(pr)
+            f_all = _dp_kernel.child_delta_sums_kernel(p.ev_n, p.ev_level, p.ev_dim, p.ev_vs,
+                                                       coef, coef, p.ext, L - 1)
         for s in range(L):
-            groups, tmax, tkeys = _spatial_groups(arch, p, s, pr, packer)
             if s == 0:
                 F = p.temporal_product.astype(np.float64)       # one visit per time step
+            elif compiled:
+                F = f_all[:, s - 1]
             else:
-                F = _child_delta_sum(p, s - 1, pr, sizes[:, s - 1, pv])
-            tot_s = np.where(has_master[:, s], groups * F, F)
-            w_s = np.where(has_master[:, s], p.fanout[:, s] * F, F)
+                F = _child_delta_sum(p, s - 1, pr, sizes[:, s - 1, pv], packer)
             lk = np.zeros(N)
-            adj = _links(arch, p, s, pv, pr, groups, tmax, tkeys, sizes)
-            if adj is not None:
-                rows, dB, dC = adj
-                tot_s[rows] -= dB
-                w_s[rows] -= dC
-                lk[rows] += dC
+            if compiled and math.prod(arch.fanout(s)) > 1:
+                sl = np.nonzero(p.slot_level == s)[0][:p.D]
+                pc, pp = _neighbour_pairs(arch, s)
+                groups, dB, dC = _dp_kernel.spatial_links_kernel(
+                    np.ascontiguousarray(p.end[:, sl]), np.ascontiguousarray(p.dim[:, sl]),
+                    np.ascontiguousarray(p.vs[:, sl]), p.fanout[:, s].copy(), p.coef(pr),
+                    np.array(packer.offsets, dtype=np.int64),
+                    np.array(packer.shifts, dtype=np.int64), pc, pp, p.ev_n, p.ev_level,
+                    p.ev_dim, p.ev_vs, p.ext, s - 1)
+                tot_s = np.where(has_master[:, s], groups * F, F) - dB
+                w_s = np.where(has_master[:, s], p.fanout[:, s] * F, F) - dC
+                lk = dC
+                sg = False
+            else:
+                sg = _spatial_groups(arch, p, s, pr, packer)
+            if sg is False:
+                pass
+            elif sg is None:
+                tot_s = F
+                w_s = F
+            else:
+                groups, tmax, tinfo = sg
+                tot_s = np.where(has_master[:, s], groups * F, F)
+                w_s = np.where(has_master[:, s], p.fanout[:, s] * F, F)
+                adj = _links(arch, p, s, pv, pr, groups, tmax, tinfo, sizes, packer)
+                if adj is not None:
+                    rows, dB, dC = adj
+                    tot_s[rows] -= dB
+                    w_s[rows] -= dC
+                    lk[rows] += dC
             total[:, s, pv] = tot_s
             weighted[:, s, pv] = w_s
             link[:, s, pv] = lk
@@ -441,28 +518,38 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
                                             0.0))
 
 
+def _instance_offsets(arch, p: _Prep, s: int):
+    """Op-space offset of each of level s's spatial instances [N, F, D] and which exist."""
+    key = ("inst", s)
+    if key not in p._cache:
+        N = p.N
+        F = math.prod(arch.fanout(s))
+        sl = np.nonzero(p.slot_level == s)[0][:p.D]      # the level's spatial slots
+        idx = np.arange(F)
+        rem = np.broadcast_to(idx, (N, F)).copy()
+        t_op = np.zeros((N, F, p.D), dtype=np.int64)
+        rows = np.arange(N)[:, None]
+        cols = idx[None, :]
+        for j in sl:                                      # innermost slot = least significant
+            e = p.end[:, j][:, None]
+            digit = rem % e
+            rem //= e
+            # A level's spatial slots cover each dim once, so plain assignment suffices.
+            t_op[rows, cols, p.dim[:, j][:, None]] = digit * p.vs[:, j][:, None]
+        valid = idx[None, :] < p.fanout[:, s][:, None]
+        p._cache[key] = (t_op, valid)
+    return p._cache[key]
+
+
 def _spatial_groups(arch, p: _Prep, s: int, proj, packer):
     """Distinct data-space translations among level s's spatial instances (multicast groups).
 
-    Returns (groups [N], tmax [N, Kd] span of the translations, (keys, valid, t))."""
-    N = p.N
-    fxs, fys = arch.fanout(s)
-    F = fxs * fys
-    sl = np.nonzero(p.slot_level == s)[0][:p.D]          # the level's spatial slots
-    end = p.end[:, sl]
-    dim = p.dim[:, sl]
-    vs = p.vs[:, sl]
-    idx = np.arange(F)
-    rem = np.broadcast_to(idx, (N, F)).copy()
-    t_op = np.zeros((N, F, p.D), dtype=np.int64)
-    for j in range(p.D):                                  # innermost slot = least significant
-        e = end[:, j][:, None]
-        digit = rem % e
-        rem //= e
-        t_op += (digit * vs[:, j][:, None])[:, :, None] * (dim[:, j][:, None, None]
-                                                            == np.arange(p.D))
+    Returns (groups [N], tmax [N, Kd] span of the translations, (keys, valid, t)), or
+    None when the level has no fanout."""
+    if math.prod(arch.fanout(s)) == 1:
+        return None
+    t_op, valid = _instance_offsets(arch, p, s)
     t = _project(t_op, proj)                              # [N, F, K]
-    valid = idx[None, :] < p.fanout[:, s][:, None]
     keys = packer(t)
     groups = _count_distinct(keys, valid)
     big = np.iinfo(np.int64).max
@@ -471,33 +558,43 @@ def _spatial_groups(arch, p: _Prep, s: int, proj, packer):
     return groups, tmax, (keys, valid, t)
 
 
-def _child_delta_sum(p: _Prep, child: int, proj, full):
-    """Sum over all visits of the child tile's delta, weighted (Timeloop's fills of child)."""
-    n, tau = p.events(child)
-    t = _project(tau, proj)                                # [N, K, Kd]
-    E = np.stack([1 + sum(c * (p.ext[:, child, d] - 1) for d, c in expr) for expr in proj],
-                 axis=1)                                   # [N, Kd]
+def _occurrences(n):
+    """Weighted number of visits entered through each loop: (n_e - 1) * prod of outer n."""
+    outer = np.ones_like(n)
+    outer[:, :-1] = np.cumprod(n[:, :0:-1], axis=1)[:, ::-1]
+    return (n - 1) * outer
+
+
+def _event_geometry(t, E, full):
+    """Per event: zero move, delta size under subtraction, and its kind (1 tile, 2 slab)."""
     nz = t != 0
     nnz = nz.sum(axis=2)
-    zero = nnz == 0
     k1 = np.argmax(nz, axis=2)
     mag = np.abs(np.take_along_axis(t, k1[:, :, None], axis=2)[:, :, 0])
     ek = np.take_along_axis(E, k1, axis=1)
     partial = (nnz == 1) & (mag < ek)
-    full = full.astype(np.int64)
     sub = np.where(partial, (full[:, None] // np.maximum(ek, 1)) * mag, full[:, None])
-    kind = np.where(partial, 2, 1)
+    return nnz == 0, partial, sub, np.where(partial, 2, 1)
+
+
+def _child_delta_sum(p: _Prep, child: int, proj, full, packer):
+    """Sum over all visits of the child tile's delta, weighted (Timeloop's fills of child)."""
+    n = p.loops_above(child)
+    t = p.translations(child, proj)                        # [N, K, Kd]
+    full = full.astype(np.int64)
     active = n > 1
-    # Closed form where no visit can see a partial overlap.
-    easy = ~(partial & active).any(axis=1)
-    occ = (n - 1) * np.concatenate([np.cumprod(n[:, ::-1], axis=1)[:, ::-1][:, 1:],
-                                    np.ones((n.shape[0], 1), dtype=np.int64)], axis=1)
-    A = full * (1 + np.where(active & ~zero, occ, 0).sum(axis=1)).astype(np.float64)
-    hard = np.nonzero(~easy)[0]
+    occ = np.where(active, _occurrences(n), 0)
+    if all(len(expr) == 1 for expr in proj):
+        # Every data-space dim is one index: a moved tile never overlaps its predecessor.
+        moved = (t != 0).any(axis=2)
+        return full * (1 + np.where(moved, occ, 0).sum(axis=1)).astype(np.float64)
+    E = np.stack([1 + sum(c * (p.ext[:, child, d] - 1) for d, c in expr) for expr in proj],
+                 axis=1)                                   # [N, Kd]
+    zero, partial, sub, kind = _event_geometry(t, E, full)
+    A = full * (1 + np.where(~zero, occ, 0).sum(axis=1)).astype(np.float64)
+    hard = np.nonzero((partial & active).any(axis=1))[0]
     if len(hard):
-        th = t[hard]
-        EQ = (th[:, :, None, :] == th[:, None, :, :]).all(axis=3)
-        Ah, _, _ = _sequence_dp(n[hard], zero[hard], sub[hard], kind[hard], EQ,
+        Ah, _, _ = _sequence_dp(n[hard], zero[hard], sub[hard], kind[hard], packer(t[hard]),
                                 full[hard].astype(np.float64))
         A[hard] = Ah
     return A
@@ -519,7 +616,7 @@ def _neighbour_pairs(arch, s):
     return np.array(cur, dtype=np.int64), np.array(prev, dtype=np.int64)
 
 
-def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes):
+def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer):
     """Link-transfer corrections at level s's master spatial loop, or None if none can occur.
 
     Returns (rows, dTotal, dLink) for the affected mappings."""
@@ -529,8 +626,8 @@ def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes):
     keys, valid, t_inst = tinfo
     points = (s == 0)
     child = s - 1
-    n, tau = p.events(child if not points else -1)
-    t = _project(tau, proj)                                  # [N, K, Kd]
+    n = p.loops_above(child if not points else -1)
+    t = p.translations(child if not points else -1, proj)    # [N, K, Kd]
     active = n > 1
     zero = ~(t != 0).any(axis=2)
     small = (np.abs(t) <= tmax[:, None, :]).all(axis=2)
@@ -566,9 +663,7 @@ def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes):
     cC[rows_n[beneficial], ev[beneficial]] = n_reused[beneficial]
     rows = np.unique(rows_n[beneficial])
     if points:
-        occ = (n - 1) * np.concatenate([np.cumprod(n[:, ::-1], axis=1)[:, ::-1][:, 1:],
-                                        np.ones((N, 1), dtype=np.int64)], axis=1)
-        occ = np.where(active, occ, 0)
+        occ = np.where(active, _occurrences(n), 0)
         dB = (cB * occ).sum(axis=1)[rows]
         dC = (cC * occ).sum(axis=1)[rows]
         return rows, dB, dC
@@ -576,16 +671,8 @@ def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes):
     E = np.stack([1 + sum(c * (p.ext[rows, child, d] - 1) for d, c in expr) for expr in proj],
                  axis=1)
     tr = t[rows]
-    nz = tr != 0
-    nnz = nz.sum(axis=2)
-    k1 = np.argmax(nz, axis=2)
-    mag = np.abs(np.take_along_axis(tr, k1[:, :, None], axis=2)[:, :, 0])
-    ek = np.take_along_axis(E, k1, axis=1)
-    partial = (nnz == 1) & (mag < ek)
     full = sizes[rows, child, pv].astype(np.int64)
-    sub = np.where(partial, (full[:, None] // np.maximum(ek, 1)) * mag, full[:, None])
-    kind = np.where(partial, 2, 1)
-    EQ = (tr[:, :, None, :] == tr[:, None, :, :]).all(axis=3)
-    _, dB, dC = _sequence_dp(n[rows], nnz == 0, sub, kind, EQ, full.astype(np.float64),
+    zero_r, _, sub, kind = _event_geometry(tr, E, full)
+    _, dB, dC = _sequence_dp(n[rows], zero_r, sub, kind, packer(tr), full.astype(np.float64),
                              cB[rows], cC[rows])
     return rows, dB, dC

@@ -1,0 +1,444 @@
+"""Compiled per-mapping version of batched._sequence_dp (optional: needs numba).
+
+The arithmetic is the same, in the same order, as the numpy version, so results are
+bit-identical; tests run both. Rows run in parallel over the machine's cores."""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from numba import njit, prange
+except ImportError:          # pragma: no cover - numba is an optional accelerator
+    njit = None
+
+if njit is not None:
+    @njit(cache=True, parallel=True)
+    def sequence_dp_kernel(n, Z, SUB, KIND, KEY, FULL, cB, cC, track):
+        M, K = n.shape
+        NK = 3 if track else 1
+        S = (K + 1) * NK
+        A = np.empty(M)
+        Bo = np.zeros(M)
+        Co = np.zeros(M)
+        for r in prange(M):
+            f = np.arange(S)
+            cost = np.zeros((S, 3))
+            f2 = np.empty(S, dtype=np.int64)
+            cost2 = np.empty((S, 3))
+            ev_next = np.empty(S, dtype=np.int64)
+            ev_cost = np.zeros((S, 3))
+            full = FULL[r]
+            for e in range(K):
+                ne = n[r, e]
+                if ne <= 1:
+                    continue
+                for st in range(S):
+                    ts = st // NK
+                    kind = st % NK
+                    match = ts == 0 or KEY[r, ts - 1] == KEY[r, e]
+                    if Z[r, e]:
+                        delta = 0.0
+                        nk = 0
+                        nts = ts
+                    elif match:
+                        delta = float(SUB[r, e])
+                        nk = KIND[r, e]
+                        nts = e + 1
+                    else:
+                        delta = full
+                        nk = 1
+                        nts = 0
+                    if not track:
+                        nk = 0
+                    ev_next[st] = nts * NK + nk
+                    ev_cost[st, 0] = delta
+                    if track:
+                        if (not Z[r, e]) and nk == kind and kind > 0:
+                            ev_cost[st, 1] = cB[r, e] * delta
+                            ev_cost[st, 2] = cC[r, e] * delta
+                        else:
+                            ev_cost[st, 1] = 0.0
+                            ev_cost[st, 2] = 0.0
+                w = float(ne - 1)
+                for st in range(S):
+                    a = f[st]
+                    b = ev_next[a]
+                    f2[st] = f[b]
+                    for k in range(3):
+                        cost2[st, k] = cost[st, k] + w * (ev_cost[a, k] + cost[b, k])
+                f, f2 = f2, f
+                cost, cost2 = cost2, cost
+            start = 1 if track else 0
+            A[r] = full + cost[start, 0]
+            Bo[r] = cost[start, 1]
+            Co[r] = cost[start, 2]
+        return A, Bo, Co
+else:
+    sequence_dp_kernel = None
+
+
+if njit is not None:
+    @njit(cache=True)
+    def _dp_row(nn, tt, zz, sub, kind, full, K, Kd, f, f2, cost, cost2, ev_next, ev_cost):
+        """The sequence DP for one row over its K events (no link tracking)."""
+        S = K + 1
+        for st in range(S):
+            f[st] = st
+            cost[st] = 0.0
+        for e in range(K):
+            for st in range(S):
+                if zz[e]:
+                    ev_next[st] = st
+                    ev_cost[st] = 0.0
+                    continue
+                match = True
+                if st > 0:
+                    for k in range(Kd):
+                        if tt[st - 1, k] != tt[e, k]:
+                            match = False
+                            break
+                if match:
+                    ev_next[st] = e + 1
+                    ev_cost[st] = float(sub[e])
+                else:
+                    ev_next[st] = 0
+                    ev_cost[st] = full
+            w = float(nn[e] - 1)
+            for st in range(S):
+                a = f[st]
+                b = ev_next[a]
+                f2[st] = f[b]
+                cost2[st] = cost[st] + w * (ev_cost[a] + cost[b])
+            for st in range(S):
+                f[st] = f2[st]
+                cost[st] = cost2[st]
+        return full + cost[0]
+
+    @njit(cache=True, parallel=True)
+    def child_delta_sums_kernel(ev_n, ev_level, ev_dim, ev_vs, coef, span_coef, ext, n_child):
+        """Weighted delta sums of every child level's tile for one data space.
+
+        ev_* [N, Kg]: all nontrivial temporal loops inner->outer (level, dim, vector stride);
+        coef [D, Kd]: projection; ext [N, L, D]: op-space extents at each level boundary.
+        Returns [N, n_child] float (same numbers as batched._child_delta_sum)."""
+        N, Kg = ev_n.shape
+        D, Kd = coef.shape
+        out = np.empty((N, n_child))
+        for r in prange(N):
+            tt = np.zeros((Kg, Kd), dtype=np.int64)
+            nn = np.empty(Kg, dtype=np.int64)
+            zz = np.empty(Kg, dtype=np.bool_)
+            sub = np.empty(Kg, dtype=np.int64)
+            kind = np.empty(Kg, dtype=np.int64)
+            E = np.empty(Kd, dtype=np.int64)
+            run = np.zeros(Kd, dtype=np.int64)
+            f = np.empty(Kg + 1, dtype=np.int64)
+            f2 = np.empty(Kg + 1, dtype=np.int64)
+            cost = np.empty(Kg + 1)
+            cost2 = np.empty(Kg + 1)
+            ev_next = np.empty(Kg + 1, dtype=np.int64)
+            ev_cost = np.empty(Kg + 1)
+            for c in range(n_child):
+                # Child tile extents in data space and its size.
+                full_i = 1
+                for k in range(Kd):
+                    span = 1
+                    for d in range(D):
+                        span += span_coef[d, k] * (ext[r, c, d] - 1)
+                    E[k] = span
+                    full_i *= span
+                full = float(full_i)
+                # Events above the child, their translations and overlap geometry.
+                K = 0
+                for k in range(Kd):
+                    run[k] = 0
+                any_partial = False
+                for e in range(Kg):
+                    if ev_n[r, e] <= 1 or ev_level[r, e] <= c:
+                        continue
+                    nz = 0
+                    k1 = 0
+                    for k in range(Kd):
+                        ps = coef[ev_dim[r, e], k] * ev_vs[r, e]
+                        tt[K, k] = ps - run[k]
+                        run[k] += ps
+                        if tt[K, k] != 0:
+                            if nz == 0:
+                                k1 = k
+                            nz += 1
+                    nn[K] = ev_n[r, e]
+                    zz[K] = nz == 0
+                    mag = abs(tt[K, k1])
+                    if nz == 1 and mag < E[k1]:
+                        sub[K] = (full_i // E[k1]) * mag
+                        kind[K] = 2
+                        any_partial = True
+                    else:
+                        sub[K] = full_i
+                        kind[K] = 1
+                    K += 1
+                if not any_partial:
+                    occ_sum = 0
+                    outer = 1
+                    for e in range(K - 1, -1, -1):
+                        if not zz[e]:
+                            occ_sum += (nn[e] - 1) * outer
+                        outer *= nn[e]
+                    out[r, c] = full * float(1 + occ_sum)
+                else:
+                    out[r, c] = _dp_row(nn, tt, zz, sub, kind, full, K, Kd, f, f2, cost,
+                                        cost2, ev_next, ev_cost)
+        return out
+else:
+    child_delta_sums_kernel = None
+
+
+if njit is not None:
+    @njit(cache=True)
+    def _track_dp_row(nn, cls, zz, sub, kind, full, cB, cC, K, f, f2, cost, cost2,
+                      ev_next, ev_cost):
+        """Sequence DP with delta-kind tracking for one row; returns (B, C) link sums."""
+        NK = 3
+        S = (K + 1) * NK
+        for st in range(S):
+            f[st] = st
+            for k in range(3):
+                cost[st, k] = 0.0
+        for e in range(K):
+            for st in range(S):
+                ts = st // NK
+                kd = st % NK
+                if zz[e]:
+                    nts = ts
+                    nk = 0
+                    delta = 0.0
+                elif ts == 0 or cls[ts - 1] == cls[e]:
+                    nts = e + 1
+                    nk = kind[e]
+                    delta = float(sub[e])
+                else:
+                    nts = 0
+                    nk = 1
+                    delta = full
+                ev_next[st] = nts * NK + nk
+                ev_cost[st, 0] = delta
+                if (not zz[e]) and nk == kd and kd > 0:
+                    ev_cost[st, 1] = cB[e] * delta
+                    ev_cost[st, 2] = cC[e] * delta
+                else:
+                    ev_cost[st, 1] = 0.0
+                    ev_cost[st, 2] = 0.0
+            w = float(nn[e] - 1)
+            for st in range(S):
+                a = f[st]
+                b = ev_next[a]
+                f2[st] = f[b]
+                for k in range(3):
+                    cost2[st, k] = cost[st, k] + w * (ev_cost[a, k] + cost[b, k])
+            for st in range(S):
+                f[st] = f2[st]
+                for k in range(3):
+                    cost[st, k] = cost2[st, k]
+        return cost[1, 1], cost[1, 2]
+
+    @njit(cache=True, parallel=True)
+    def spatial_links_kernel(sp_end, sp_dim, sp_vs, fanout, coef, offsets, shifts,
+                             pair_cur, pair_prev, ev_n, ev_level, ev_dim, ev_vs, ext, child):
+        """Multicast groups and link-transfer corrections of one spatial level, one data space.
+
+        sp_* [N, D]: the level's spatial slots innermost first; fanout [N]: instances in use;
+        child: the level below (-1: the spatial loops feed the compute units, deltas are
+        points). Returns groups [N], dTotal [N], dLink [N] (batched._spatial_groups/_links)."""
+        N, D = sp_end.shape
+        Kd = coef.shape[1]
+        F = 1
+        P = pair_cur.shape[0]
+        Kg = ev_n.shape[1]
+        groups = np.zeros(N, dtype=np.int64)
+        dB = np.zeros(N)
+        dC = np.zeros(N)
+        Fmax = 1 + max(pair_cur.max() if P else 0, pair_prev.max() if P else 0)
+        for r in prange(N):
+            Fr = fanout[r]
+            Fa = max(Fr, Fmax)
+            T = np.zeros((Fa, Kd), dtype=np.int64)
+            keys = np.empty(Fr, dtype=np.int64)
+            for i in range(Fr):
+                rem = i
+                for j in range(D):
+                    e = sp_end[r, j]
+                    digit = rem % e
+                    rem //= e
+                    if digit:
+                        for k in range(Kd):
+                            T[i, k] += digit * sp_vs[r, j] * coef[sp_dim[r, j], k]
+                key = 0
+                for k in range(Kd):
+                    key |= (T[i, k] + offsets[k]) << shifts[k]
+                keys[i] = key
+            sk = np.sort(keys)
+            g = 1
+            for i in range(1, Fr):
+                if sk[i] != sk[i - 1]:
+                    g += 1
+            groups[r] = g
+            if Fr <= 1 or P == 0:
+                continue
+            tmax = np.empty(Kd, dtype=np.int64)
+            for k in range(Kd):
+                lo = T[0, k]
+                hi = T[0, k]
+                for i in range(1, Fr):
+                    lo = min(lo, T[i, k])
+                    hi = max(hi, T[i, k])
+                tmax[k] = hi - lo
+            # Events above the child and their translations.
+            tt = np.zeros((Kg, Kd), dtype=np.int64)
+            nn = np.empty(Kg, dtype=np.int64)
+            zz = np.empty(Kg, dtype=np.bool_)
+            cB = np.zeros(Kg)
+            cC = np.zeros(Kg)
+            run = np.zeros(Kd, dtype=np.int64)
+            K = 0
+            any_b = False
+            reused = np.zeros(Fr, dtype=np.bool_)
+            for e in range(Kg):
+                if ev_n[r, e] <= 1 or ev_level[r, e] <= child:
+                    continue
+                nz = 0
+                small = True
+                for k in range(Kd):
+                    ps = coef[ev_dim[r, e], k] * ev_vs[r, e]
+                    tt[K, k] = ps - run[k]
+                    run[k] += ps
+                    if tt[K, k] != 0:
+                        nz += 1
+                    if abs(tt[K, k]) > tmax[k]:
+                        small = False
+                nn[K] = ev_n[r, e]
+                zz[K] = nz == 0
+                if small and (child < 0 or nz > 0):
+                    n_reused = 0
+                    for i in range(Fr):
+                        reused[i] = False
+                    for q in range(P):
+                        ci = pair_cur[q]
+                        pi = pair_prev[q]
+                        if ci >= Fr or pi >= Fr:
+                            continue
+                        same = True
+                        for k in range(Kd):
+                            if T[pi, k] - T[ci, k] != tt[K, k]:
+                                same = False
+                                break
+                        if same and not reused[ci]:
+                            reused[ci] = True
+                            n_reused += 1
+                    if n_reused > 0:
+                        m = 0
+                        for i in range(Fr):
+                            if not reused[i]:
+                                keys[m] = 0
+                                for k in range(Kd):
+                                    keys[m] |= (T[i, k] + offsets[k]) << shifts[k]
+                                m += 1
+                        g_rem = 0
+                        if m > 0:
+                            sk2 = np.sort(keys[:m])
+                            g_rem = 1
+                            for i in range(1, m):
+                                if sk2[i] != sk2[i - 1]:
+                                    g_rem += 1
+                        if g_rem < g:
+                            cB[K] = float(g - g_rem)
+                            cC[K] = float(n_reused)
+                            any_b = True
+                K += 1
+            if not any_b:
+                continue
+            if child < 0:
+                outer = 1
+                sb = 0.0
+                sc = 0.0
+                occs = np.empty(K, dtype=np.int64)
+                for e in range(K - 1, -1, -1):
+                    occs[e] = (nn[e] - 1) * outer
+                    outer *= nn[e]
+                for e in range(K):
+                    sb += cB[e] * occs[e]
+                    sc += cC[e] * occs[e]
+                dB[r] = sb
+                dC[r] = sc
+                continue
+            # Box deltas: overlap geometry of the child tile, then the kind-tracking DP.
+            E = np.empty(Kd, dtype=np.int64)
+            full_i = 1
+            for k in range(Kd):
+                span = 1
+                for d in range(coef.shape[0]):
+                    span += coef[d, k] * (ext[r, child, d] - 1)
+                E[k] = span
+                full_i *= span
+            sub = np.empty(K, dtype=np.int64)
+            kind = np.empty(K, dtype=np.int64)
+            cls = np.empty(K, dtype=np.int64)
+            for e in range(K):
+                nz = 0
+                k1 = 0
+                for k in range(Kd):
+                    if tt[e, k] != 0:
+                        if nz == 0:
+                            k1 = k
+                        nz += 1
+                mag = abs(tt[e, k1])
+                if nz == 1 and mag < E[k1]:
+                    sub[e] = (full_i // E[k1]) * mag
+                    kind[e] = 2
+                else:
+                    sub[e] = full_i
+                    kind[e] = 1
+                cls[e] = e
+                for e2 in range(e):
+                    same = True
+                    for k in range(Kd):
+                        if tt[e2, k] != tt[e, k]:
+                            same = False
+                            break
+                    if same:
+                        cls[e] = cls[e2]
+                        break
+            S = (K + 1) * 3
+            f = np.empty(S, dtype=np.int64)
+            f2 = np.empty(S, dtype=np.int64)
+            cost = np.empty((S, 3))
+            cost2 = np.empty((S, 3))
+            ev_next = np.empty(S, dtype=np.int64)
+            ev_cost = np.empty((S, 3))
+            b_, c_ = _track_dp_row(nn, cls, zz, sub, kind, float(full_i), cB, cC, K, f, f2,
+                                   cost, cost2, ev_next, ev_cost)
+            dB[r] = b_
+            dC[r] = c_
+        return groups, dB, dC
+else:
+    spatial_links_kernel = None
+
+
+if njit is not None:
+    @njit(cache=True)
+    def vector_strides_kernel(dim, end, skip, D):
+        """Per slot: product of the ends of the inner slots over the same dim."""
+        N, G = dim.shape
+        vs = np.ones((N, G), dtype=np.int64)
+        run = np.ones(D, dtype=np.int64)
+        for r in range(N):
+            for d in range(D):
+                run[d] = 1
+            for g in range(G):
+                if skip[g]:
+                    continue
+                d = dim[r, g]
+                vs[r, g] = run[d]
+                run[d] *= end[r, g]
+        return vs
+else:
+    vector_strides_kernel = None
