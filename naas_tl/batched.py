@@ -364,7 +364,9 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
                 pc, pp = _neighbour_pairs(arch, s)
                 groups, dB, dC = _dp_kernel.spatial_links_kernel(
                     np.ascontiguousarray(p.end[:, sl]), np.ascontiguousarray(p.dim[:, sl]),
-                    np.ascontiguousarray(p.vs[:, sl]), p.fanout[:, s].copy(), p.coef(pr),
+                    np.ascontiguousarray(p.vs[:, sl]),
+                    # rows over the fanout are invalid anyway; clip so they stay cheap
+                    np.minimum(p.fanout[:, s], math.prod(arch.fanout(s))), p.coef(pr),
                     np.array(packer.offsets, dtype=np.int64),
                     np.array(packer.shifts, dtype=np.int64), pc, pp, p.ev_n, p.ev_level,
                     p.ev_dim, p.ev_vs, p.ext, s - 1)

@@ -14,7 +14,7 @@ import numpy as np
 from .analysis import analyze, NestResult
 from .errors import MappingInvalid
 from .nest import build_nest, Nest, SPACE_X, SPACE_Y
-from .spec import Architecture, Case, EnergyTable, Mapping, Problem
+from .spec import Architecture, Case, EnergyTable, Mapping, Problem, validate_mapping
 
 # ERT action lookup order (Timeloop include/model/topology.hpp).
 READ_ACTIONS = ("random_read", "read")
@@ -222,6 +222,7 @@ def evaluate_case(case: Case) -> Result:
 def evaluate(arch: Architecture, problem: Problem, mapping: Mapping,
              energy: EnergyTable | None = None, *, check_capacity: bool = True) -> Result:
     energy = energy or EnergyTable(energy={})
+    validate_mapping(mapping, arch, problem, mapping.source)
     nest = build_nest(arch, problem, mapping)
     nr = analyze(arch, problem, nest)
     n_levels = len(arch.storage)

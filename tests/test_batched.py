@@ -1,0 +1,153 @@
+"""The batched evaluator must give the scalar (reference) path's numbers, mapping by mapping."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from naas_tl import _dp_kernel
+from naas_tl.batched import (BAD_FACTORS, BAD_FANOUT, OVER_CAPACITY, VALID, evaluate_batch)
+from naas_tl.errors import MappingInvalid, NaasError
+from naas_tl.mapping_batch import MappingBatch
+from naas_tl.mapspace import sample_mappings
+from naas_tl.model import evaluate
+from naas_tl.nest import build_nest
+from naas_tl.analysis import NestAnalysis
+from naas_tl.spec import load_case_dir
+
+REF = Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"
+ALL_CASES = sorted(p for p in REF.glob("*/*") if (p / "arch.yaml").exists())
+# Architectures with different features: row-stationary dummies, clusters, a 16x16 mesh,
+# per-lane accumulators, a MAC-level fanout (point link transfers), a conv1d spatial PE row.
+PROPERTY_CASES = ["published/ex_eyeriss_like", "published/ex_simba_like",
+                  "published/ex_simple_weight_stationary",
+                  "dev/nvdla_16x16_45nm_8b__resnet50_fc1000",
+                  "published/dse2024_outputs_gemm_8mac",
+                  "published/ispass20_04_conv1d_oc_3levelspatial_kp"]
+COMPILED = [False] + ([True] if _dp_kernel.child_delta_sums_kernel is not None else [])
+
+_cases: dict = {}
+
+
+def case(name):
+    if name not in _cases:
+        _cases[name] = load_case_dir(REF / name)
+    return _cases[name]
+
+
+def small_problem(problem, rng):
+    """Same shape (projections, strides), small bounds: keeps the scalar path fast."""
+    choices = {"R": [1, 2, 3], "S": [1, 3], "N": [1, 2], "G": [1]}
+    bounds = tuple(int(rng.choice(choices.get(d, [1, 2, 3, 4, 6, 8]))) for d in problem.dims)
+    return dataclasses.replace(problem, bounds=bounds)
+
+
+def assert_same(arch, problem, batch, energy, result, i):
+    """Mapping i of `batch`: batched result == scalar result (or both reject it)."""
+    m = batch.mapping(i)
+    try:
+        r = evaluate(arch, problem, m, energy)
+    except NaasError:
+        assert not result.valid[i], f"scalar rejects mapping {i}, batched accepts it"
+        return False
+    assert result.valid[i], f"batched rejects mapping {i} (reason {result.invalid_reason[i]})"
+    assert result.cycles[i] == r.cycles
+    for li, ls in enumerate(r.levels):
+        for pv, (tname, ts) in enumerate(ls.tensors.items()):
+            for k in ("reads", "fills", "updates"):
+                got = getattr(result, k)[i, li, pv]
+                assert got == getattr(ts, k), (ls.name, tname, k, got, getattr(ts, k))
+            assert result.utilized_instances[i, li, pv] == ts.utilized_instances
+        assert math.isclose(result.level_energy_pJ[i, li], ls.energy_pJ, rel_tol=1e-12)
+    assert math.isclose(result.energy_pJ[i], r.energy_pJ, rel_tol=1e-12)
+    assert math.isclose(result.utilization[i], r.utilization, rel_tol=1e-12)
+    return True
+
+
+@pytest.mark.parametrize("compiled", COMPILED, ids=lambda c: "compiled" if c else "numpy")
+def test_reference_mappings(compiled):
+    for path in ALL_CASES:
+        c = case(str(path.relative_to(REF)))
+        batch = MappingBatch.from_mappings([c.mapping])
+        res = evaluate_batch(c.arch, c.problem, batch, c.energy, compiled=compiled)
+        assert assert_same(c.arch, c.problem, batch, c.energy, res, 0), path.name
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.sampled_from(PROPERTY_CASES), seed=st.integers(0, 2**32 - 1))
+def test_random_mappings_batched_equals_scalar(which, seed):
+    c = case(which)
+    rng = np.random.default_rng(seed)
+    problem = small_problem(c.problem, rng)
+    batch = sample_mappings(c.arch, problem, 6, rng,
+                            keep_from=c.mapping if rng.random() < 0.5 else None)
+    results = [evaluate_batch(c.arch, problem, batch, c.energy, compiled=flag)
+               for flag in COMPILED]
+    for res in results[1:]:     # compiled kernels and pure numpy agree bit for bit
+        for field in ("valid", "cycles", "energy_pJ", "reads", "fills", "updates"):
+            assert np.array_equal(getattr(res, field), getattr(results[0], field)), field
+    for i in range(len(batch)):
+        assert_same(c.arch, problem, batch, c.energy, results[-1], i)
+
+
+def _link_mappings(which, seed, want):
+    """Sample until `want` capacity-valid mappings whose scalar analysis uses link transfers."""
+    c = case(which)
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(200):
+        problem = small_problem(c.problem, rng)
+        batch = sample_mappings(c.arch, problem, 10, rng, keep_from=c.mapping)
+        for i in range(len(batch)):
+            m = batch.mapping(i)
+            try:
+                evaluate(c.arch, problem, m, c.energy)
+            except MappingInvalid:
+                continue
+            nr = NestAnalysis(c.arch, problem, build_nest(c.arch, problem, m)).run()
+            if any(t.link_transfers for tiles in nr.tiles for t in tiles):
+                found.append((problem, m))
+        if len(found) >= want:
+            return c, found
+    pytest.fail(f"no link-transfer mapping found for {which}")
+
+
+@pytest.mark.parametrize("compiled", COMPILED, ids=lambda c: "compiled" if c else "numpy")
+@pytest.mark.parametrize("which", ["published/dse2024_outputs_gemm_8mac",      # point deltas
+                                   "dev/nvdla_16x16_45nm_8b__resnet50_fc1000",   # tile deltas
+                                   "published/ispass20_04_conv1d_oc_3levelspatial_kp"])
+def test_link_transfer_mappings(which, compiled):
+    """Link transfers are rare in random mappings; make sure both paths meet some."""
+    c, found = _link_mappings(which, 7, 3)
+    for problem, m in found:
+        batch = MappingBatch.from_mappings([m])
+        res = evaluate_batch(c.arch, problem, batch, c.energy, compiled=compiled)
+        assert assert_same(c.arch, problem, batch, c.energy, res, 0)
+
+
+def test_invalid_mappings_rejected_by_both_paths():
+    c = case("published/ex_eyeriss_like")
+    rng = np.random.default_rng(3)
+    batch = sample_mappings(c.arch, c.problem, 40, rng, keep_from=c.mapping)
+    # Break the factor product of the first 10; in the next 10 (copies of the reference
+    # mapping) widen the column fanout Q14 -> Q28 while keeping the Q product.
+    batch.temporal[:10, 0, 0] *= 2
+    ref = MappingBatch.from_mappings([c.mapping] * 10)
+    col, glb = c.arch.level_index("inter_PE_column_spatial"), c.arch.level_index("shared_glb")
+    q = c.problem.dim_index("Q")
+    assert (ref.spatial[:, col, q] == 14).all() and (ref.temporal[:, glb, q] == 4).all()
+    ref.spatial[:, col, q] = 28
+    ref.temporal[:, glb, q] = 2
+    for f in ("temporal", "temporal_perm", "spatial", "spatial_perm", "split", "keep"):
+        getattr(batch, f)[10:20] = getattr(ref, f)
+    res = evaluate_batch(c.arch, c.problem, batch, c.energy)
+    assert (res.invalid_reason[:10] == BAD_FACTORS).all()
+    assert (res.invalid_reason[10:20] == BAD_FANOUT).all()
+    assert (res.invalid_reason[20:] == OVER_CAPACITY).any()
+    assert np.isinf(res.energy_pJ[~res.valid]).all()
+    for i in range(len(batch)):
+        assert_same(c.arch, c.problem, batch, c.energy, res, i)
