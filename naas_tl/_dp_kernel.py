@@ -10,9 +10,9 @@ try:
     from numba import njit, prange
 except ImportError:          # pragma: no cover - numba is an optional accelerator
     njit = None
+    prange = range
 
 if njit is not None:
-    @njit(cache=True, parallel=True)
     def sequence_dp_kernel(n, Z, SUB, KIND, KEY, FULL, cB, cC, track):
         M, K = n.shape
         NK = 3 if track else 1
@@ -114,7 +114,6 @@ if njit is not None:
                 cost[st] = cost2[st]
         return full + cost[0]
 
-    @njit(cache=True, parallel=True)
     def child_delta_sums_kernel(ev_n, ev_level, ev_dim, ev_vs, coef, span_coef, ext, n_child):
         """Weighted delta sums of every child level's tile for one data space.
 
@@ -241,7 +240,6 @@ if njit is not None:
                     cost[st, k] = cost2[st, k]
         return cost[1, 1], cost[1, 2]
 
-    @njit(cache=True, parallel=True)
     def spatial_links_kernel(sp_end, sp_dim, sp_vs, fanout, coef, offsets, shifts,
                              pair_cur, pair_prev, ev_n, ev_level, ev_dim, ev_vs, ext, child):
         """Multicast groups and link-transfer corrections of one spatial level, one data space.
@@ -442,3 +440,14 @@ if njit is not None:
         return vs
 else:
     vector_strides_kernel = None
+
+
+# Each row-parallel kernel comes in two compiled variants: `parallel` spreads rows over the
+# cores; `serial` is for callers that already run one chunk of rows per thread (numba's
+# default threading layer does not allow nested parallel launches).
+serial = {}
+if njit is not None:
+    for _name in ("sequence_dp_kernel", "child_delta_sums_kernel", "spatial_links_kernel"):
+        _py = globals()[_name]
+        serial[_name] = njit(cache=True)(_py)
+        globals()[_name] = njit(cache=True, parallel=True)(_py)

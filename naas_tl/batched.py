@@ -20,7 +20,10 @@ Why that is possible (see naas_tl.analysis for the scalar algorithm it condenses
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,14 +115,15 @@ def _count_distinct(keys: np.ndarray, include: np.ndarray) -> np.ndarray:
     return (new & (k != sentinel)).sum(axis=1)
 
 
-def _sequence_dp(n, Z, SUB, KIND, KEY, FULL, cB=None, cC=None, *, compiled=None):
+def _sequence_dp(n, Z, SUB, KIND, KEY, FULL, cB=None, cC=None, *, compiled=None,
+                 serial=False):
     """Dispatch to the compiled kernel when numba is installed (same numbers)."""
     use = _dp_kernel.sequence_dp_kernel is not None if compiled is None else compiled
     if use and len(n):
         track = cB is not None
         M, K = n.shape
         zeros = np.zeros((M, K))
-        return _dp_kernel.sequence_dp_kernel(
+        return _kernel("sequence_dp_kernel", serial)(
             np.ascontiguousarray(n, dtype=np.int64), np.ascontiguousarray(Z),
             np.ascontiguousarray(SUB, dtype=np.int64), np.ascontiguousarray(KIND, dtype=np.int64),
             np.ascontiguousarray(KEY, dtype=np.int64), np.ascontiguousarray(FULL, dtype=np.float64),
@@ -300,13 +304,39 @@ class _Prep:
 
 
 def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
-                   energy: EnergyTable | None = None, *, compiled: bool | None = None
-                   ) -> BatchResult:
-    """Evaluate every mapping of `batch`. `compiled`: use the numba kernels (default: when
-    numba is installed); False forces the pure-numpy path. Both give the same numbers."""
+                   energy: EnergyTable | None = None, *, compiled: bool | None = None,
+                   workers: int | None = None) -> BatchResult:
+    """Evaluate every mapping of `batch`.
+
+    compiled: use the numba kernels (default: when numba is installed); False forces the
+    pure-numpy path. Both give the same numbers.
+    workers: evaluate row chunks on this many threads (default: one per core for large
+    batches). numpy releases the GIL inside its array operations, so chunks overlap."""
     energy = energy or EnergyTable(energy={})
     if compiled is None:
         compiled = _dp_kernel.child_delta_sums_kernel is not None
+    n = len(batch)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, max(1, n // _CHUNK_MIN))
+    if workers <= 1 or n < 2:
+        return _evaluate(arch, problem, batch, energy, compiled, serial=False)
+    chunks = [c for c in np.array_split(np.arange(n), workers) if len(c)]
+    with ThreadPoolExecutor(max_workers=len(chunks)) as ex:
+        parts = list(ex.map(lambda idx: _evaluate(arch, problem, batch.take(idx), energy,
+                                                  compiled, serial=True), chunks))
+    return BatchResult(**{f.name: np.concatenate([getattr(r, f.name) for r in parts])
+                          for f in dataclasses.fields(BatchResult)})
+
+
+_CHUNK_MIN = 4096     # below this many rows per thread, threads cost more than they save
+
+
+def _kernel(name: str, serial: bool):
+    return _dp_kernel.serial[name] if serial else getattr(_dp_kernel, name)
+
+
+def _evaluate(arch: Architecture, problem: Problem, batch: MappingBatch, energy: EnergyTable,
+              compiled: bool, *, serial: bool) -> BatchResult:
     b = batch
     N, L, D = b.temporal.shape
     T = len(problem.data_spaces)
@@ -349,7 +379,7 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
                           for expr in pr])
         if compiled and L > 1:
             coef = p.coef(pr)
-            f_all = _dp_kernel.child_delta_sums_kernel(p.ev_n, p.ev_level, p.ev_dim, p.ev_vs,
+            f_all = _kernel("child_delta_sums_kernel", serial)(p.ev_n, p.ev_level, p.ev_dim, p.ev_vs,
                                                        coef, coef, p.ext, L - 1)
         for s in range(L):
             if s == 0:
@@ -357,12 +387,12 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
             elif compiled:
                 F = f_all[:, s - 1]
             else:
-                F = _child_delta_sum(p, s - 1, pr, sizes[:, s - 1, pv], packer)
+                F = _child_delta_sum(p, s - 1, pr, sizes[:, s - 1, pv], packer, serial)
             lk = np.zeros(N)
             if compiled and math.prod(arch.fanout(s)) > 1:
                 sl = np.nonzero(p.slot_level == s)[0][:p.D]
                 pc, pp = _neighbour_pairs(arch, s)
-                groups, dB, dC = _dp_kernel.spatial_links_kernel(
+                groups, dB, dC = _kernel("spatial_links_kernel", serial)(
                     np.ascontiguousarray(p.end[:, sl]), np.ascontiguousarray(p.dim[:, sl]),
                     np.ascontiguousarray(p.vs[:, sl]),
                     # rows over the fanout are invalid anyway; clip so they stay cheap
@@ -385,7 +415,7 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
                 groups, tmax, tinfo = sg
                 tot_s = np.where(has_master[:, s], groups * F, F)
                 w_s = np.where(has_master[:, s], p.fanout[:, s] * F, F)
-                adj = _links(arch, p, s, pv, pr, groups, tmax, tinfo, sizes, packer)
+                adj = _links(arch, p, s, pv, pr, groups, tmax, tinfo, sizes, packer, serial)
                 if adj is not None:
                     rows, dB, dC = adj
                     tot_s[rows] -= dB
@@ -579,7 +609,7 @@ def _event_geometry(t, E, full):
     return nnz == 0, partial, sub, np.where(partial, 2, 1)
 
 
-def _child_delta_sum(p: _Prep, child: int, proj, full, packer):
+def _child_delta_sum(p: _Prep, child: int, proj, full, packer, serial=False):
     """Sum over all visits of the child tile's delta, weighted (Timeloop's fills of child)."""
     n = p.loops_above(child)
     t = p.translations(child, proj)                        # [N, K, Kd]
@@ -597,7 +627,7 @@ def _child_delta_sum(p: _Prep, child: int, proj, full, packer):
     hard = np.nonzero((partial & active).any(axis=1))[0]
     if len(hard):
         Ah, _, _ = _sequence_dp(n[hard], zero[hard], sub[hard], kind[hard], packer(t[hard]),
-                                full[hard].astype(np.float64))
+                                full[hard].astype(np.float64), serial=serial)
         A[hard] = Ah
     return A
 
@@ -618,7 +648,7 @@ def _neighbour_pairs(arch, s):
     return np.array(cur, dtype=np.int64), np.array(prev, dtype=np.int64)
 
 
-def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer):
+def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer, serial=False):
     """Link-transfer corrections at level s's master spatial loop, or None if none can occur.
 
     Returns (rows, dTotal, dLink) for the affected mappings."""
@@ -676,5 +706,5 @@ def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer):
     full = sizes[rows, child, pv].astype(np.int64)
     zero_r, _, sub, kind = _event_geometry(tr, E, full)
     _, dB, dC = _sequence_dp(n[rows], zero_r, sub, kind, packer(tr), full.astype(np.float64),
-                             cB[rows], cC[rows])
+                             cB[rows], cC[rows], serial=serial)
     return rows, dB, dC

@@ -151,3 +151,14 @@ def test_invalid_mappings_rejected_by_both_paths():
     assert np.isinf(res.energy_pJ[~res.valid]).all()
     for i in range(len(batch)):
         assert_same(c.arch, c.problem, batch, c.energy, res, i)
+
+
+def test_threaded_chunks_equal_single_call():
+    c = case("published/ex_eyeriss_like")
+    batch = sample_mappings(c.arch, c.problem, 2 * 4096 + 10, np.random.default_rng(5),
+                            keep_from=c.mapping)
+    one = evaluate_batch(c.arch, c.problem, batch, c.energy, workers=1)
+    two = evaluate_batch(c.arch, c.problem, batch, c.energy, workers=2)
+    for f in dataclasses.fields(one):
+        assert np.array_equal(getattr(one, f.name), getattr(two, f.name)), f.name
+    assert one.valid.any()

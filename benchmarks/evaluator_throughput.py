@@ -1,0 +1,124 @@
+"""Evaluator throughput: batched vs scalar path (and timeloop-model when installed).
+
+Evaluates random capacity-valid mappings of ResNet-50's res2a 3x3 layer (C=M=64, 3x3,
+56x56) on the Eyeriss-like reference architecture (14x12 PEs), checks that the batched and
+the scalar path agree on every mapping both evaluated, and prints as its LAST line:
+    batched_evals_per_s=<float> scalar_evals_per_s=<float> speedup=<float>
+Both rates are measured in this run, on this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from naas_tl import _dp_kernel  # noqa: E402
+from naas_tl.batched import evaluate_batch  # noqa: E402
+from naas_tl.mapspace import sample_valid_mappings  # noqa: E402
+from naas_tl.model import evaluate  # noqa: E402
+from naas_tl.render import write_mapping  # noqa: E402
+from naas_tl.spec import (EnergyTable, load_case, load_yaml, parse_architecture,  # noqa: E402
+                          parse_art, parse_ert, parse_problem)
+
+REF = ROOT / "naas_tl" / "data" / "reference"
+ARCH_CASE = REF / "published" / "ex_eyeriss_like"
+LAYER = REF / "dev" / "eyeriss_8x8_65nm_8b__resnet50_res2a_3x3__poor" / "problem.yaml"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=50000, help="mappings for the batched path")
+    ap.add_argument("--scalar-n", type=int, default=20, help="mappings for the scalar path")
+    ap.add_argument("--timeloop-n", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="batched timing: best of R runs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--no-compiled", action="store_true",
+                    help="pure-numpy batched path (no numba kernels)")
+    args = ap.parse_args(argv)
+    if args.device != "cpu":
+        print("the torch/CUDA batched path is not implemented yet (issue #5)", file=sys.stderr)
+        return 2
+    arch = parse_architecture(load_yaml(ARCH_CASE / "arch.yaml"), str(ARCH_CASE / "arch.yaml"))
+    problem = parse_problem(load_yaml(LAYER), str(LAYER))
+    energy = EnergyTable(energy=parse_ert(load_yaml(ARCH_CASE / "ERT.yaml")),
+                         area=parse_art(load_yaml(ARCH_CASE / "ART.yaml")))
+    ref_map = load_case(ARCH_CASE / "arch.yaml", ARCH_CASE / "problem.yaml",
+                        ARCH_CASE / "map.yaml").mapping
+    compiled = (not args.no_compiled) and _dp_kernel.child_delta_sums_kernel is not None
+    print(f"layer {dict(zip(problem.dims, problem.bounds))} on {ARCH_CASE.name} "
+          f"({arch.arithmetic.instances} PEs); batched path: "
+          f"{'numpy + numba kernels' if compiled else 'pure numpy'}")
+
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    batch = sample_valid_mappings(arch, problem, args.n, rng, keep_from=ref_map)
+    print(f"sampled {len(batch)} capacity-valid random mappings in "
+          f"{time.perf_counter() - t0:.1f} s")
+
+    # Warm up (loads the compiled kernels), then best of `repeat` timed runs.
+    evaluate_batch(arch, problem, batch.take(np.arange(min(64, len(batch)))), energy,
+                   compiled=compiled)
+    best = math.inf
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        res = evaluate_batch(arch, problem, batch, energy, compiled=compiled)
+        best = min(best, time.perf_counter() - t0)
+    batched_rate = len(batch) / best
+    print(f"batched: {len(batch)} mappings in {best:.3f} s "
+          f"({int(res.valid.sum())} valid) -> {batched_rate:,.0f} evals/s")
+
+    # Scalar path on the first mappings; every number must agree with the batched path.
+    m = min(args.scalar_n, len(batch))
+    t0 = time.perf_counter()
+    scalar = [evaluate(arch, problem, batch.mapping(i), energy) for i in range(m)]
+    scalar_time = time.perf_counter() - t0
+    scalar_rate = m / scalar_time
+    mismatches = 0
+    for i, r in enumerate(scalar):
+        same = (r.cycles == res.cycles[i]
+                and math.isclose(r.energy_pJ, res.energy_pJ[i], rel_tol=1e-12)
+                and all(getattr(ts, k) == getattr(res, k)[i, li, pv]
+                        for li, ls in enumerate(r.levels)
+                        for pv, ts in enumerate(ls.tensors.values())
+                        for k in ("reads", "fills", "updates")))
+        mismatches += not same
+    print(f"scalar: {m} mappings in {scalar_time:.2f} s -> {scalar_rate:,.2f} evals/s; "
+          f"agreement with batched: {m - mismatches}/{m}")
+
+    tl = shutil.which("timeloop-model")
+    if tl and args.timeloop_n > 0:
+        k = min(args.timeloop_n, len(batch))
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            for i in range(k):
+                d = Path(tmp) / f"m{i}"
+                d.mkdir()
+                write_mapping(d / "map.yaml", batch.mapping(i), arch, problem)
+                subprocess.run([tl, str(ARCH_CASE / "arch.yaml"), str(LAYER), str(d / "map.yaml"),
+                                str(ARCH_CASE / "ERT.yaml"), str(ARCH_CASE / "ART.yaml")],
+                               cwd=d, check=True, capture_output=True)
+            tl_rate = k / (time.perf_counter() - t0)
+        print(f"timeloop-model: {k} mappings -> {tl_rate:.2f} evals/s; "
+              f"batched is {batched_rate / tl_rate:,.0f}x faster")
+    else:
+        print("timeloop-model: not on PATH, skipped")
+    if mismatches:
+        print(f"ERROR: {mismatches} mappings differ between the paths", file=sys.stderr)
+    print(f"batched_evals_per_s={batched_rate:.1f} scalar_evals_per_s={scalar_rate:.3f} "
+          f"speedup={batched_rate / scalar_rate:.1f}")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
