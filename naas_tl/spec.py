@@ -96,6 +96,8 @@ class StorageLevel:
     reduction_supported: bool
     ert_name: str              # full hierarchical name as Accelergy writes it
     is_dram: bool = False
+    technology: str = ""       # Accelergy attribute (e.g. "45nm"); Timeloop ignores it
+    attributes: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def size(self) -> int | None:
@@ -116,6 +118,8 @@ class ArithmeticLevel:
     mesh_y: int
     word_bits: int
     ert_name: str
+    technology: str = ""
+    attributes: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,8 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
         shared_bandwidth=bw("shared_bandwidth", "shared-bandwidth"),
         multiple_buffering=_num(mb, file=file, fld=f"{fld}.attributes.multiple_buffering"),
         reduction_supported=bool(get("reduction_supported", default=True)),
-        ert_name=ert_name, is_dram=is_dram)
+        ert_name=ert_name, is_dram=is_dram, technology=str(a.get("technology", "")),
+        attributes=dict(a))
 
 
 def _arith_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld: str,
@@ -266,7 +271,8 @@ def _arith_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld: 
                            mesh_x=mesh_x, mesh_y=count // mesh_x,
                            word_bits=_num(wb, file=file, fld=f"{fld}.attributes.datawidth",
                                           integer=True),
-                           ert_name=ert_name)
+                           ert_name=ert_name, technology=str(attrs.get("technology", "")),
+                           attributes=dict(attrs))
 
 
 def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
