@@ -315,6 +315,10 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
                   "read_bandwidth", "write_bandwidth"):
             if k in comp and k not in attrs:   # v0.2 puts attributes at component level
                 attrs[k] = comp[k]
+        if "subclass" in comp and "subclass" not in attrs:
+            # v0.4 `class: storage, subclass: smartbuffer_RF`: Accelergy estimates the
+            # subclass; keep it so naas_tl.energy can too (Timeloop ignores it).
+            attrs["subclass"] = comp["subclass"]
         count *= inherited.get("__replication", 1)
         if name in seen:
             raise NaasError("duplicate component name", file=file, field=f"{fld}.name",
