@@ -1,4 +1,4 @@
-"""Command line: `naas-tl evaluate` and `naas-tl compare`.
+"""Command line: `naas-tl evaluate`, `naas-tl compare` and `naas-tl search`.
 
 Both commands only read files. A mistake in the inputs (NaasError, a missing or unreadable
 file, broken YAML) prints one line, `naas-tl: error: <file>: <field>: <message> (got <value>)`,
@@ -277,7 +277,72 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--tolerance", type=float, default=0.005,
                     help="relative energy tolerance (default 0.005)")
     cp.set_defaults(func=cmd_compare)
+
+    se = sub.add_parser(
+        "search", help="NAAS search: accelerator + mappings within a budget",
+        description="Two-level NAAS search. Runs the human design (mapping search only), then "
+                    "sizing-only and full NAAS (per --mode), and writes result.json, report.md, "
+                    "the designs as Timeloop YAML and plots to --out.")
+    se.add_argument("--arch", required=True, help="template: eyeriss, nvdla, shidiannao, edgetpu")
+    se.add_argument("--workload", default="resnet50", help="bundled network or a workload file")
+    se.add_argument("--budget", help="resource budget (default: the template's own)")
+    se.add_argument("--mode", choices=["baseline", "sizing", "full"], default="full")
+    se.add_argument("--hw-trials", type=int, default=12, help="hardware designs per stage")
+    se.add_argument("--hw-population", type=int, default=4)
+    se.add_argument("--map-trials", type=int, default=256, help="mappings per layer and design")
+    se.add_argument("--population", type=int, default=32, help="mapping population size")
+    se.add_argument("--optimizer", default="CMA", help="nevergrad optimizer for mappings")
+    se.add_argument("--hw-optimizer", default="CMA", help="nevergrad optimizer for hardware")
+    se.add_argument("--encoding", choices=["importance", "index"], default="importance")
+    se.add_argument("--seed", type=int, default=0)
+    se.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
+    se.add_argument("--out", help="output folder (default runs/<arch>-<workload>-seed<S>)")
+    se.add_argument("--resume", metavar="DIR", help="continue the search checkpointed in DIR")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
+    se.set_defaults(func=cmd_search)
     return p
+
+
+# ----------------------------------------------------------------------------------------
+# search
+# ----------------------------------------------------------------------------------------
+
+def cmd_search(args) -> int:
+    from .budget import ARCH_DEFAULT_BUDGET, load_budget
+    from .search import SearchConfig, run_search
+    from .search_report import write_outputs
+    from .workload import load_workload
+    arch = args.arch
+    if arch not in ARCH_DEFAULT_BUDGET:
+        raise NaasError("unknown --arch (templates: " + ", ".join(sorted(ARCH_DEFAULT_BUDGET))
+                        + ")", field="--arch", value=arch)
+    budget = load_budget(args.budget or ARCH_DEFAULT_BUDGET[arch])
+    if budget.template != arch:
+        raise NaasError(f"budget '{budget.name}' is for the {budget.template} template",
+                        field="--budget", value=args.budget)
+    workload = load_workload(args.workload)
+    for name in ("hw_trials", "map_trials"):
+        if getattr(args, name) < 1:
+            raise NaasError("must be at least 1", field="--" + name.replace("_", "-"),
+                            value=getattr(args, name))
+    out = Path(args.resume or args.out or f"runs/{arch}-{workload.network}-seed{args.seed}")
+    cfg = SearchConfig(arch=arch, budget=budget.name, workload=args.workload, mode=args.mode,
+                       hw_trials=args.hw_trials, hw_population=args.hw_population,
+                       map_trials=args.map_trials, population=args.population,
+                       seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
+                       encoding=args.encoding, workers=args.workers)
+    if args.resume is None and (out / "checkpoint.pkl").exists():
+        raise NaasError("output folder holds a search already (use --resume to continue it, "
+                        "or another --out)", file=str(out))
+    stages = run_search(cfg, out, resume=args.resume is not None, progress=not args.quiet)
+    result = write_outputs(out, cfg, stages, budget, workload)
+    for name, st in result["stages"].items():
+        if "edp_J_cycles" in st:
+            imp = st.get("edp_improvement_vs_baseline", 1.0)
+            print(f"{st['title']}: EDP {st['edp_J_cycles']:.4g} J*cycles "
+                  f"({imp:.2f}x vs human design)")
+    print(f"wrote {out}/result.json, report.md, design/, convergence.png, energy-breakdown.png")
+    return 0
 
 
 def _one_line(text: str) -> str:

@@ -1,0 +1,499 @@
+"""NAAS two-level search: hardware (outer) x mapping per layer (inner), reward = EDP.
+
+Inner: for one layer on one architecture, a nevergrad optimizer (CMA-ES by default, any
+registry name) proposes a whole population of mapping genomes; they are decoded
+(naas_tl.encoding), repaired to fit the buffers, and evaluated in one batched call. The loss
+is log(EDP); identical layers are searched once.
+Outer: a nevergrad optimizer over hardware genomes within a budget; each candidate's reward
+is the network EDP (sum of layer energies x sum of layer cycles) with its searched mappings.
+Modes: baseline (the human design, mapping search only), sizing (sizes searched, the human
+connectivity kept), full (sizes and connectivity).
+
+Everything is seeded: a candidate's inner searches use a seed derived from the run seed and the
+candidate's index, so results do not depend on which worker evaluates what.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import time
+import warnings
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .batched import evaluate_batch
+from .encoding import EncodingError, HardwareSpace, MappingSpace
+from .errors import NaasError
+from .hardware import HardwareConfig
+from .mapping_batch import MappingBatch
+from .spec import Architecture, EnergyTable, Mapping, Problem
+
+INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
+
+
+def _ng():
+    import nevergrad as ng          # imported lazily: it is slow to import
+    warnings.filterwarnings("ignore", module="nevergrad")
+    return ng
+
+
+def make_optimizer(name: str, dim: int, budget: int, workers: int, seed: int, init=None,
+                   sigma: float = 0.2):
+    ng = _ng()
+    if name not in ng.optimizers.registry:
+        close = [n for n in ng.optimizers.registry if n.lower() == name.lower()]
+        raise NaasError("unknown nevergrad optimizer" + (f" (did you mean {close[0]}?)"
+                                                         if close else ""),
+                        field="optimizer", value=name)
+    x0 = np.full(dim, 0.5) if init is None else np.clip(np.asarray(init, float), 0.0, 1.0)
+    # Unbounded: the decoders clip genes to [0, 1]. A bounded nevergrad Array shrinks the
+    # steps near the bounds, and on this piecewise-constant landscape small steps decode to
+    # the same mapping, which stalls the search.
+    param = ng.p.Array(init=x0).set_mutation(sigma=sigma)
+    param.random_state = np.random.RandomState(seed % (2**32))
+    return ng.optimizers.registry[name](parametrization=param, budget=max(1, budget),
+                                        num_workers=max(1, workers))
+
+
+# --------------------------------------------------------------------------------------
+# Inner search: mappings of one layer on one architecture
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class MappingSearchResult:
+    mapping: Mapping | None
+    energy_pJ: float
+    cycles: int
+    evaluations: int
+    history: list = field(default_factory=list)     # best EDP after each generation
+
+    @property
+    def edp(self) -> float:
+        return self.energy_pJ * 1e-12 * self.cycles if self.mapping else math.inf
+
+
+def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
+                   optimizer: str = "CMA", population: int = 32,
+                   init: np.ndarray | None = None, sigma: float = 0.25) -> MappingSearchResult:
+    arch, problem = space.arch, space.problem
+    best = MappingSearchResult(None, math.inf, 0, 0)
+    best_edp = math.inf
+    best_genes = np.full(space.size, 0.5)
+    history = []
+    evals = 0
+    # A quarter of the budget samples genomes uniformly; the optimizer starts from the best.
+    rng = np.random.default_rng(seed)
+    n_rand = 0 if init is not None else max(population, trials // 4)
+    opt = None
+    while evals < trials:
+        n = min(population, trials - evals)
+        if evals < n_rand:
+            cands = None
+            genes = rng.random((n, space.size))
+        else:
+            if opt is None:
+                start = init if init is not None else best_genes
+                opt = make_optimizer(optimizer, space.size, trials - evals, population, seed,
+                                     init=start, sigma=sigma)
+            cands = [opt.ask() for _ in range(n)]
+            genes = np.stack([c.value for c in cands])
+        batch = space.repair(space.decode(genes))
+        res = evaluate_batch(arch, problem, batch, energy)
+        edp = res.edp
+        if cands is not None:
+            for i, c in enumerate(cands):
+                loss = math.log(edp[i]) if res.valid[i] and edp[i] > 0 else INVALID_LOSS
+                opt.tell(c, loss)
+        evals += n
+        ok = np.nonzero(res.valid)[0]
+        if len(ok):
+            i = ok[np.argmin(edp[ok])]
+            if edp[i] < best_edp:
+                best_edp = float(edp[i])
+                best_genes = genes[i]
+                best = MappingSearchResult(batch.mapping(int(i), source="<searched>"),
+                                           float(res.energy_pJ[i]), int(res.cycles[i]), 0)
+        history.append(best_edp)
+    best.evaluations = evals
+    best.history = history
+    return best
+
+
+def _outer_heavy_genome(space: MappingSpace) -> np.ndarray:
+    g = np.full(space.size, 0.5)
+    pos = len(space.temporal_levels) * (space.n_dims if space.encoding == "importance" else 1)
+    for d in range(space.n_dims):
+        slots = space.slots(d)
+        w = np.full(len(slots), 0.15)
+        w[-1] = 0.9
+        g[pos:pos + len(slots)] = w
+        pos += len(slots)
+    return g
+
+
+def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
+                          seed: int) -> MappingSearchResult:
+    """Uniform random genomes, same decoder and evaluator: the search's control."""
+    rng = np.random.default_rng(seed)
+    batch = space.repair(space.decode(rng.random((trials, space.size))))
+    res = evaluate_batch(space.arch, space.problem, batch, energy)
+    ok = np.nonzero(res.valid)[0]
+    if not len(ok):
+        return MappingSearchResult(None, math.inf, 0, trials)
+    i = int(ok[np.argmin(res.edp[ok])])
+    return MappingSearchResult(batch.mapping(i, source="<random>"), float(res.energy_pJ[i]),
+                               int(res.cycles[i]), trials)
+
+
+# --------------------------------------------------------------------------------------
+# Designs: a hardware config scored on a whole network
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class LayerOutcome:
+    name: str
+    count: int
+    problem: Problem
+    mapping: Mapping | None
+    energy_pJ: float
+    cycles: int
+    evaluations: int
+
+
+@dataclass
+class DesignOutcome:
+    hw: HardwareConfig
+    layers: list
+    error: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.error and all(l.mapping is not None for l in self.layers)
+
+    @property
+    def energy_pJ(self) -> float:
+        return sum(l.count * l.energy_pJ for l in self.layers) if self.valid else math.inf
+
+    @property
+    def cycles(self) -> int:
+        return sum(l.count * l.cycles for l in self.layers) if self.valid else 0
+
+    @property
+    def edp(self) -> float:
+        """Network EDP in J*cycles: total energy times total cycles (layers run in turn)."""
+        return self.energy_pJ * 1e-12 * self.cycles if self.valid else math.inf
+
+
+def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "importance"):
+    from . import templates
+    arch = templates.arch_for(hw)
+    keep = templates.keep_matrix(hw, arch, problem)
+    roles = templates.spatial_roles(hw, arch)
+    parallel = {"X": hw.parallel_x.split(","), "Y": hw.parallel_y.split(",")}
+    return MappingSpace.build(arch, problem, keep, roles, parallel, encoding=encoding)
+
+
+def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
+                    optimizer: str = "CMA", encoding: str = "importance",
+                    population: int = 32) -> DesignOutcome:
+    """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]."""
+    from .energy import energy_tables
+    from . import templates
+    try:
+        arch = templates.arch_for(hw)
+        energy = energy_tables(arch)
+    except NaasError as err:
+        return DesignOutcome(hw, [], error=str(err))
+    out = []
+    for k, (name, count, problem) in enumerate(layers):
+        space = mapping_space_for(hw, problem, encoding)
+        r = search_mapping(space, energy, map_trials, _child_seed(seed, k),
+                           optimizer=optimizer, population=population)
+        out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
+                                r.evaluations))
+    return DesignOutcome(hw, out)
+
+
+def _child_seed(seed: int, *path) -> int:
+    return int(np.random.SeedSequence([seed % (2**32), *path]).generate_state(1)[0])
+
+
+# --------------------------------------------------------------------------------------
+# Outer search over hardware, with checkpoints
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class SearchConfig:
+    arch: str                    # template
+    budget: str
+    workload: str
+    mode: str = "full"           # baseline | sizing | full
+    hw_trials: int = 12
+    hw_population: int = 4
+    map_trials: int = 256
+    population: int = 32
+    seed: int = 0
+    optimizer: str = "CMA"       # inner (mapping) optimizer, any nevergrad registry name
+    hw_optimizer: str = "CMA"    # outer (hardware) optimizer
+    encoding: str = "importance"
+    workers: int = 0             # 0: one process per core
+
+    def stages(self) -> list:
+        return {"baseline": ["baseline"], "sizing": ["baseline", "sizing"],
+                "full": ["baseline", "sizing", "full"]}[self.mode]
+
+
+@dataclass
+class StageState:
+    name: str
+    history: list = field(default_factory=list)     # (candidate index, EDP, hw dict) in order
+    best: DesignOutcome | None = None
+    optimizer: object = None
+    asked: int = 0
+    done: bool = False
+
+
+class Checkpoint:
+    """Everything needed to continue a killed search; rewritten after every generation."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def save(self, state: dict) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(state, f)
+        os.replace(tmp, self.path)          # atomic: a kill never leaves half a checkpoint
+
+    def load(self) -> dict:
+        try:
+            with open(self.path, "rb") as f:
+                return pickle.load(f)
+        except FileNotFoundError:
+            raise NaasError("no checkpoint to resume from", file=str(self.path)) from None
+        except (pickle.UnpicklingError, EOFError, AttributeError) as err:
+            raise NaasError(f"checkpoint is unreadable ({type(err).__name__})",
+                            file=str(self.path)) from None
+
+
+def _layers_of(workload) -> list:
+    from .workload import layer_to_problem, unique_layers
+    return [(layer.name, len(idx), layer_to_problem(layer))
+            for layer, idx in unique_layers(workload)]
+
+
+def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
+               progress: bool = True, executor: Executor | None = None) -> dict:
+    """Run (or continue) the stages of cfg.mode; returns {stage: StageState}."""
+    from .budget import load_budget
+    from .workload import load_workload
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = Checkpoint(out / "checkpoint.pkl")
+    if resume:
+        state = ckpt.load()
+        if state["config"] != cfg:
+            diff = [k for k in cfg.__dataclass_fields__
+                    if getattr(cfg, k) != getattr(state["config"], k)]
+            raise NaasError("--resume with different settings than the checkpoint",
+                            file=str(ckpt.path), field=diff[0] if diff else "config",
+                            value=getattr(cfg, diff[0]) if diff else None)
+        stages = state["stages"]
+    else:
+        stages = {name: StageState(name) for name in cfg.stages()}
+    budget = load_budget(cfg.budget)
+    workload = load_workload(cfg.workload)
+    layers = _layers_of(workload)
+    human = budget.human_design()
+    own_pool = executor is None
+    if own_pool:
+        n = cfg.workers or (os.cpu_count() or 1)
+        executor = ProcessPoolExecutor(max_workers=n) if n > 1 else None
+    bar = _progress(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
+                    initial=sum(st.asked for st in stages.values()))
+    try:
+        for name in cfg.stages():
+            st = stages[name]
+            if st.done:
+                continue
+            if name == "baseline":
+                outcome = _run_designs([human], layers, cfg, [("baseline", 0)], executor)[0]
+                st.best = outcome
+                st.history.append((0, outcome.edp, human.to_dict()))
+                st.asked = 1
+                st.done = True
+                bar.update(1)
+                ckpt.save({"config": cfg, "stages": stages})
+                continue
+            space = HardwareSpace(base=human, max_pes=budget.max_pes,
+                                  max_onchip_bytes=budget.max_onchip_bytes,
+                                  max_dram_bandwidth=budget.max_dram_bandwidth,
+                                  pe_step=budget.pe_step,
+                                  buffer_step_bytes=budget.buffer_step_bytes,
+                                  dim_step=budget.dim_step,
+                                  search_connectivity=(name == "full"))
+            if st.optimizer is None:
+                st.optimizer = make_optimizer(cfg.hw_optimizer, space.size, cfg.hw_trials,
+                                              cfg.hw_population,
+                                              _child_seed(cfg.seed, len(st.name)),
+                                              init=space.encode(human), sigma=0.15)
+            while st.asked < cfg.hw_trials:
+                n = min(cfg.hw_population, cfg.hw_trials - st.asked)
+                cands = [st.optimizer.ask() for _ in range(n)]
+                designs, tags = [], []
+                for j, c in enumerate(cands):
+                    try:
+                        hw = space.decode(c.value)
+                        if budget.violations(hw):
+                            raise EncodingError("; ".join(budget.violations(hw)))
+                    except EncodingError as err:
+                        hw = None
+                    designs.append(hw)
+                    tags.append((name, st.asked + j))
+                outcomes = _run_designs(designs, layers, cfg, tags, executor)
+                for j, (c, o) in enumerate(zip(cands, outcomes)):
+                    loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
+                    st.optimizer.tell(c, loss)
+                    st.history.append((st.asked + j, o.edp, o.hw.to_dict() if o.hw else None))
+                    if o.valid and (st.best is None or o.edp < st.best.edp):
+                        st.best = o
+                st.asked += n
+                bar.update(n)
+                bar.set_postfix_str(f"{name} best EDP {st.best.edp:.3g}" if st.best else name)
+                ckpt.save({"config": cfg, "stages": stages})
+            st.done = True
+            ckpt.save({"config": cfg, "stages": stages})
+    finally:
+        bar.close()
+        if own_pool and executor is not None:
+            executor.shutdown()
+    return stages
+
+
+def _stage_total(cfg: SearchConfig, name: str) -> int:
+    return 1 if name == "baseline" else cfg.hw_trials
+
+
+def _run_designs(designs, layers, cfg: SearchConfig, tags, executor) -> list:
+    """Evaluate designs (None = undecodable) in order; seeds depend only on the tags."""
+    jobs = []
+    for hw, tag in zip(designs, tags):
+        if hw is None:
+            jobs.append(None)
+            continue
+        args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, len(tag[0]), tag[1]))
+        kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population)
+        jobs.append(executor.submit(evaluate_design, *args, **kw) if executor
+                    else (args, kw))
+    out = []
+    for hw, job in zip(designs, jobs):
+        if job is None:
+            out.append(DesignOutcome(None, [], error="not decodable within the budget"))
+        elif isinstance(job, tuple):
+            out.append(evaluate_design(*job[0], **job[1]))
+        else:
+            out.append(job.result())
+    return out
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, unit="design", dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------------
+# Local refinement on the decoded arrays (after the nevergrad phase)
+# --------------------------------------------------------------------------------------
+
+def polish(space: MappingSpace, energy: EnergyTable, start: MappingBatch, seed: int, *,
+           rounds: int = 30, neighbours: int = 128, patience: int = 6):
+    """Steepest descent with random neighbours, each evaluated in one batched call.
+
+    A neighbour moves one prime factor of one dim between two slots (temporal levels, or the
+    spatial slot of a parallel dim while the axis has room) and/or swaps two loops of one
+    level. Factor products stay equal to the bounds, so only capacity can make a neighbour
+    invalid, and the evaluator rejects those. Returns (MappingBatch of 1, energy, cycles)."""
+    from .mapspace import prime_factors
+    rng = np.random.default_rng(seed)
+    arch, problem = space.arch, space.problem
+    res = evaluate_batch(arch, problem, start, energy)
+    if not res.valid[0]:
+        return start, math.inf, 0
+    cur, cur_edp = start, float(res.edp[0])
+    cur_e, cur_c = float(res.energy_pJ[0]), int(res.cycles[0])
+    tl = list(space.temporal_levels)
+    spatial = list(space.spatial)
+    axis_cap = {}
+    for (lvl, axis, d, cap) in spatial:
+        axis_cap[(lvl, axis)] = cap
+    D = space.n_dims
+    stale = 0
+    for _ in range(rounds):
+        t = np.repeat(cur.temporal, neighbours, axis=0)
+        sp = np.repeat(cur.spatial, neighbours, axis=0)
+        tp = np.repeat(cur.temporal_perm, neighbours, axis=0)
+        for r in range(neighbours):
+            for _move in range(1 + (rng.random() < 0.3)):
+                if rng.random() < 0.6:
+                    # Factor move: collect (kind, level, dim) slots holding a factor > 1.
+                    d = int(rng.integers(D))
+                    src = [("T", l) for l in tl if t[r, l, d] > 1] + \
+                          [("S", l) for (l, _a, dd, _c) in spatial if dd == d and sp[r, l, d] > 1]
+                    if not src:
+                        continue
+                    kind, l = src[rng.integers(len(src))]
+                    f = t[r, l, d] if kind == "T" else sp[r, l, d]
+                    p = prime_factors(int(f))[int(rng.integers(len(prime_factors(int(f)))))]
+                    dst = [("T", x) for x in tl if not (kind == "T" and x == l)]
+                    for (x, a, dd, c) in spatial:
+                        if dd == d and not (kind == "S" and x == l):
+                            used = int(np.prod([sp[r, x, e] for (xx, aa, e, _) in spatial
+                                                if xx == x and aa == a]))
+                            if used * p <= c:
+                                dst.append(("S", x))
+                    k2, l2 = dst[rng.integers(len(dst))]
+                    if kind == "T":
+                        t[r, l, d] //= p
+                    else:
+                        sp[r, l, d] //= p
+                    if k2 == "T":
+                        t[r, l2, d] *= p
+                    else:
+                        sp[r, l2, d] *= p
+                else:
+                    l = tl[int(rng.integers(len(tl)))]
+                    i, j = rng.choice(D, size=2, replace=False)
+                    tp[r, l, [i, j]] = tp[r, l, [j, i]]
+        cand = MappingBatch(t, tp, sp, np.repeat(cur.spatial_perm, neighbours, axis=0),
+                            np.repeat(cur.split, neighbours, axis=0),
+                            np.repeat(cur.keep, neighbours, axis=0))
+        res = evaluate_batch(arch, problem, cand, energy)
+        ok = np.nonzero(res.valid)[0]
+        if len(ok) and res.edp[ok].min() < cur_edp * (1 - 1e-12):
+            i = int(ok[np.argmin(res.edp[ok])])
+            cur = cand.take([i])
+            cur_edp = float(res.edp[i])
+            cur_e, cur_c = float(res.energy_pJ[i]), int(res.cycles[i])
+            stale = 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    return cur, cur_e, cur_c
