@@ -336,7 +336,7 @@ class HardwareSpace:
         pes = math.exp(lo + g[0] * (hi - lo))
         aspect = math.exp((g[1] - 0.5) * 2 * math.log(8.0))          # X:Y within 1/8..8
         ax = max(step, int(round(math.sqrt(pes * aspect) / step)) * step)
-        ay = max(step, int(pes / ax) // step * step)
+        ay = max(step, int(round(pes / ax / step)) * step)
         while ax * ay > self.max_pes and ay > step:
             ay -= step
         while ax * ay > self.max_pes and ax > step:

@@ -51,7 +51,7 @@ def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
     from . import templates
     from .energy import energy_tables, write_art, write_ert
     out = Path(out_dir)
-    result = {"config": vars(cfg).copy(), "budget": budget.to_dict(),
+    result = {"config": vars(cfg).copy(), "budget": _budget_dict(budget),
               "workload": {"network": workload.network, "layers": len(workload.layers),
                            "unique_layers": len(stages[cfg.stages()[0]].best.layers)
                            if stages[cfg.stages()[0]].best else None,
@@ -97,6 +97,12 @@ def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
     plot_convergence(out / "convergence.png", result)
     plot_breakdown(out / "energy-breakdown.png", breakdown)
     return result
+
+
+def _budget_dict(budget) -> dict:
+    import dataclasses
+    d = {f.name: getattr(budget, f.name) for f in dataclasses.fields(budget)}
+    return {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in d.items()}
 
 
 def format_report(result: dict) -> str:
