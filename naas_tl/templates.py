@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -126,9 +127,10 @@ def _yaml_value(v) -> str:
         return "null"
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        v = float(v)
         if not math.isfinite(v):
             raise NaasError("cannot write a non-finite number to Timeloop YAML", value=v)
         return str(int(v)) if v == int(v) else repr(v)
