@@ -122,7 +122,7 @@ def template_info(name: str) -> TemplateInfo:
 # ----------------------------------------------------------------------------------------
 
 def _yaml_value(v) -> str:
-    """A scalar as YAML text: numbers bare (integral floats as ints), strings JSON-quoted."""
+    """A scalar as YAML text: numbers bare (integral floats as ints), strings by _yaml_string."""
     if v is None:
         return "null"
     if isinstance(v, bool):
