@@ -321,7 +321,8 @@ class HardwareSpace:
 
     @property
     def size(self) -> int:
-        return 2 + len(self.buffers) + 1 + (len(PARALLEL_DIMS) if self.search_connectivity
+        # connectivity: an importance per dim, plus one gene per axis for a second dim
+        return 2 + len(self.buffers) + 1 + (len(PARALLEL_DIMS) + 2 if self.search_connectivity
                                             else 0)
 
     def decode(self, genes) -> HardwareConfig:
@@ -365,9 +366,13 @@ class HardwareSpace:
             raise EncodingError("no room left for the global buffer", value=glb)
         px, py = self.base.parallel_x, self.base.parallel_y
         if self.search_connectivity:
-            imp = g[-len(PARALLEL_DIMS):]
-            order = np.argsort(-imp, kind="stable")
-            px, py = PARALLEL_DIMS[order[0]], PARALLEL_DIMS[order[1]]
+            # NAAS: the top-2 dims of the importance vector are unrolled along X and Y. As an
+            # extension an axis may also take the 3rd (X) or 4th (Y) dim, so that designs like
+            # Eyeriss's row-stationary rows (S and C) are in the space.
+            imp = g[-len(PARALLEL_DIMS) - 2:-2]
+            order = [PARALLEL_DIMS[i] for i in np.argsort(-imp, kind="stable")]
+            px = order[0] + ("," + order[2] if g[-2] > 0.5 else "")
+            py = order[1] + ("," + order[3] if g[-1] > 0.5 else "")
         hw = self.base.with_(array_x=ax, array_y=ay, parallel_x=px, parallel_y=py,
                              pe_words=tuple(pe_words), glb_bytes=glb,
                              dram_bandwidth=self.max_dram_bandwidth, name="")
@@ -390,8 +395,16 @@ class HardwareSpace:
         shares = [p / tot for p in per] + [hw.glb_bytes / tot]
         genes = [g0, g1] + shares
         if self.search_connectivity:
+            xs, ys = hw.parallel_x.split(","), hw.parallel_y.split(",")
+            ranked = [xs[0], ys[0], xs[1] if len(xs) > 1 else None,
+                      ys[1] if len(ys) > 1 else None]
+            rest = [d for d in PARALLEL_DIMS if d not in ranked]
+            for k in range(4):
+                if ranked[k] is None:
+                    ranked[k] = rest.pop(0)
+            ranked += rest
             imp = [0.0] * len(PARALLEL_DIMS)
-            imp[PARALLEL_DIMS.index(hw.parallel_x)] = 1.0
-            imp[PARALLEL_DIMS.index(hw.parallel_y)] = 0.9
-            genes += imp
+            for k, d in enumerate(ranked):
+                imp[PARALLEL_DIMS.index(d)] = 1.0 - 0.1 * k
+            genes += imp + [1.0 if len(xs) > 1 else 0.0, 1.0 if len(ys) > 1 else 0.0]
         return np.clip(np.array(genes), 0.0, 1.0)

@@ -41,14 +41,19 @@ def _ng():
     return ng
 
 
-def make_optimizer(name: str, dim: int, budget: int, workers: int, seed: int, init=None,
-                   sigma: float = 0.2):
+def check_optimizer(name: str, field: str = "optimizer") -> None:
     ng = _ng()
     if name not in ng.optimizers.registry:
         close = [n for n in ng.optimizers.registry if n.lower() == name.lower()]
         raise NaasError("unknown nevergrad optimizer" + (f" (did you mean {close[0]}?)"
                                                          if close else ""),
-                        field="optimizer", value=name)
+                        field=field, value=name)
+
+
+def make_optimizer(name: str, dim: int, budget: int, workers: int, seed: int, init=None,
+                   sigma: float = 0.2):
+    ng = _ng()
+    check_optimizer(name)
     x0 = np.full(dim, 0.5) if init is None else np.clip(np.asarray(init, float), 0.0, 1.0)
     # Unbounded: the decoders clip genes to [0, 1]. A bounded nevergrad Array shrinks the
     # steps near the bounds, and on this piecewise-constant landscape small steps decode to
@@ -307,6 +312,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
         stages = {name: StageState(name) for name in cfg.stages()}
     budget = load_budget(cfg.budget)
     workload = load_workload(cfg.workload)
+    check_optimizer(cfg.optimizer, "--optimizer")
+    check_optimizer(cfg.hw_optimizer, "--hw-optimizer")
     layers = _layers_of(workload)
     human = budget.human_design()
     own_pool = executor is None
@@ -337,6 +344,11 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                                   dim_step=budget.dim_step,
                                   search_connectivity=(name == "full"))
             if st.optimizer is None:
+                # The human design lies in this stage's space too; the search starts from it
+                # (its genome seeds the optimizer), so the stage never reports worse.
+                base = stages["baseline"].best
+                if base is not None and base.valid and st.best is None:
+                    st.best = base
                 st.optimizer = make_optimizer(cfg.hw_optimizer, space.size, cfg.hw_trials,
                                               cfg.hw_population,
                                               _child_seed(cfg.seed, len(st.name)),

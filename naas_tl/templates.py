@@ -74,7 +74,7 @@ TEMPLATES: dict[str, TemplateInfo] = {
               ("weights_spad", ("Weights",)), ("psum_spad", ("Outputs",))),
         pe_levels=(("Inputs", "ifmap_spad"), ("Weights", "weights_spad"),
                    ("Outputs", "psum_spad")),
-        default_parallel=("Q", "S")),
+        default_parallel=("Q", "S,C")),
     "nvdla": TemplateInfo(
         name="nvdla",
         description="NVDLA-like C x K MAC array (dev/nvdla_16x16_45nm_8b__*)",

@@ -103,8 +103,8 @@ def test_hardware_genomes_stay_within_budget(genes):
     assert hw.array_x % 2 == 0 and hw.array_y % 2 == 0
     assert hw.onchip_bytes() <= HUMAN.onchip_bytes()
     assert hw.glb_bytes % 16 == 0
-    assert hw.parallel_x != hw.parallel_y
-    assert {hw.parallel_x, hw.parallel_y} <= set(PARALLEL_DIMS)
+    dims = hw.parallel_x.split(",") + hw.parallel_y.split(",")
+    assert len(set(dims)) == len(dims) and set(dims) <= set(PARALLEL_DIMS)
     assert hw.dram_bandwidth == 8.0
 
 
@@ -116,3 +116,5 @@ def test_human_design_genome_decodes_close_to_it():
     assert hw.onchip_bytes() <= HUMAN.onchip_bytes()
     fixed = hw_space(connectivity=False).decode(hw_space(False).encode(HUMAN))
     assert (fixed.parallel_x, fixed.parallel_y) == ("Q", "S")
+    rows = HUMAN.with_(parallel_y="S,C")
+    assert hw_space().decode(hw_space().encode(rows)).parallel_y == "S,C"

@@ -48,7 +48,7 @@ LAYOUT = {
 
 # The published human designs (sources: budgets/README.md).
 HUMAN = {
-    "eyeriss": dict(array=(14, 12), parallel=("Q", "S"), bits=(16, 16), glb_bytes=108 * 1024,
+    "eyeriss": dict(array=(14, 12), parallel=("Q", "S,C"), bits=(16, 16), glb_bytes=108 * 1024,
                     pe_words={"Inputs": 12, "Weights": 224, "Outputs": 24}, dram=4.0),
     "nvdla-256": dict(array=(16, 16), parallel=("C", "M"), bits=(8, 24), glb_bytes=128 * 1024,
                       pe_words={"Inputs": 32, "Weights": 1, "Outputs": 4}, dram=8.0),

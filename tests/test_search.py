@@ -1,0 +1,116 @@
+"""The two-level search: seeded, budget-respecting, resumable, with clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from naas_tl.budget import load_budget
+from naas_tl.search import SearchConfig, run_search
+
+TINY = """network: tiny
+input: [8, 8, 8]
+layers:
+  - {name: c1, type: conv, C: 8, M: 16, R: 3, S: 3, P: 8, Q: 8, stride: [1, 1], padding: [1, 1]}
+  - {name: c2, type: conv, C: 16, M: 16, R: 1, S: 1, P: 8, Q: 8}
+  - {name: c3, type: conv, C: 16, M: 16, R: 1, S: 1, P: 8, Q: 8}
+"""
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY)
+    return str(p)
+
+
+def cfg(workload, **kw):
+    base = dict(arch="eyeriss", budget="eyeriss", workload=workload, mode="full",
+                hw_trials=4, hw_population=2, map_trials=48, population=16, seed=3, workers=1)
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def test_search_is_seeded_and_respects_the_budget(tiny, tmp_path):
+    a = run_search(cfg(tiny), tmp_path / "a", progress=False)
+    b = run_search(cfg(tiny), tmp_path / "b", progress=False)
+    budget = load_budget("eyeriss")
+    for name in ("baseline", "sizing", "full"):
+        ha = [(i, e) for i, e, _ in a[name].history]
+        hb = [(i, e) for i, e, _ in b[name].history]
+        assert ha == hb, name
+        for _i, _e, hw in a[name].history:
+            if hw is None:
+                continue
+            assert hw["num_pes"] <= budget.max_pes
+            assert hw["onchip_bytes"] <= budget.max_onchip_bytes
+            assert hw["dram_bandwidth"] <= budget.max_dram_bandwidth
+    # identical layers are searched once: c2 and c3 share a shape
+    assert [l.count for l in a["baseline"].best.layers] == [1, 2]
+    assert a["sizing"].best.hw.parallel_x == budget.human_design().parallel_x
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "naas_tl.cli", *args], capture_output=True,
+                          text=True, **kw)
+
+
+def test_resume_after_kill_gives_the_uninterrupted_result(tiny, tmp_path):
+    common = ["search", "--arch", "eyeriss", "--workload", tiny, "--hw-trials", "6",
+              "--hw-population", "2", "--map-trials", "48", "--population", "16",
+              "--seed", "5", "--workers", "1", "--quiet"]
+    whole = _cli(*common, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    # Kill a second run once its sizing stage has checkpointed a generation.
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "naas_tl.cli", *common, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ckpt = out / "checkpoint.pkl"
+    deadline = time.time() + 120
+    import pickle
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists():
+            try:
+                state = pickle.loads(ckpt.read_bytes())
+            except Exception:
+                state = None
+            if state and state["stages"]["sizing"].asked >= 2:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "result.json").exists()
+    resumed = _cli(*common, "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "whole" / "result.json").read_text())
+    b = json.loads((out / "result.json").read_text())
+    for name in ("baseline", "sizing", "full"):
+        assert a["stages"][name]["edp_J_cycles"] == b["stages"][name]["edp_J_cycles"]
+        assert a["stages"][name]["history"] == b["stages"][name]["history"]
+    for f in ("report.md", "convergence.png", "energy-breakdown.png", "design/arch.yaml",
+              "design/ERT.yaml", "design/ART.yaml", "design/layers/c1/map.yaml"):
+        assert (out / f).exists(), f
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--arch", "tpu"], "--arch"),
+    (["--arch", "eyeriss", "--workload", "nosuchnet"], "nosuchnet"),
+    (["--arch", "eyeriss", "--budget", "nosuchbudget"], "nosuchbudget"),
+    (["--arch", "eyeriss", "--budget", "nvdla-256"], "--budget"),
+    (["--arch", "eyeriss", "--resume", "/nonexistent/run"], "checkpoint"),
+    (["--arch", "eyeriss", "--optimizer", "NoSuchOpt", "--hw-trials", "1",
+      "--map-trials", "1", "--workers", "1"], "optimizer"),
+])
+def test_search_errors_are_one_line(args, needle, tmp_path):
+    r = _cli("search", *args, "--out", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
