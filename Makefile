@@ -30,9 +30,9 @@ compare: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/evaluator_throughput.py
 
-# Placeholder until the search CLI lands: make search ARCH=eyeriss WORKLOAD=workloads/resnet50.yaml
+# NAAS search: make search ARCH=eyeriss [WORKLOAD=mobilenetv2] [SEARCH_ARGS="--hw-trials 24"]
 search: $(VENV)/.installed
-	$(VENV)/bin/naas-tl search --arch $(ARCH) $(if $(WORKLOAD),--workload $(WORKLOAD))
+	$(VENV)/bin/naas-tl search --arch $(ARCH) $(if $(WORKLOAD),--workload $(WORKLOAD)) $(SEARCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
