@@ -1,7 +1,9 @@
-"""Compiled per-mapping version of batched._sequence_dp (optional: needs numba).
+"""Compiled per-mapping kernels of the batched evaluator (optional: needs numba).
 
-The arithmetic is the same, in the same order, as the numpy version, so results are
-bit-identical; tests run both. Rows run in parallel over the machine's cores."""
+Each kernel walks one mapping (row) at a time through the same computation as the numpy
+functions in batched.py (_child_delta_sum with _sequence_dp, _spatial_groups with _links):
+same arithmetic on integer-valued floats, so the results are identical; tests run both.
+Rows run in parallel over the machine's cores."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,71 +13,6 @@ try:
 except ImportError:          # pragma: no cover - numba is an optional accelerator
     njit = None
     prange = range
-
-if njit is not None:
-    def sequence_dp_kernel(n, Z, SUB, KIND, KEY, FULL, cB, cC, track):
-        M, K = n.shape
-        NK = 3 if track else 1
-        S = (K + 1) * NK
-        A = np.empty(M)
-        Bo = np.zeros(M)
-        Co = np.zeros(M)
-        for r in prange(M):
-            f = np.arange(S)
-            cost = np.zeros((S, 3))
-            f2 = np.empty(S, dtype=np.int64)
-            cost2 = np.empty((S, 3))
-            ev_next = np.empty(S, dtype=np.int64)
-            ev_cost = np.zeros((S, 3))
-            full = FULL[r]
-            for e in range(K):
-                ne = n[r, e]
-                if ne <= 1:
-                    continue
-                for st in range(S):
-                    ts = st // NK
-                    kind = st % NK
-                    match = ts == 0 or KEY[r, ts - 1] == KEY[r, e]
-                    if Z[r, e]:
-                        delta = 0.0
-                        nk = 0
-                        nts = ts
-                    elif match:
-                        delta = float(SUB[r, e])
-                        nk = KIND[r, e]
-                        nts = e + 1
-                    else:
-                        delta = full
-                        nk = 1
-                        nts = 0
-                    if not track:
-                        nk = 0
-                    ev_next[st] = nts * NK + nk
-                    ev_cost[st, 0] = delta
-                    if track:
-                        if (not Z[r, e]) and nk == kind and kind > 0:
-                            ev_cost[st, 1] = cB[r, e] * delta
-                            ev_cost[st, 2] = cC[r, e] * delta
-                        else:
-                            ev_cost[st, 1] = 0.0
-                            ev_cost[st, 2] = 0.0
-                w = float(ne - 1)
-                for st in range(S):
-                    a = f[st]
-                    b = ev_next[a]
-                    f2[st] = f[b]
-                    for k in range(3):
-                        cost2[st, k] = cost[st, k] + w * (ev_cost[a, k] + cost[b, k])
-                f, f2 = f2, f
-                cost, cost2 = cost2, cost
-            start = 1 if track else 0
-            A[r] = full + cost[start, 0]
-            Bo[r] = cost[start, 1]
-            Co[r] = cost[start, 2]
-        return A, Bo, Co
-else:
-    sequence_dp_kernel = None
-
 
 if njit is not None:
     @njit(cache=True)
@@ -447,7 +384,7 @@ else:
 # default threading layer does not allow nested parallel launches).
 serial = {}
 if njit is not None:
-    for _name in ("sequence_dp_kernel", "child_delta_sums_kernel", "spatial_links_kernel"):
+    for _name in ("child_delta_sums_kernel", "spatial_links_kernel"):
         _py = globals()[_name]
         serial[_name] = njit(cache=True)(_py)
         globals()[_name] = njit(cache=True, parallel=True)(_py)

@@ -115,20 +115,8 @@ def _count_distinct(keys: np.ndarray, include: np.ndarray) -> np.ndarray:
     return (new & (k != sentinel)).sum(axis=1)
 
 
-def _sequence_dp(n, Z, SUB, KIND, KEY, FULL, cB=None, cC=None, *, compiled=None,
-                 serial=False):
-    """Dispatch to the compiled kernel when numba is installed (same numbers)."""
-    use = _dp_kernel.sequence_dp_kernel is not None if compiled is None else compiled
-    if use and len(n):
-        track = cB is not None
-        M, K = n.shape
-        zeros = np.zeros((M, K))
-        return _kernel("sequence_dp_kernel", serial)(
-            np.ascontiguousarray(n, dtype=np.int64), np.ascontiguousarray(Z),
-            np.ascontiguousarray(SUB, dtype=np.int64), np.ascontiguousarray(KIND, dtype=np.int64),
-            np.ascontiguousarray(KEY, dtype=np.int64), np.ascontiguousarray(FULL, dtype=np.float64),
-            zeros if cB is None else np.ascontiguousarray(cB, dtype=np.float64),
-            zeros if cC is None else np.ascontiguousarray(cC, dtype=np.float64), track)
+def _sequence_dp(n, Z, SUB, KIND, KEY, FULL, cB=None, cC=None):
+    """The pure-numpy sequence DP (the compiled path runs it per row inside its kernels)."""
     EQ = KEY[:, :, None] == KEY[:, None, :]
     return _sequence_dp_numpy(n, Z, SUB, KIND, EQ, FULL, cB, cC)
 
@@ -387,7 +375,7 @@ def _evaluate(arch: Architecture, problem: Problem, batch: MappingBatch, energy:
             elif compiled:
                 F = f_all[:, s - 1]
             else:
-                F = _child_delta_sum(p, s - 1, pr, sizes[:, s - 1, pv], packer, serial)
+                F = _child_delta_sum(p, s - 1, pr, sizes[:, s - 1, pv], packer)
             lk = np.zeros(N)
             if compiled and math.prod(arch.fanout(s)) > 1:
                 sl = np.nonzero(p.slot_level == s)[0][:p.D]
@@ -415,7 +403,7 @@ def _evaluate(arch: Architecture, problem: Problem, batch: MappingBatch, energy:
                 groups, tmax, tinfo = sg
                 tot_s = np.where(has_master[:, s], groups * F, F)
                 w_s = np.where(has_master[:, s], p.fanout[:, s] * F, F)
-                adj = _links(arch, p, s, pv, pr, groups, tmax, tinfo, sizes, packer, serial)
+                adj = _links(arch, p, s, pv, pr, groups, tmax, tinfo, sizes, packer)
                 if adj is not None:
                     rows, dB, dC = adj
                     tot_s[rows] -= dB
@@ -609,7 +597,7 @@ def _event_geometry(t, E, full):
     return nnz == 0, partial, sub, np.where(partial, 2, 1)
 
 
-def _child_delta_sum(p: _Prep, child: int, proj, full, packer, serial=False):
+def _child_delta_sum(p: _Prep, child: int, proj, full, packer):
     """Sum over all visits of the child tile's delta, weighted (Timeloop's fills of child)."""
     n = p.loops_above(child)
     t = p.translations(child, proj)                        # [N, K, Kd]
@@ -627,7 +615,7 @@ def _child_delta_sum(p: _Prep, child: int, proj, full, packer, serial=False):
     hard = np.nonzero((partial & active).any(axis=1))[0]
     if len(hard):
         Ah, _, _ = _sequence_dp(n[hard], zero[hard], sub[hard], kind[hard], packer(t[hard]),
-                                full[hard].astype(np.float64), serial=serial)
+                                full[hard].astype(np.float64))
         A[hard] = Ah
     return A
 
@@ -648,7 +636,7 @@ def _neighbour_pairs(arch, s):
     return np.array(cur, dtype=np.int64), np.array(prev, dtype=np.int64)
 
 
-def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer, serial=False):
+def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer):
     """Link-transfer corrections at level s's master spatial loop, or None if none can occur.
 
     Returns (rows, dTotal, dLink) for the affected mappings."""
@@ -706,5 +694,5 @@ def _links(arch, p: _Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer, seri
     full = sizes[rows, child, pv].astype(np.int64)
     zero_r, _, sub, kind = _event_geometry(tr, E, full)
     _, dB, dC = _sequence_dp(n[rows], zero_r, sub, kind, packer(tr), full.astype(np.float64),
-                             cB[rows], cC[rows], serial=serial)
+                             cB[rows], cC[rows])
     return rows, dB, dC
