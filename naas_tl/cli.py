@@ -296,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--encoding", choices=["importance", "index"], default="importance")
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
+    se.add_argument("--executor", default="local", metavar="SPEC",
+                    help="where designs are evaluated: local (a process pool, the default), "
+                         "dask://local (a Dask cluster on this machine with --workers "
+                         "processes) or dask://HOST:PORT (a running Dask scheduler); results "
+                         "do not depend on it")
     se.add_argument("--out", help="output folder (default runs/<arch>-<workload>-seed<S>)")
     se.add_argument("--resume", metavar="DIR", help="continue the search checkpointed in DIR")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -334,7 +339,13 @@ def cmd_search(args) -> int:
     if args.resume is None and (out / "checkpoint.pkl").exists():
         raise NaasError("output folder holds a search already (use --resume to continue it, "
                         "or another --out)", file=str(out))
-    stages = run_search(cfg, out, resume=args.resume is not None, progress=not args.quiet)
+    from .executors import make_executor
+    executor, close_executor = make_executor(args.executor, args.workers)
+    try:
+        stages = run_search(cfg, out, resume=args.resume is not None, progress=not args.quiet,
+                            executor=executor)
+    finally:
+        close_executor()
     result = write_outputs(out, cfg, stages, budget, workload)
     for name, st in result["stages"].items():
         if "edp_J_cycles" in st:
