@@ -1,0 +1,122 @@
+"""--executor: local process pool vs a Dask cluster give the same search; dead workers' tasks
+are re-run; bad specs are one-line errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from naas_tl.errors import NaasError
+from naas_tl.executors import make_executor, parse_spec
+from naas_tl.search import SearchConfig, run_search
+
+from test_search import TINY
+
+
+def _need_dask():
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed "
+                                              "(pip install 'naas-tl[dask]')")
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY)
+    return str(p)
+
+
+def _search(workload, out, spec):
+    cfg = SearchConfig(arch="eyeriss", budget="eyeriss", workload=workload, mode="full",
+                       hw_trials=4, hw_population=2, map_trials=32, population=16, seed=3,
+                       workers=2)
+    executor, close = make_executor(spec, cfg.workers)
+    try:
+        stages = run_search(cfg, out, progress=False, executor=executor)
+    finally:
+        close()
+    return {name: ([(i, e, hw) for i, e, hw in st.history], st.best.edp)
+            for name, st in stages.items()}
+
+
+def test_dask_cluster_gives_the_local_search(tiny, tmp_path):
+    _need_dask()
+    local = _search(tiny, tmp_path / "local", "local")
+    dask = _search(tiny, tmp_path / "dask", "dask://local")
+    assert list(local) == ["baseline", "sizing", "full"]
+    assert dask == local
+
+
+def test_a_killed_workers_task_is_rerun(tmp_path):
+    _need_dask()
+    marker = tmp_path / "died-once"
+
+    def die_once(path, x):      # nested: cloudpickle ships it by value to the workers
+        import os
+        from pathlib import Path
+        if not Path(path).exists():
+            Path(path).write_text(str(os.getpid()))
+            os._exit(1)         # the worker process dies mid-task
+        return 2 * x, os.getpid()
+
+    executor, close = make_executor("dask://local", 2)
+    try:
+        assert type(executor).__name__ == "ClientExecutor"
+        value, pid = executor.submit(die_once, str(marker), 21).result(timeout=60)
+    finally:
+        close()
+    assert value == 42
+    assert marker.exists() and int(marker.read_text()) != pid   # it did die, then re-ran
+
+
+def test_local_spec():
+    assert make_executor("local", 1)[0] is None
+    executor, close = make_executor("local", 2)
+    try:
+        assert isinstance(executor, ProcessPoolExecutor)
+        assert executor.submit(pow, 2, 5).result() == 32
+    finally:
+        close()
+    assert parse_spec("dask://local") == ("dask-local", None)
+    assert parse_spec("dask://sched.example.org:8786") == ("dask", "tcp://sched.example.org:8786")
+    assert parse_spec("dask://10.0.0.5:8786") == ("dask", "tcp://10.0.0.5:8786")
+    assert parse_spec("dask://[::1]:8786") == ("dask", "tcp://[::1]:8786")
+
+
+@pytest.mark.parametrize("spec", ["dask://", "dask://no such host!:1", "dask://host",
+                                  "dask://host:99999", "dask://host:port", "ftp://x", "",
+                                  "Local", "ray://host:10001"])
+def test_bad_specs_are_one_line_errors(spec):
+    with pytest.raises(NaasError) as err:
+        make_executor(spec, 2)
+    msg = str(err.value)
+    assert "\n" not in msg and "--executor" in msg
+
+
+def test_dask_spec_without_dask_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)    # `import distributed` fails
+    for spec in ("dask://local", "dask://127.0.0.1:8786"):
+        with pytest.raises(NaasError) as err:
+            make_executor(spec, 2)
+        msg = str(err.value)
+        assert "\n" not in msg and "pip install 'naas-tl[dask]'" in msg and spec in msg
+
+
+def test_unreachable_scheduler_is_a_one_line_error():
+    _need_dask()
+    with pytest.raises(NaasError) as err:
+        make_executor("dask://127.0.0.1:1", 2, connect_timeout=1)
+    msg = str(err.value)
+    assert "\n" not in msg and "127.0.0.1:1" in msg
+
+
+def test_cli_rejects_a_bad_executor(tiny, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "naas_tl.cli", "search", "--arch", "eyeriss",
+                        "--workload", tiny, "--executor", "ftp://x", "--out",
+                        str(tmp_path / "o"), "--quiet"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--executor" in lines[0] and "ftp://x" in lines[0], r.stderr
