@@ -71,6 +71,9 @@ def _load_from_paths(paths: list[str]):
 
 
 def cmd_evaluate(args) -> int:
+    if getattr(args, "backend", "builtin") != "builtin":   # real Timeloop (optional)
+        from .timeloop_backend import evaluate_cli
+        return evaluate_cli(args.paths, args.backend, args.json)
     case, title = _load_from_paths(args.paths)
     result = evaluate_case(case)
     if args.json:
@@ -265,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="CASE_DIR, or ARCH PROBLEM MAP [ERT [ART]]")
     ev.add_argument("--json", action="store_true",
                     help="print the expected.json-style figures as JSON")
+    ev.add_argument("--backend", choices=["builtin", "timeloop", "both"], default="builtin",
+                    help="builtin: naas_tl's evaluator (default); timeloop: run the real "
+                         "timeloop-model/pytimeloop; both: naas_tl vs Timeloop per metric")
     ev.set_defaults(func=cmd_evaluate)
 
     cp = sub.add_parser(
@@ -304,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--out", help="output folder (default runs/<arch>-<workload>-seed<S>)")
     se.add_argument("--resume", metavar="DIR", help="continue the search checkpointed in DIR")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
+    se.add_argument("--verify-with", choices=["timeloop"],
+                    help="afterwards, run real Timeloop on every layer of the best design "
+                         "(writes verify.json and a report.md section)")
     se.set_defaults(func=cmd_search)
     return p
 
@@ -317,6 +326,9 @@ def cmd_search(args) -> int:
     from .search import SearchConfig, run_search
     from .search_report import write_outputs
     from .workload import load_workload
+    if getattr(args, "verify_with", None) == "timeloop":   # fail before searching
+        from .timeloop_backend import require_timeloop
+        require_timeloop()
     arch = args.arch
     if arch not in ARCH_DEFAULT_BUDGET:
         raise NaasError("unknown --arch (templates: " + ", ".join(sorted(ARCH_DEFAULT_BUDGET))
@@ -353,6 +365,9 @@ def cmd_search(args) -> int:
             print(f"{st['title']}: EDP {st['edp_J_cycles']:.4g} J*cycles "
                   f"({imp:.2f}x vs human design)")
     print(f"wrote {out}/result.json, report.md, design/, convergence.png, energy-breakdown.png")
+    if getattr(args, "verify_with", None) == "timeloop":
+        from .timeloop_backend import verify_design
+        return verify_design(out, result)
     return 0
 
 
