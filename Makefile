@@ -37,3 +37,11 @@ search: $(VENV)/.installed
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Timeloop/Accelergy image with naas_tl (docker/README.md). No venv needed for these.
+.PHONY: docker docker-search
+docker:
+	docker build -t naas-tl -f docker/Dockerfile .
+
+docker-search:
+	docker run --rm -v $(PWD)/runs:/work/runs naas-tl naas-tl search --arch $(ARCH) --verify-with timeloop --out /work/runs/docker-$(ARCH)
