@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import Executor, ProcessPoolExecutor
+
 from typing import Callable
 
 from .errors import NaasError
@@ -90,7 +91,8 @@ def make_executor(spec: str, workers: int, *,
     if kind == "local":
         if n <= 1:
             return None, _noop
-        pool = ProcessPoolExecutor(max_workers=n)
+        from .search import process_context
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=process_context())
         return pool, pool.shutdown
     distributed = _distributed(spec)
     cluster = None

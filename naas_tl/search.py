@@ -35,6 +35,13 @@ from .spec import Architecture, EnergyTable, Mapping, Problem
 INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
 
 
+def process_context():
+    """Worker processes are spawned, not forked: a fork after the compiled kernels have
+    started their thread pool is unsafe (it aborted under numba's OpenMP layer)."""
+    import multiprocessing
+    return multiprocessing.get_context("spawn")
+
+
 def _ng():
     import nevergrad as ng          # imported lazily: it is slow to import
     warnings.filterwarnings("ignore", module="nevergrad")
@@ -319,7 +326,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     own_pool = executor is None
     if own_pool:
         n = cfg.workers or (os.cpu_count() or 1)
-        executor = ProcessPoolExecutor(max_workers=n) if n > 1 else None
+        executor = (ProcessPoolExecutor(max_workers=n, mp_context=process_context())
+                    if n > 1 else None)
     bar = _progress(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
                     initial=sum(st.asked for st in stages.values()))
     try:
