@@ -82,6 +82,7 @@ class MappingSearchResult:
     cycles: int
     evaluations: int
     history: list = field(default_factory=list)     # best EDP after each generation
+    genome: np.ndarray | None = None                 # decodes (and repairs) to `mapping`
 
     @property
     def edp(self) -> float:
@@ -111,6 +112,8 @@ def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: 
                 start = init if init is not None else best_genes
                 opt = make_optimizer(optimizer, space.size, trials - evals, population, seed,
                                      init=start, sigma=sigma)
+                if init is not None:
+                    opt.suggest(np.clip(np.asarray(init, float), 0.0, 1.0))  # evaluated first
             cands = [opt.ask() for _ in range(n)]
             genes = np.stack([c.value for c in cands])
         batch = space.repair(space.decode(genes))
@@ -132,6 +135,7 @@ def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: 
         history.append(best_edp)
     best.evaluations = evals
     best.history = history
+    best.genome = best_genes if best.mapping is not None else None
     return best
 
 
@@ -174,6 +178,7 @@ class LayerOutcome:
     energy_pJ: float
     cycles: int
     evaluations: int
+    genome: np.ndarray | None = None
 
 
 @dataclass
@@ -211,8 +216,13 @@ def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "imp
 
 def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
                     optimizer: str = "CMA", encoding: str = "importance",
-                    population: int = 32) -> DesignOutcome:
-    """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]."""
+                    population: int = 32, warm: dict | None = None) -> DesignOutcome:
+    """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)].
+
+    warm: {layer name: genome} from another design (the human one); a layer's search starts
+    there when the genome fits this design's mapping space. With a few hundred trials per
+    layer, cold searches differ by ~2x between seeds, which would drown the differences
+    between hardware candidates."""
     from .energy import energy_tables
     from . import templates
     try:
@@ -223,10 +233,13 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
     out = []
     for k, (name, count, problem) in enumerate(layers):
         space = mapping_space_for(hw, problem, encoding)
+        init = (warm or {}).get(name)
+        if init is not None and len(init) != space.size:
+            init = None
         r = search_mapping(space, energy, map_trials, _child_seed(seed, k),
-                           optimizer=optimizer, population=population)
+                           optimizer=optimizer, population=population, init=init)
         out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
-                                r.evaluations))
+                                r.evaluations, r.genome))
     return DesignOutcome(hw, out)
 
 
@@ -374,7 +387,10 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                         hw = None
                     designs.append(hw)
                     tags.append((name, st.asked + j))
-                outcomes = _run_designs(designs, layers, cfg, tags, executor)
+                base = stages["baseline"].best
+                warm = ({l.name: l.genome for l in base.layers if l.genome is not None}
+                        if base is not None and base.valid else None)
+                outcomes = _run_designs(designs, layers, cfg, tags, executor, warm)
                 for j, (c, o) in enumerate(zip(cands, outcomes)):
                     loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
                     st.optimizer.tell(c, loss)
@@ -398,7 +414,7 @@ def _stage_total(cfg: SearchConfig, name: str) -> int:
     return 1 if name == "baseline" else cfg.hw_trials
 
 
-def _run_designs(designs, layers, cfg: SearchConfig, tags, executor) -> list:
+def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None) -> list:
     """Evaluate designs (None = undecodable) in order; seeds depend only on the tags."""
     jobs = []
     for hw, tag in zip(designs, tags):
@@ -406,7 +422,8 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor) -> list:
             jobs.append(None)
             continue
         args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, len(tag[0]), tag[1]))
-        kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population)
+        kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
+                  warm=warm)
         jobs.append(executor.submit(evaluate_design, *args, **kw) if executor
                     else (args, kw))
     out = []
