@@ -5,6 +5,10 @@ Evaluates random capacity-valid mappings of ResNet-50's res2a 3x3 layer (C=M=64,
 the scalar path agree on every mapping both evaluated, and prints as its LAST line:
     batched_evals_per_s=<float> scalar_evals_per_s=<float> speedup=<float>
 Both rates are measured in this run, on this machine.
+
+--device cuda times the torch path of the batched evaluator (naas_tl.batched_torch) on the GPU,
+--torch-cpu the same torch path on the CPU; both also check that the torch path's numbers equal
+the numpy batched path's on every mapping. Without either, the numpy (+ numba) path is timed.
 """
 from __future__ import annotations
 
@@ -42,13 +46,26 @@ def main(argv=None) -> int:
     ap.add_argument("--timeloop-n", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=3, help="batched timing: best of R runs")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: time the torch batched path on the GPU (needs torch with CUDA)")
+    ap.add_argument("--torch-cpu", action="store_true",
+                    help="time the torch batched path on the CPU")
     ap.add_argument("--no-compiled", action="store_true",
                     help="pure-numpy batched path (no numba kernels)")
     args = ap.parse_args(argv)
-    if args.device != "cpu":
-        print("the torch/CUDA batched path is not implemented yet (issue #5)", file=sys.stderr)
-        return 2
+    torch_device = "cuda" if args.device == "cuda" else ("cpu" if args.torch_cpu else None)
+    if torch_device is not None:
+        try:
+            import torch
+            from naas_tl.batched_torch import evaluate_batch_torch
+        except ImportError:
+            print("error: the torch batched path needs torch (pip install naas-tl[gpu])",
+                  file=sys.stderr)
+            return 2
+        if torch_device == "cuda" and not torch.cuda.is_available():
+            print("error: --device cuda requested but torch.cuda is not available",
+                  file=sys.stderr)
+            return 2
     arch = parse_architecture(load_yaml(ARCH_CASE / "arch.yaml"), str(ARCH_CASE / "arch.yaml"))
     problem = parse_problem(load_yaml(LAYER), str(LAYER))
     energy = EnergyTable(energy=parse_ert(load_yaml(ARCH_CASE / "ERT.yaml")),
@@ -56,9 +73,20 @@ def main(argv=None) -> int:
     ref_map = load_case(ARCH_CASE / "arch.yaml", ARCH_CASE / "problem.yaml",
                         ARCH_CASE / "map.yaml").mapping
     compiled = (not args.no_compiled) and _dp_kernel.child_delta_sums_kernel is not None
+    if torch_device is not None:
+        what = f"torch {torch.__version__} on {torch_device}"
+        if torch_device == "cuda":
+            what += f" ({torch.cuda.get_device_name()})"
+
+        def run_batched(bt):
+            return evaluate_batch_torch(arch, problem, bt, energy, device=torch_device)
+    else:
+        what = "numpy + numba kernels" if compiled else "pure numpy"
+
+        def run_batched(bt):
+            return evaluate_batch(arch, problem, bt, energy, compiled=compiled)
     print(f"layer {dict(zip(problem.dims, problem.bounds))} on {ARCH_CASE.name} "
-          f"({arch.arithmetic.instances} PEs); batched path: "
-          f"{'numpy + numba kernels' if compiled else 'pure numpy'}")
+          f"({arch.arithmetic.instances} PEs); batched path: {what}")
 
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
@@ -67,16 +95,26 @@ def main(argv=None) -> int:
           f"{time.perf_counter() - t0:.1f} s")
 
     # Warm up (loads the compiled kernels), then best of `repeat` timed runs.
-    evaluate_batch(arch, problem, batch.take(np.arange(min(64, len(batch)))), energy,
-                   compiled=compiled)
+    run_batched(batch.take(np.arange(min(64, len(batch)))))
     best = math.inf
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        res = evaluate_batch(arch, problem, batch, energy, compiled=compiled)
+        res = run_batched(batch)     # the torch path returns numpy arrays: includes the sync
         best = min(best, time.perf_counter() - t0)
     batched_rate = len(batch) / best
     print(f"batched: {len(batch)} mappings in {best:.3f} s "
           f"({int(res.valid.sum())} valid) -> {batched_rate:,.0f} evals/s")
+    mismatches = 0
+    if torch_device is not None:
+        ref = evaluate_batch(arch, problem, batch, energy, compiled=compiled)
+        bad = np.zeros(len(batch), dtype=bool)
+        for k in ("valid", "invalid_reason", "cycles", "reads", "fills", "updates"):
+            a, b = getattr(res, k), getattr(ref, k)
+            bad |= (a != b).reshape(len(batch), -1).any(axis=1)
+        bad |= ~np.isclose(res.energy_pJ, ref.energy_pJ, rtol=1e-12, atol=0.0) & ref.valid
+        mismatches += int(bad.sum())
+        print(f"torch vs numpy batched path: {len(batch) - int(bad.sum())}/{len(batch)} "
+              f"mappings identical")
 
     # Scalar path on the first mappings; every number must agree with the batched path.
     m = min(args.scalar_n, len(batch))
@@ -84,7 +122,7 @@ def main(argv=None) -> int:
     scalar = [evaluate(arch, problem, batch.mapping(i), energy) for i in range(m)]
     scalar_time = time.perf_counter() - t0
     scalar_rate = m / scalar_time
-    mismatches = 0
+    scalar_bad = 0
     for i, r in enumerate(scalar):
         same = (r.cycles == res.cycles[i]
                 and math.isclose(r.energy_pJ, res.energy_pJ[i], rel_tol=1e-12)
@@ -92,9 +130,10 @@ def main(argv=None) -> int:
                         for li, ls in enumerate(r.levels)
                         for pv, ts in enumerate(ls.tensors.values())
                         for k in ("reads", "fills", "updates")))
-        mismatches += not same
+        scalar_bad += not same
+    mismatches += scalar_bad
     print(f"scalar: {m} mappings in {scalar_time:.2f} s -> {scalar_rate:,.2f} evals/s; "
-          f"agreement with batched: {m - mismatches}/{m}")
+          f"agreement with batched: {m - scalar_bad}/{m}")
 
     tl = shutil.which("timeloop-model")
     if tl and args.timeloop_n > 0:
