@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 
 from naas_tl.encoding import MappingSpace  # noqa: E402
 from naas_tl.hardware import PARALLEL_DIMS  # noqa: E402
-from naas_tl.mapping_batch import MappingBatch  # noqa: E402
 from naas_tl.model import evaluate  # noqa: E402
 from naas_tl.search import random_mapping_search, search_mapping  # noqa: E402
 from naas_tl.spec import load_case_dir  # noqa: E402

@@ -186,7 +186,6 @@ if njit is not None:
         points). Returns groups [N], dTotal [N], dLink [N] (batched._spatial_groups/_links)."""
         N, D = sp_end.shape
         Kd = coef.shape[1]
-        F = 1
         P = pair_cur.shape[0]
         Kg = ev_n.shape[1]
         groups = np.zeros(N, dtype=np.int64)

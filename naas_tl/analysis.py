@@ -20,11 +20,11 @@ simulate instance 0 and translate: same numbers, far fewer steps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .nest import Nest, TIME, SPACE_X
+from .nest import Nest
 from .spec import Architecture, Problem
 
 ZERO_GRAD = (0, 0)

@@ -377,7 +377,10 @@ def _evaluate(arch: Architecture, problem: Problem, batch: MappingBatch, energy:
             else:
                 F = _child_delta_sum(p, s - 1, pr, sizes[:, s - 1, pv], packer)
             lk = np.zeros(N)
-            if compiled and math.prod(arch.fanout(s)) > 1:
+            if math.prod(arch.fanout(s)) == 1:        # no spatial loops possible here
+                tot_s = F
+                w_s = F
+            elif compiled:
                 sl = np.nonzero(p.slot_level == s)[0][:p.D]
                 pc, pp = _neighbour_pairs(arch, s)
                 groups, dB, dC = _kernel("spatial_links_kernel", serial)(
@@ -391,16 +394,8 @@ def _evaluate(arch: Architecture, problem: Problem, batch: MappingBatch, energy:
                 tot_s = np.where(has_master[:, s], groups * F, F) - dB
                 w_s = np.where(has_master[:, s], p.fanout[:, s] * F, F) - dC
                 lk = dC
-                sg = False
             else:
-                sg = _spatial_groups(arch, p, s, pr, packer)
-            if sg is False:
-                pass
-            elif sg is None:
-                tot_s = F
-                w_s = F
-            else:
-                groups, tmax, tinfo = sg
+                groups, tmax, tinfo = _spatial_groups(arch, p, s, pr, packer)
                 tot_s = np.where(has_master[:, s], groups * F, F)
                 w_s = np.where(has_master[:, s], p.fanout[:, s] * F, F)
                 adj = _links(arch, p, s, pv, pr, groups, tmax, tinfo, sizes, packer)
@@ -564,10 +559,7 @@ def _instance_offsets(arch, p: _Prep, s: int):
 def _spatial_groups(arch, p: _Prep, s: int, proj, packer):
     """Distinct data-space translations among level s's spatial instances (multicast groups).
 
-    Returns (groups [N], tmax [N, Kd] span of the translations, (keys, valid, t)), or
-    None when the level has no fanout."""
-    if math.prod(arch.fanout(s)) == 1:
-        return None
+    Returns (groups [N], tmax [N, Kd] span of the translations, (keys, valid, t))."""
     t_op, valid = _instance_offsets(arch, p, s)
     t = _project(t_op, proj)                              # [N, F, K]
     keys = packer(t)

@@ -8,7 +8,7 @@ Each template in arch_templates/ turns it into Timeloop architecture YAML
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 # Dimensions NAAS may unroll spatially (its connectivity search space).
 PARALLEL_DIMS = ("R", "S", "P", "Q", "C", "M")

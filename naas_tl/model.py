@@ -7,7 +7,7 @@ records each rule and where it lives in Timeloop's source.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -274,7 +274,6 @@ def evaluate(arch: Architecture, problem: Problem, mapping: Mapping,
         e_r = action_energy(acts, READ_ACTIONS)
         e_f = action_energy(acts, FILL_ACTIONS)
         e_u = action_energy(acts, UPDATE_ACTIONS)
-        e_leak = float(acts.get("leak", 0.0)) if acts else 0.0
         B = lvl.block_size
         clusters_avail = lvl.instances // max(1, lvl.cluster_size)
         for ts in tensors.values():

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import time
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -29,8 +28,7 @@ from .batched import evaluate_batch
 from .encoding import EncodingError, HardwareSpace, MappingSpace
 from .errors import NaasError
 from .hardware import HardwareConfig
-from .mapping_batch import MappingBatch
-from .spec import Architecture, EnergyTable, Mapping, Problem
+from .spec import EnergyTable, Mapping, Problem
 
 INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
 
@@ -137,18 +135,6 @@ def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: 
     best.history = history
     best.genome = best_genes if best.mapping is not None else None
     return best
-
-
-def _outer_heavy_genome(space: MappingSpace) -> np.ndarray:
-    g = np.full(space.size, 0.5)
-    pos = len(space.temporal_levels) * (space.n_dims if space.encoding == "importance" else 1)
-    for d in range(space.n_dims):
-        slots = space.slots(d)
-        w = np.full(len(slots), 0.15)
-        w[-1] = 0.9
-        g[pos:pos + len(slots)] = w
-        pos += len(slots)
-    return g
 
 
 def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
@@ -383,7 +369,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                         hw = space.decode(c.value)
                         if budget.violations(hw):
                             raise EncodingError("; ".join(budget.violations(hw)))
-                    except EncodingError as err:
+                    except EncodingError:
                         hw = None
                     designs.append(hw)
                     tags.append((name, st.asked + j))
@@ -453,84 +439,3 @@ def _progress(enabled: bool, total: int, initial: int):
         return _NoBar()
     from tqdm import tqdm
     return tqdm(total=total, initial=initial, unit="design", dynamic_ncols=True)
-
-
-# --------------------------------------------------------------------------------------
-# Local refinement on the decoded arrays (after the nevergrad phase)
-# --------------------------------------------------------------------------------------
-
-def polish(space: MappingSpace, energy: EnergyTable, start: MappingBatch, seed: int, *,
-           rounds: int = 30, neighbours: int = 128, patience: int = 6):
-    """Steepest descent with random neighbours, each evaluated in one batched call.
-
-    A neighbour moves one prime factor of one dim between two slots (temporal levels, or the
-    spatial slot of a parallel dim while the axis has room) and/or swaps two loops of one
-    level. Factor products stay equal to the bounds, so only capacity can make a neighbour
-    invalid, and the evaluator rejects those. Returns (MappingBatch of 1, energy, cycles)."""
-    from .mapspace import prime_factors
-    rng = np.random.default_rng(seed)
-    arch, problem = space.arch, space.problem
-    res = evaluate_batch(arch, problem, start, energy)
-    if not res.valid[0]:
-        return start, math.inf, 0
-    cur, cur_edp = start, float(res.edp[0])
-    cur_e, cur_c = float(res.energy_pJ[0]), int(res.cycles[0])
-    tl = list(space.temporal_levels)
-    spatial = list(space.spatial)
-    axis_cap = {}
-    for (lvl, axis, d, cap) in spatial:
-        axis_cap[(lvl, axis)] = cap
-    D = space.n_dims
-    stale = 0
-    for _ in range(rounds):
-        t = np.repeat(cur.temporal, neighbours, axis=0)
-        sp = np.repeat(cur.spatial, neighbours, axis=0)
-        tp = np.repeat(cur.temporal_perm, neighbours, axis=0)
-        for r in range(neighbours):
-            for _move in range(1 + (rng.random() < 0.3)):
-                if rng.random() < 0.6:
-                    # Factor move: collect (kind, level, dim) slots holding a factor > 1.
-                    d = int(rng.integers(D))
-                    src = [("T", l) for l in tl if t[r, l, d] > 1] + \
-                          [("S", l) for (l, _a, dd, _c) in spatial if dd == d and sp[r, l, d] > 1]
-                    if not src:
-                        continue
-                    kind, l = src[rng.integers(len(src))]
-                    f = t[r, l, d] if kind == "T" else sp[r, l, d]
-                    p = prime_factors(int(f))[int(rng.integers(len(prime_factors(int(f)))))]
-                    dst = [("T", x) for x in tl if not (kind == "T" and x == l)]
-                    for (x, a, dd, c) in spatial:
-                        if dd == d and not (kind == "S" and x == l):
-                            used = int(np.prod([sp[r, x, e] for (xx, aa, e, _) in spatial
-                                                if xx == x and aa == a]))
-                            if used * p <= c:
-                                dst.append(("S", x))
-                    k2, l2 = dst[rng.integers(len(dst))]
-                    if kind == "T":
-                        t[r, l, d] //= p
-                    else:
-                        sp[r, l, d] //= p
-                    if k2 == "T":
-                        t[r, l2, d] *= p
-                    else:
-                        sp[r, l2, d] *= p
-                else:
-                    l = tl[int(rng.integers(len(tl)))]
-                    i, j = rng.choice(D, size=2, replace=False)
-                    tp[r, l, [i, j]] = tp[r, l, [j, i]]
-        cand = MappingBatch(t, tp, sp, np.repeat(cur.spatial_perm, neighbours, axis=0),
-                            np.repeat(cur.split, neighbours, axis=0),
-                            np.repeat(cur.keep, neighbours, axis=0))
-        res = evaluate_batch(arch, problem, cand, energy)
-        ok = np.nonzero(res.valid)[0]
-        if len(ok) and res.edp[ok].min() < cur_edp * (1 - 1e-12):
-            i = int(ok[np.argmin(res.edp[ok])])
-            cur = cand.take([i])
-            cur_edp = float(res.edp[i])
-            cur_e, cur_c = float(res.energy_pJ[i]), int(res.cycles[i])
-            stale = 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    return cur, cur_e, cur_c

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .batched import evaluate_batch
 from .mapping_batch import MappingBatch
@@ -59,7 +58,6 @@ def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
               "stages": {name: _stage_dict(st) for name, st in stages.items()}}
     base = stages["baseline"].best
     final_name = cfg.stages()[-1]
-    final = stages[final_name].best
     if base is not None and base.valid:
         for name, st in stages.items():
             if st.best is not None and st.best.valid:

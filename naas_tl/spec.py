@@ -185,15 +185,6 @@ def _flatten_tree(node: dict, prefix: str, out: list, file: str, path: str,
         _flatten_tree(sub, full, out, file, f"{path}.subtree[{j}]", attrs)
 
 
-_KNOWN_STORAGE_ATTRS = {
-    "depth", "memory_depth", "width", "memory_width", "datawidth", "word-bits", "word_bits",
-    "block-size", "block_size", "cluster-size", "cluster_size", "read_bandwidth",
-    "write_bandwidth", "shared_bandwidth", "read-bandwidth", "write-bandwidth",
-    "shared-bandwidth", "multiple_buffering", "multiple-buffering", "reduction_supported",
-    "meshX", "meshY", "instances", "num_ports", "n_banks", "technology",
-}
-
-
 def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld: str,
                   ert_name: str) -> StorageLevel:
     a = attrs
@@ -309,8 +300,7 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         if "instances" in (comp.get("attributes") or {}):
             count = _num(comp["attributes"]["instances"], file=file,
                          fld=f"{fld}.attributes.instances", integer=True)
-        attrs = {k: v for k, v in inherited.items() if k in ("meshX",)} if False else {}
-        attrs.update(comp.get("attributes") or {})
+        attrs = dict(comp.get("attributes") or {})
         for k in ("depth", "width", "datawidth", "block-size", "word-bits", "meshX",
                   "read_bandwidth", "write_bandwidth"):
             if k in comp and k not in attrs:   # v0.2 puts attributes at component level

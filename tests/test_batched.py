@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from naas_tl import _dp_kernel
-from naas_tl.batched import (BAD_FACTORS, BAD_FANOUT, OVER_CAPACITY, VALID, evaluate_batch)
+from naas_tl.batched import (BAD_FACTORS, BAD_FANOUT, OVER_CAPACITY, evaluate_batch)
 from naas_tl.errors import MappingInvalid, NaasError
 from naas_tl.mapping_batch import MappingBatch
 from naas_tl.mapspace import sample_mappings

@@ -5,7 +5,6 @@ import filecmp
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
