@@ -17,7 +17,8 @@ from naas_tl.mapspace import sample_mappings
 from naas_tl.model import evaluate
 from naas_tl.nest import build_nest
 from naas_tl.analysis import NestAnalysis
-from naas_tl.spec import load_case_dir
+
+from helpers import case, small_problem
 
 REF = Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"
 ALL_CASES = sorted(p for p in REF.glob("*/*") if (p / "arch.yaml").exists())
@@ -30,20 +31,7 @@ PROPERTY_CASES = ["published/ex_eyeriss_like", "published/ex_simba_like",
                   "published/ispass20_04_conv1d_oc_3levelspatial_kp"]
 COMPILED = [False] + ([True] if _dp_kernel.child_delta_sums_kernel is not None else [])
 
-_cases: dict = {}
 
-
-def case(name):
-    if name not in _cases:
-        _cases[name] = load_case_dir(REF / name)
-    return _cases[name]
-
-
-def small_problem(problem, rng):
-    """Same shape (projections, strides), small bounds: keeps the scalar path fast."""
-    choices = {"R": [1, 2, 3], "S": [1, 3], "N": [1, 2], "G": [1]}
-    bounds = tuple(int(rng.choice(choices.get(d, [1, 2, 3, 4, 6, 8]))) for d in problem.dims)
-    return dataclasses.replace(problem, bounds=bounds)
 
 
 def assert_same(arch, problem, batch, energy, result, i):

@@ -1,8 +1,6 @@
 """The torch path of the batched evaluator must give the pure-numpy path's numbers."""
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,8 @@ from naas_tl.batched import evaluate_batch  # noqa: E402
 from naas_tl.batched_torch import evaluate_batch_torch  # noqa: E402
 from naas_tl.mapping_batch import MappingBatch  # noqa: E402
 from naas_tl.mapspace import sample_mappings  # noqa: E402
-from naas_tl.spec import load_case_dir  # noqa: E402
+from helpers import REF, case, small_problem  # noqa: E402
 
-REF = Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"
 ALL_CASES = sorted(p for p in REF.glob("*/*") if (p / "arch.yaml").exists())
 RANDOM_CASES = ["published/ex_eyeriss_like", "published/ex_simba_like",
                 "published/ex_simple_weight_stationary",
@@ -26,19 +23,7 @@ EXACT = ("valid", "invalid_reason", "cycles", "reads", "fills", "updates",
          "utilized_instances")
 CLOSE = ("energy_pJ", "mac_energy_pJ", "level_energy_pJ", "utilization")
 
-_cases: dict = {}
 
-
-def case(name):
-    if name not in _cases:
-        _cases[name] = load_case_dir(REF / name)
-    return _cases[name]
-
-
-def small_problem(problem, rng):
-    choices = {"R": [1, 2, 3], "S": [1, 3], "N": [1, 2], "G": [1]}
-    bounds = tuple(int(rng.choice(choices.get(d, [1, 2, 3, 4, 6, 8]))) for d in problem.dims)
-    return dataclasses.replace(problem, bounds=bounds)
 
 
 def assert_equal_results(got, ref):
