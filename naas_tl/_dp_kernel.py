@@ -358,24 +358,41 @@ else:
 
 
 if njit is not None:
-    @njit(cache=True)
-    def vector_strides_kernel(dim, end, skip, D):
-        """Per slot: product of the ends of the inner slots over the same dim."""
+    @njit(cache=True, nogil=True)
+    def prep_kernel(dim, end, skip, D):
+        """Per row: each slot's vector stride, and the nontrivial temporal loops compacted in
+        nest order (bound, level, dim, stride), as batched._Prep computes them in numpy."""
         N, G = dim.shape
+        KG = G // 2
         vs = np.ones((N, G), dtype=np.int64)
+        ev_n = np.ones((N, KG), dtype=np.int64)
+        ev_level = np.full((N, KG), G // (2 * D), dtype=np.int64)
+        ev_dim = np.zeros((N, KG), dtype=np.int64)
+        ev_vs = np.zeros((N, KG), dtype=np.int64)
+        count = np.zeros(N, dtype=np.int64)
         run = np.ones(D, dtype=np.int64)
         for r in range(N):
             for d in range(D):
                 run[d] = 1
+            k = 0
             for g in range(G):
                 if skip[g]:
                     continue
                 d = dim[r, g]
+                e = end[r, g]
                 vs[r, g] = run[d]
-                run[d] *= end[r, g]
-        return vs
+                if g % (2 * D) >= D and e > 1:
+                    ev_n[r, k] = e
+                    ev_level[r, k] = g // (2 * D)
+                    ev_dim[r, k] = d
+                    ev_vs[r, k] = run[d]
+                    k += 1
+                run[d] *= e
+            count[r] = k
+        return vs, ev_n, ev_level, ev_dim, ev_vs, count
+
 else:
-    vector_strides_kernel = None
+    prep_kernel = None
 
 
 # Each row-parallel kernel comes in two compiled variants: `parallel` spreads rows over the
@@ -385,5 +402,6 @@ serial = {}
 if njit is not None:
     for _name in ("child_delta_sums_kernel", "spatial_links_kernel"):
         _py = globals()[_name]
-        serial[_name] = njit(cache=True)(_py)
+        # nogil: the threads of batched.evaluate_batch run these side by side
+        serial[_name] = njit(cache=True, nogil=True)(_py)
         globals()[_name] = njit(cache=True, parallel=True)(_py)

@@ -196,7 +196,8 @@ class _Prep:
         li, j = divmod(g, 2 * D)
         return j < D and math.prod(arch.fanout(li)) == 1
 
-    def __init__(self, arch: Architecture, problem: Problem, b: MappingBatch):
+    def __init__(self, arch: Architecture, problem: Problem, b: MappingBatch,
+                 compiled: bool = False):
         N, L, D = b.temporal.shape
         self.N, self.L, self.D = N, L, D
         G = 2 * D * L
@@ -212,8 +213,10 @@ class _Prep:
         self.slot_spatial = np.tile(np.r_[np.ones(D, bool), np.zeros(D, bool)], L)
         # Vector stride of each slot: product of the ends of inner slots of the same dim.
         skip = np.array([self._static_trivial(arch, g, D) for g in range(G)])
-        if _dp_kernel.vector_strides_kernel is not None:
-            self.vs = _dp_kernel.vector_strides_kernel(dim, end, skip, D)
+        prepped = None
+        if compiled and _dp_kernel.prep_kernel is not None:
+            prepped = _dp_kernel.prep_kernel(dim, end, skip, D)
+            self.vs = prepped[0]
         else:
             vs = np.ones((N, G), dtype=np.int64)
             run = np.ones((N, D), dtype=np.int64)
@@ -245,21 +248,26 @@ class _Prep:
         self.temporal_product = b.temporal.prod(axis=(1, 2))
 
         # All nontrivial temporal loops, compacted in nest order (innermost first).
-        t_end = end.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
-        t_dim = dim.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
-        t_vs = self.vs.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
-        t_lvl = np.broadcast_to(np.repeat(np.arange(L), D), t_end.shape)
-        order = np.argsort(t_end <= 1, axis=1, kind="stable")
-        t_end = np.take_along_axis(t_end, order, axis=1)
-        K = max(1, int((t_end > 1).sum(axis=1).max(initial=0)))
-        order = order[:, :K]
-        self.ev_n = t_end[:, :K]
-        self.ev_level = np.where(self.ev_n > 1, np.take_along_axis(t_lvl, order, axis=1), L)
-        ev_dim = np.take_along_axis(t_dim, order, axis=1)
-        ev_vs = np.take_along_axis(t_vs, order, axis=1)
-        self.ev_dim = np.ascontiguousarray(ev_dim)
-        self.ev_vs = np.where(self.ev_n > 1, ev_vs, 0)
-        self.ev_n = np.ascontiguousarray(self.ev_n)
+        if prepped is not None:
+            _, ev_n, ev_level, ev_dim, ev_vs, count = prepped
+            K = max(1, int(count.max(initial=0)))
+            self.ev_n = np.ascontiguousarray(ev_n[:, :K])
+            self.ev_level = np.ascontiguousarray(ev_level[:, :K])
+            self.ev_dim = np.ascontiguousarray(ev_dim[:, :K])
+            self.ev_vs = np.ascontiguousarray(ev_vs[:, :K])
+        else:
+            t_end = end.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
+            t_dim = dim.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
+            t_vs = self.vs.reshape(N, L, 2, D)[:, :, 1, :].reshape(N, L * D)
+            t_lvl = np.broadcast_to(np.repeat(np.arange(L), D), t_end.shape)
+            order = np.argsort(t_end <= 1, axis=1, kind="stable")
+            t_end = np.take_along_axis(t_end, order, axis=1)
+            K = max(1, int((t_end > 1).sum(axis=1).max(initial=0)))
+            order = order[:, :K]
+            self.ev_n = np.ascontiguousarray(t_end[:, :K])
+            self.ev_level = np.where(self.ev_n > 1, np.take_along_axis(t_lvl, order, axis=1), L)
+            self.ev_dim = np.ascontiguousarray(np.take_along_axis(t_dim, order, axis=1))
+            self.ev_vs = np.where(self.ev_n > 1, np.take_along_axis(t_vs, order, axis=1), 0)
         self._cache = {}
 
     def coef(self, proj) -> np.ndarray:
@@ -330,7 +338,7 @@ def _evaluate(arch: Architecture, problem: Problem, batch: MappingBatch, energy:
     T = len(problem.data_spaces)
     if L != len(arch.storage) or D != len(problem.dims) or b.keep.shape[2] != T:
         raise ValueError("batch shape does not match the architecture/problem")
-    p = _Prep(arch, problem, b)
+    p = _Prep(arch, problem, b, compiled)
     bounds = np.array(problem.bounds, dtype=np.int64)
 
     # Validity (the same rules the scalar path raises on).
