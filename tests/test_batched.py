@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,17 +17,8 @@ from naas_tl.model import evaluate
 from naas_tl.nest import build_nest
 from naas_tl.analysis import NestAnalysis
 
-from helpers import case, small_problem
+from helpers import ALL_CASES, PROPERTY_CASES, REF, case, small_problem
 
-REF = Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"
-ALL_CASES = sorted(p for p in REF.glob("*/*") if (p / "arch.yaml").exists())
-# Architectures with different features: row-stationary dummies, clusters, a 16x16 mesh,
-# per-lane accumulators, a MAC-level fanout (point link transfers), a conv1d spatial PE row.
-PROPERTY_CASES = ["published/ex_eyeriss_like", "published/ex_simba_like",
-                  "published/ex_simple_weight_stationary",
-                  "dev/nvdla_16x16_45nm_8b__resnet50_fc1000",
-                  "published/dse2024_outputs_gemm_8mac",
-                  "published/ispass20_04_conv1d_oc_3levelspatial_kp"]
 COMPILED = [False] + ([True] if _dp_kernel.child_delta_sums_kernel is not None else [])
 
 

@@ -11,14 +11,8 @@ from naas_tl.batched import evaluate_batch  # noqa: E402
 from naas_tl.batched_torch import evaluate_batch_torch  # noqa: E402
 from naas_tl.mapping_batch import MappingBatch  # noqa: E402
 from naas_tl.mapspace import sample_mappings  # noqa: E402
-from helpers import REF, case, small_problem  # noqa: E402
+from helpers import ALL_CASES, PROPERTY_CASES as RANDOM_CASES, REF, case, small_problem  # noqa: E402,E501
 
-ALL_CASES = sorted(p for p in REF.glob("*/*") if (p / "arch.yaml").exists())
-RANDOM_CASES = ["published/ex_eyeriss_like", "published/ex_simba_like",
-                "published/ex_simple_weight_stationary",
-                "dev/nvdla_16x16_45nm_8b__resnet50_fc1000",
-                "published/dse2024_outputs_gemm_8mac",
-                "published/ispass20_04_conv1d_oc_3levelspatial_kp"]
 EXACT = ("valid", "invalid_reason", "cycles", "reads", "fills", "updates",
          "utilized_instances")
 CLOSE = ("energy_pJ", "mac_energy_pJ", "level_energy_pJ", "utilization")
