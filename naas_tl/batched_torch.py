@@ -22,6 +22,7 @@ import torch
 
 from .batched import (BAD_FACTORS, BAD_FANOUT, OVER_CAPACITY, VALID, BatchResult, _Packer,
                       _neighbour_pairs)
+from .batched import _Prep as _NumpyPrep
 from .mapping_batch import MappingBatch
 from .model import COMPUTE_ACTIONS, FILL_ACTIONS, READ_ACTIONS, UPDATE_ACTIONS, action_energy
 from .spec import Architecture, EnergyTable, Problem
@@ -140,11 +141,6 @@ def _sequence_dp(n, Z, SUB, KIND, KEY, FULL, cB=None, cC=None):
 class _Prep:
     """naas_tl.batched._Prep with tensors (the numpy fallback for the vector strides)."""
 
-    @staticmethod
-    def _static_trivial(arch, g, D):
-        li, j = divmod(g, 2 * D)
-        return j < D and math.prod(arch.fanout(li)) == 1
-
     def __init__(self, arch: Architecture, b, dev):
         # b: dict of tensors (temporal, temporal_perm, spatial, spatial_perm, split, keep)
         self.dev = dev
@@ -162,7 +158,7 @@ class _Prep:
         self.slot_level = np.repeat(np.arange(L), 2 * D)
         slot_spatial = torch.tensor(np.tile(np.r_[np.ones(D, bool), np.zeros(D, bool)], L),
                                     device=dev)
-        skip = np.array([self._static_trivial(arch, g, D) for g in range(G)])
+        skip = np.array([_NumpyPrep._static_trivial(arch, g, D) for g in range(G)])
         vs = torch.ones((N, G), dtype=I64, device=dev)
         run = torch.ones((N, D), dtype=I64, device=dev)
         rows = torch.arange(N, device=dev)
