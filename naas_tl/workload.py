@@ -36,6 +36,11 @@ ALIASES = {"mobilenet_v2": "mobilenetv2", "squeezenet1_1": "squeezenet",
            "mnasnet1_0": "mnasnet", "resnet-50": "resnet50", "vgg-16": "vgg16"}
 
 LAYER_TYPES = ("conv", "fc")
+#: What computes a layer's multiply-accumulates (NASA's hybrid operators): ``conv`` =
+#: multiply-accumulate, ``shift`` = power-of-two weights (shift-and-accumulate), ``adder`` =
+#: AdderNet's L1 "multiplication-free" accumulate of -|x - w|. The loop nest, and so the
+#: Timeloop problem, is the same for all three; only the compute unit (and its energy) differs.
+OPS = ("conv", "shift", "adder")
 _COEFFS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
 
 
@@ -55,6 +60,7 @@ class Layer:
     padding: tuple[int, int] = (0, 0)   # (w, h)
     dilation: tuple[int, int] = (1, 1)  # (w, h)
     groups: int = 1
+    op: str = "conv"                    # conv | shift | adder (see OPS)
 
     def __post_init__(self):
         for f in ("C", "M", "R", "S", "P", "Q", "N", "groups"):
@@ -75,6 +81,9 @@ class Layer:
         if self.C % self.groups or self.M % self.groups:
             raise NaasError(f"groups must divide C ({self.C}) and M ({self.M})",
                             field=f"{self.name}.groups", value=self.groups)
+        if self.op not in OPS:
+            raise NaasError(f"expected one of {', '.join(OPS)}", field=f"{self.name}.op",
+                            value=self.op)
 
     @property
     def macs(self) -> int:
@@ -93,7 +102,7 @@ class Layer:
     def key(self) -> tuple:
         """Shape identity: every field except the name. Equal keys -> same search problem."""
         return (self.type, self.C, self.M, self.R, self.S, self.P, self.Q, self.N,
-                self.stride, self.padding, self.dilation, self.groups)
+                self.stride, self.padding, self.dilation, self.groups, self.op)
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,7 @@ _TOP_KEYS = ("network", "input", "layers", "description")
 _REQUIRED = {"conv": ("name", "type", "C", "M", "R", "S", "P", "Q"),
              "fc": ("name", "type", "C", "M")}
 _LAYER_KEYS = ("name", "type", "C", "M", "R", "S", "P", "Q", "N", "stride", "padding",
-               "dilation", "groups")
+               "dilation", "groups", "op")
 
 
 def _pos_int(v: Any, file: str, fld: str, minimum: int = 1) -> int:
@@ -214,13 +223,17 @@ def parse_layer(raw: Any, file: str = "<workload>", where: str = "layer") -> Lay
             if v != want:
                 raise NaasError(f"must be {list(want)} for an fc layer", file=file,
                                 field=f"{where}.{k}", value=raw[k])
+    op = raw.get("op", "conv")
+    if op not in OPS:
+        raise NaasError(f"expected one of {', '.join(OPS)}", file=file, field=f"{where}.op",
+                        value=op)
     g = dims["groups"]
     for k in ("C", "M"):
         if dims[k] % g:
             raise NaasError(f"groups ({g}) does not divide {k} ({dims[k]})", file=file,
                             field=f"{where}.groups", value=g)
     return Layer(name=name.strip(), type=typ, stride=stride, padding=padding,
-                 dilation=dilation, **dims)
+                 dilation=dilation, op=op, **dims)
 
 
 def parse_workload(data: dict, file: str = "<workload>") -> Workload:

@@ -293,8 +293,18 @@ def test_key_ignores_only_the_name():
     a = Layer(name="a", type="conv", C=8, M=8, R=3, S=3, P=4, Q=4)
     assert a.key() == dataclasses.replace(a, name="b").key()
     for change in ({"N": 2}, {"padding": (1, 1)}, {"stride": (2, 2)}, {"groups": 8},
-                   {"dilation": (2, 2)}):
+                   {"dilation": (2, 2)}, {"op": "shift"}, {"op": "adder"}):
         assert dataclasses.replace(a, **change).key() != a.key(), change
+
+
+def test_op_field_parsed_and_checked(tmp_path):
+    from naas_tl.workload import parse_layer
+    raw = {"name": "x", "type": "conv", "C": 4, "M": 4, "R": 1, "S": 1, "P": 2, "Q": 2}
+    assert parse_layer(dict(raw)).op == "conv"
+    assert parse_layer(dict(raw, op="shift")).op == "shift"
+    with pytest.raises(NaasError) as e:
+        parse_layer(dict(raw, op="mul"), "net.yaml", "layers[0]")
+    assert str(e.value) == "net.yaml: layers[0].op: expected one of conv, shift, adder (got 'mul')"
 
 
 def test_batch_override():
