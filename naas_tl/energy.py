@@ -79,7 +79,9 @@ STACK_2024_05_TABLE = DATA_DIR / "energy_table_accelergy_2024-05.csv"   # made t
 
 STORAGE_2D = ("SRAM", "smartbuffer_SRAM", "smartbuffer_RF", "regfile")
 STORAGE_CLASSES = STORAGE_2D + ("aladdin_register", "DRAM", "dummy_storage")
-ARITHMETIC_CLASSES = ("intmac",)
+# shift_mac / adder_mac: the compute units of NASA's hybrid operators (compound classes in
+# arch_templates/_compound_components.yaml.j2; see _compute for what they are made of).
+ARITHMETIC_CLASSES = ("intmac", "shift_mac", "adder_mac")
 SUPPORTED_CLASSES = STORAGE_CLASSES + ARITHMETIC_CLASSES
 STORAGE_ACTIONS = ("read", "write", "update", "leak")
 ARITHMETIC_ACTIONS = ("compute", "leak")
@@ -334,7 +336,8 @@ def _read_grid(path: Path) -> EnergyGrid:
         techs.add(tech)
         if cls in STORAGE_2D:
             by2d.setdefault((cls, tech), {})[(depth, width)] = (acts, area)
-        elif cls in ("aladdin_register", "aladdin_adder", "intadder", "aladdin_comparator"):
+        elif cls in ("aladdin_register", "aladdin_adder", "intadder", "aladdin_comparator",
+                     "isaac_shift_add"):
             by1d.setdefault((cls, tech), {})[width] = (acts, area)
         elif cls == "intmac":
             grid.intmac.setdefault(tech, {})[(width, dw)] = (acts, area)
@@ -567,8 +570,9 @@ def lookup(cls: str, technology=None, depth=None, width=None, datawidth=None, *,
     dram_type = str(attrs.get("type") or DEFAULT_DRAM_TYPE).upper()
     mw = attrs.get("multiplier_width")
     aw = attrs.get("adder_width")
+    arith = cls in ARITHMETIC_CLASSES
     key = (cls, tech, depth, width, datawidth, dram_type if cls == "DRAM" else None,
-           mw if cls == "intmac" else None, aw if cls == "intmac" else None)
+           mw if arith else None, aw if arith else None)
     hit = grid._cache.get(key)
     if hit is None:
         hit = _compute(grid, cls, technology, tech, depth, width, datawidth, dram_type, mw, aw)
@@ -631,6 +635,8 @@ def _compute(grid, cls, technology, tech, depth, width, datawidth, dram_type, mw
         w = _positive(width if width is not None else datawidth, "width", cls)
         acts, area, exact = ln.at(w)
         return _with_update(acts), area, exact, tech
+    if cls in ("shift_mac", "adder_mac"):
+        return _hybrid_unit(grid, cls, technology, tech, width, datawidth, mw, aw)
     # intmac
     rows = grid.intmac.get(tech)
     if rows is None:
@@ -649,6 +655,36 @@ def _compute(grid, cls, technology, tech, depth, width, datawidth, dram_type, mw
     m_acts, m_area, _ = mult.at(m)
     return ({"compute": a_acts["read"] + m_acts["compute"], "leak": a_acts["leak"] + m_acts["leak"]},
             a_area + m_area, False, tech)
+
+
+def _hybrid_unit(grid, cls, technology, tech, width, datawidth, mw, aw):
+    """The compute units of NASA's multiplication-free operators, from grid primitives:
+
+    * shift_mac (power-of-two weights): an ``isaac_shift_add`` (Library) barrel-shifts the
+      input by the weight's exponent, an ``aladdin_adder`` accumulates; both adder_width wide.
+      ISAAC's shift-and-add unit already contains an adder, so this counts the add twice: it
+      errs on the expensive side.
+    * adder_mac (AdderNet, -|x - w|): an ``aladdin_adder`` of the operand width subtracts (the
+      absolute value is an XOR and an increment, not counted), a second one, adder_width wide,
+      accumulates.
+    Both mirror the compound definitions in arch_templates/_compound_components.yaml.j2, so
+    Accelergy gives the same table for the rendered YAML."""
+    adder = grid.lines.get(("aladdin_adder", tech))
+    if adder is None:
+        raise _tech_error(grid, cls, technology)
+    d = _positive(mw if mw is not None else (datawidth if datawidth is not None else width),
+                  "datawidth", cls)
+    a = _positive(aw if aw is not None else 2 * d, "adder_width", cls)
+    acc, acc_area, acc_exact = adder.at(a)
+    if cls == "shift_mac":
+        shifter = grid.lines.get(("isaac_shift_add", tech))
+        if shifter is None:
+            raise _tech_error(grid, cls, technology)
+        first, first_area, first_exact = shifter.at(a)
+    else:
+        first, first_area, first_exact = adder.at(d)
+    return ({"compute": first["read"] + acc["read"], "leak": first["leak"] + acc["leak"]},
+            first_area + acc_area, first_exact and acc_exact, tech)
 
 
 # ----------------------------------------------------------------------------------------

@@ -29,6 +29,10 @@ class HardwareConfig:
     psum_bits: int = 16                 # partial-sum width
     technology: str = "45nm"
     name: str = ""                      # e.g. "eyeriss (human design)"
+    # Compute units in every PE, one per operator it runs (NASA hybrid operators): conv =
+    # multiply-accumulate, shift = shift-and-accumulate, adder = AdderNet |x - w| accumulate.
+    # A layer runs on its op's unit; templates render the arch with that unit (arch_for).
+    ops: tuple = ("conv",)
 
     @property
     def num_pes(self) -> int:
@@ -54,7 +58,7 @@ class HardwareConfig:
                 "pe_words": dict(self.pe_words), "glb_bytes": self.glb_bytes,
                 "dram_bandwidth": self.dram_bandwidth, "word_bits": self.word_bits,
                 "psum_bits": self.psum_bits, "technology": self.technology,
-                "name": self.name, "num_pes": self.num_pes,
+                "name": self.name, "ops": list(self.ops), "num_pes": self.num_pes,
                 "onchip_bytes": self.onchip_bytes()}
 
     @classmethod
@@ -66,4 +70,5 @@ class HardwareConfig:
                    glb_bytes=int(d.get("glb_bytes", 0)),
                    dram_bandwidth=float(d.get("dram_bandwidth", 8.0)),
                    word_bits=int(d.get("word_bits", 8)), psum_bits=int(d.get("psum_bits", 16)),
-                   technology=str(d.get("technology", "45nm")), name=str(d.get("name", "")))
+                   technology=str(d.get("technology", "45nm")), name=str(d.get("name", "")),
+                   ops=tuple(d.get("ops", ("conv",))))

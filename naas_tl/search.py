@@ -165,6 +165,7 @@ class LayerOutcome:
     cycles: int
     evaluations: int
     genome: np.ndarray | None = None
+    op: str = "conv"                                  # the compute unit the layer runs on
 
 
 @dataclass
@@ -191,9 +192,10 @@ class DesignOutcome:
         return self.energy_pJ * 1e-12 * self.cycles if self.valid else math.inf
 
 
-def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "importance"):
+def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "importance",
+                      op: str | None = None):
     from . import templates
-    arch = templates.arch_for(hw)
+    arch = templates.arch_for(hw, op)
     keep = templates.keep_matrix(hw, arch, problem)
     roles = templates.spatial_roles(hw, arch)
     parallel = {"X": hw.parallel_x.split(","), "Y": hw.parallel_y.split(",")}
@@ -203,7 +205,8 @@ def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "imp
 def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
                     optimizer: str = "CMA", encoding: str = "importance",
                     population: int = 32, warm: dict | None = None) -> DesignOutcome:
-    """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)].
+    """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]
+    or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
 
     warm: {layer name: genome} from another design (the human one); a layer's search starts
     there when the genome fits this design's mapping space. With a few hundred trials per
@@ -211,21 +214,28 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
     between hardware candidates."""
     from .energy import energy_tables
     from . import templates
-    try:
-        arch = templates.arch_for(hw)
-        energy = energy_tables(arch)
-    except NaasError as err:
-        return DesignOutcome(hw, [], error=str(err))
+    tables: dict = {}
     out = []
-    for k, (name, count, problem) in enumerate(layers):
-        space = mapping_space_for(hw, problem, encoding)
+    for k, (name, count, problem, *rest) in enumerate(layers):
+        op = rest[0] if rest else "conv"
+        try:
+            if op not in tables:
+                tables[op] = energy_tables(templates.arch_for(hw, op))
+        except NaasError as err:
+            return DesignOutcome(hw, [], error=str(err))
+        space = mapping_space_for(hw, problem, encoding, op)
         init = (warm or {}).get(name)
         if init is not None and len(init) != space.size:
             init = None
-        r = search_mapping(space, energy, map_trials, _child_seed(seed, k),
+        r = search_mapping(space, tables[op], map_trials, _child_seed(seed, k),
                            optimizer=optimizer, population=population, init=init)
         out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
-                                r.evaluations, r.genome))
+                                r.evaluations, r.genome, op))
+    if not out:     # still reject a design the template cannot build
+        try:
+            energy_tables(templates.arch_for(hw))
+        except NaasError as err:
+            return DesignOutcome(hw, [], error=str(err))
     return DesignOutcome(hw, out)
 
 
@@ -293,7 +303,7 @@ class Checkpoint:
 
 def _layers_of(workload) -> list:
     from .workload import layer_to_problem, unique_layers
-    return [(layer.name, len(idx), layer_to_problem(layer))
+    return [(layer.name, len(idx), layer_to_problem(layer), layer.op)
             for layer, idx in unique_layers(workload)]
 
 

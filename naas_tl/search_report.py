@@ -20,10 +20,11 @@ def level_energies(outcome) -> dict:
     from . import templates
     from .energy import energy_tables
     arch = templates.arch_for(outcome.hw)
-    energy = energy_tables(arch)
     totals = {"MAC": 0.0}
     totals.update({lvl.name: 0.0 for lvl in arch.storage})
     for lay in outcome.layers:
+        arch = templates.arch_for(outcome.hw, lay.op)
+        energy = energy_tables(arch)
         res = evaluate_batch(arch, lay.problem, MappingBatch.from_mappings([lay.mapping]), energy)
         totals["MAC"] += lay.count * float(res.mac_energy_pJ[0])
         for li, lvl in enumerate(arch.storage):
@@ -39,7 +40,7 @@ def _stage_dict(st) -> dict:
     if b is not None and b.valid:
         d.update({"edp_J_cycles": b.edp, "energy_pJ": b.energy_pJ, "cycles": b.cycles,
                   "hardware": b.hw.to_dict(),
-                  "layers": [{"name": l.name, "count": l.count, "energy_pJ": l.energy_pJ,
+                  "layers": [{"name": l.name, "count": l.count, "op": l.op, "energy_pJ": l.energy_pJ,
                               "cycles": l.cycles, "edp_J_cycles": l.energy_pJ * 1e-12 * l.cycles,
                               "mapping_evaluations": l.evaluations} for l in b.layers]})
     return d
@@ -83,6 +84,13 @@ def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
             (ld / "problem.yaml").write_text(templates.render_problem(lay.problem))
             (ld / "map.yaml").write_text(templates.render_mapping(lay.mapping, arch,
                                                                   lay.problem))
+            if lay.op != st.best.hw.ops[0]:
+                # Timeloop models one compute unit per run: this layer's own arch + ERT/ART.
+                op_arch = templates.arch_for(st.best.hw, lay.op)
+                op_table = energy_tables(op_arch)
+                (ld / "arch.yaml").write_text(templates.render_arch(st.best.hw, lay.op))
+                write_ert(ld / "ERT.yaml", op_arch, op_table)
+                write_art(ld / "ART.yaml", op_arch, op_table)
         result["stages"][name]["design_dir"] = str(d.relative_to(out))
     # Energy breakdowns.
     breakdown = {}

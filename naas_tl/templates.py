@@ -43,6 +43,7 @@ from .errors import NaasError
 from .hardware import PARALLEL_DIMS, TENSORS, HardwareConfig
 from .render import mapping_to_yaml
 from .spec import Architecture, Mapping, Problem, parse_architecture
+from .workload import OPS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "arch_templates"
 
@@ -201,6 +202,11 @@ def _check_hw(hw: HardwareConfig) -> TemplateInfo:
             or math.isnan(bw) or bw <= 0:
         raise NaasError("expected a positive DRAM bandwidth in words/cycle (math.inf = "
                         "unlimited)", file=where, field="dram_bandwidth", value=bw)
+    ops = hw.ops
+    if not isinstance(ops, tuple) or not ops or len(set(ops)) != len(ops) \
+            or not all(o in OPS for o in ops):
+        raise NaasError(f"expected a non-empty tuple of distinct operators from "
+                        f"{', '.join(OPS)}", file=where, field="ops", value=ops)
     for fld, dims in (("parallel_x", hw.parallel_x), ("parallel_y", hw.parallel_y)):
         parts = str(dims).split(",")
         if not all(d in PARALLEL_DIMS for d in parts) or len(set(parts)) != len(parts):
@@ -224,10 +230,19 @@ def _check_hw(hw: HardwareConfig) -> TemplateInfo:
     return info
 
 
-def render_arch(hw: HardwareConfig) -> str:
-    """Timeloop architecture YAML (architecture + compound_components) for `hw`."""
+def render_arch(hw: HardwareConfig, op: str | None = None) -> str:
+    """Timeloop architecture YAML (architecture + compound_components) for `hw`, with the
+    compute unit of operator `op` (default: the PE's first, hw.ops[0]).
+
+    Timeloop models one compute unit per architecture, so a PE with several units (hw.ops)
+    is rendered once per operator; a layer is evaluated on the rendering of its own op. The
+    units it does not use are idle: their leakage is not counted."""
     info = _check_hw(hw)
     where = f"hardware config ({hw.template})"
+    op = hw.ops[0] if op is None else op
+    if op not in hw.ops:
+        raise NaasError(f"a layer with operator '{op}' needs the '{op}' compute unit; this "
+                        f"design's PEs have: {', '.join(hw.ops)}", file=where, field="ops", value=op)
 
     def pe_words(tensor: str) -> int:
         words = hw.pe_buffer(tensor)
@@ -252,13 +267,14 @@ def render_arch(hw: HardwareConfig) -> str:
 
     bw = float(hw.dram_bandwidth)
     return _render(f"{info.name}.yaml.j2", hw=hw, pe_words=pe_words, rows=rows,
-                   rf_row_bits=rf_row_bits, dram_bandwidth=None if math.isinf(bw) else bw)
+                   rf_row_bits=rf_row_bits, dram_bandwidth=None if math.isinf(bw) else bw,
+                   op=op)
 
 
 @functools.lru_cache(maxsize=512)
-def arch_for(hw: HardwareConfig) -> Architecture:
+def arch_for(hw: HardwareConfig, op: str | None = None) -> Architecture:
     """render_arch + spec.parse_architecture, cached by the (hashable) HardwareConfig."""
-    text = render_arch(hw)
+    text = render_arch(hw, op)
     return parse_architecture(yaml.safe_load(text), f"<{hw.template} template>")
 
 
@@ -402,7 +418,7 @@ def canonical_mapping(mapping: Mapping, arch: Architecture) -> Mapping:
 
 
 def write_design(out_dir, hw: HardwareConfig, problem: Problem | None = None,
-                 mapping: Mapping | None = None) -> dict:
+                 mapping: Mapping | None = None, op: str | None = None) -> dict:
     """Write arch.yaml (+ problem.yaml, + map.yaml) for `hw` into out_dir; returns the paths.
 
     A mapping needs its problem. The files are what timeloop-model reads."""
@@ -423,11 +439,11 @@ def write_design(out_dir, hw: HardwareConfig, problem: Problem | None = None,
             raise NaasError(f"cannot write file ({exc.strerror or exc})", file=str(p)) from None
         paths[name.split(".")[0]] = p
 
-    write("arch.yaml", render_arch(hw))
+    write("arch.yaml", render_arch(hw, op))
     if problem is not None:
         write("problem.yaml", render_problem(problem))
     if mapping is not None:
-        write("map.yaml", render_mapping(mapping, arch_for(hw), problem))
+        write("map.yaml", render_mapping(mapping, arch_for(hw, op), problem))
     return paths
 
 
