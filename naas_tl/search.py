@@ -262,6 +262,8 @@ class SearchConfig:
     hw_optimizer: str = "CMA"    # outer (hardware) optimizer
     encoding: str = "importance"
     workers: int = 0             # 0: one process per core
+    ops: tuple = ()              # PE compute units (hw.ops); () = the human design's own
+
 
     def stages(self) -> list:
         return {"baseline": ["baseline"], "sizing": ["baseline", "sizing"],
@@ -332,6 +334,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     check_optimizer(cfg.hw_optimizer, "--hw-optimizer")
     layers = _layers_of(workload)
     human = budget.human_design()
+    if cfg.ops:
+        human = human.with_(ops=tuple(cfg.ops))
     own_pool = executor is None
     if own_pool:
         n = cfg.workers or (os.cpu_count() or 1)

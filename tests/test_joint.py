@@ -1,0 +1,67 @@
+"""Joint search pieces that need no torch: the Pareto front and the layer cache."""
+from __future__ import annotations
+
+import math
+
+from naas_tl.budget import load_budget
+from naas_tl.joint import LayerCache, pareto_front
+from naas_tl.search import _layers_of, evaluate_design
+from naas_tl.workload import Layer, Workload
+
+
+def test_pareto_front():
+    pts = [(0.90, 5.0), (0.95, 7.0), (0.80, 2.0), (0.85, 6.0), (0.95, 8.0), (0.70, 2.0),
+           (0.99, math.inf)]
+    # (0.85, 6) is beaten by (0.90, 5); (0.95, 8) by (0.95, 7); (0.70, 2) by (0.80, 2).
+    assert pareto_front(pts) == [2, 0, 1]
+    assert pareto_front([]) == []
+
+
+def _net(ops):
+    layers = [Layer("a", "conv", C=8, M=16, R=3, S=3, P=7, Q=7, op=ops[0]),
+              Layer("b", "conv", C=16, M=16, R=1, S=1, P=7, Q=7, op=ops[1]),
+              Layer("c", "conv", C=16, M=16, R=1, S=1, P=7, Q=7, op=ops[1])]
+    return Workload("t", None, tuple(layers))
+
+
+def test_layer_cache_network_totals_match_a_design_evaluation():
+    hw = load_budget("eyeriss").human_design().with_(ops=("conv", "shift"))
+    wl = _net(("conv", "shift"))
+    cache = LayerCache(trials=32, seed=3)
+    assert len(cache.missing(hw, [wl])) == 2          # b and c share a shape
+    cache.fill(hw, [wl], None, 2)
+    assert cache.missing(hw, [wl, _net(("conv", "shift"))]) == []
+    assert len(cache.missing(hw, [_net(("conv", "conv"))])) == 1   # op is part of the shape
+    e, c, edp = cache.network(hw, wl)
+    assert edp == e * 1e-12 * c
+    # Network totals are the count-weighted sums of the cached per-layer results.
+    from naas_tl.workload import unique_layers
+    tot_e = tot_c = 0
+    for layer, idx in unique_layers(wl):
+        le, lc = cache.table[(hw, layer.key())]
+        tot_e += len(idx) * le
+        tot_c += len(idx) * lc
+    # ... and each is what a mapping search of that layer alone gives with its seed.
+    from naas_tl.joint import _key_ints, map_layers
+    from naas_tl.search import _child_seed
+    from naas_tl.workload import layer_to_problem
+    for layer, _idx in unique_layers(wl):
+        item = (_child_seed(3, *_key_ints(layer.key())), layer.name, layer_to_problem(layer),
+                layer.op)
+        assert map_layers(hw, [item], 32) == [cache.table[(hw, layer.key())]]
+    assert (tot_e, tot_c) == (e, c)
+    assert [l[3] for l in _layers_of(wl)] == ["conv", "shift"]
+
+
+def test_layer_cache_does_not_depend_on_batching():
+    hw = load_budget("eyeriss").human_design().with_(ops=("conv", "shift"))
+    wl = _net(("conv", "shift"))
+    one, two = LayerCache(trials=32, seed=9), LayerCache(trials=32, seed=9)
+    one.fill(hw, [wl], None, 1)
+    two.fill(hw, [wl], None, 2)
+    assert one.table == two.table
+    # A layer the hardware has no unit for is infeasible, not an exception.
+    plain = load_budget("eyeriss").human_design()
+    three = LayerCache(trials=8, seed=0)
+    three.fill(plain, [wl], None, 1)
+    assert math.isinf(three.network(plain, wl)[2])
