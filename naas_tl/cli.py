@@ -1,6 +1,7 @@
-"""Command line: `naas-tl evaluate`, `naas-tl compare` and `naas-tl search`.
+"""Command line: `naas-tl evaluate`, `naas-tl compare`, `naas-tl search` and
+`naas-tl workload from-torch`.
 
-Both commands only read files. A mistake in the inputs (NaasError, a missing or unreadable
+evaluate and compare only read files. A mistake in the inputs (NaasError, a missing or unreadable
 file, broken YAML) prints one line, `naas-tl: error: <file>: <field>: <message> (got <value>)`,
 on stderr and exits with status 2. Any other exception is a bug in naas_tl and is left to
 raise with its traceback.
@@ -248,6 +249,124 @@ def _print_compare(reports: list[CaseReport], tol: float) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# workload from-torch
+# ----------------------------------------------------------------------------------------
+
+def _torch_extract():
+    """naas_tl.torch_extract, imported only here: the rest of naas-tl runs without torch."""
+    try:
+        from . import torch_extract
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise NaasError("needs torch (pip install 'naas-tl[gpu]')",
+                        field="workload from-torch") from None
+    return torch_extract
+
+
+def _check_output(path: str) -> Path:
+    """Fail on an impossible -o before importing and running the model."""
+    out = Path(path)
+    if out.is_dir():
+        raise NaasError("is a directory, expected a file path", field="-o", value=path)
+    if not out.parent.is_dir():
+        raise NaasError(f"no such directory: {out.parent}", field="-o", value=path)
+    return out
+
+
+def _new_file_mode(path: Path) -> int:
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)    # read the umask: os offers no other way
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a temp file beside `path`, then rename it over `path`: a reader never sees half
+    a file, and a failure leaves the old file as it was."""
+    import tempfile
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise NaasError(f"cannot write there: {exc.strerror or exc}", field="-o",
+                        value=str(path)) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, _new_file_mode(path))   # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise NaasError(f"cannot write the file: {exc.strerror or exc}", field="-o",
+                        value=str(path)) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+_EXTRACT_FIELDS = {"input_shape": "--input-shape", "network": "--network",
+                   "module": "MODULE:FACTORY"}
+
+
+def cmd_workload_from_torch(args) -> int:
+    te = _torch_extract()
+    shape = te.parse_input_shape(args.input_shape)
+    kwargs = te.parse_kwargs(args.kwargs)
+    out = _check_output(args.output) if args.output else None
+    model, factory = te.build_model(args.target, kwargs)
+    try:
+        wl, notes = te.extract_workload(model, shape, network=args.network or factory)
+    except NaasError as exc:   # name the command-line option, not the Python argument
+        if exc.field not in _EXTRACT_FIELDS:
+            raise
+        value = {"input_shape": args.input_shape, "module": args.target}.get(exc.field,
+                                                                             exc.value)
+        raise NaasError(exc.message, field=_EXTRACT_FIELDS[exc.field], value=value) from None
+    for note in notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    made_with = f" {args.kwargs}" if args.kwargs else ""
+    text = te.dump_workload(wl, description=(
+        f"Extracted from the torch model {args.target}{made_with} (input "
+        f"{'x'.join(map(str, shape))}) by naas-tl workload from-torch; rerun it, do not edit."))
+    convs = sum(layer.type == "conv" for layer in wl.layers)
+    summary = (f"{wl.network}: {len(wl.layers)} layers ({convs} conv, "
+               f"{len(wl.layers) - convs} fc), {wl.macs:,} MACs")
+    if out is None:
+        sys.stdout.write(text)
+        print(summary, file=sys.stderr)    # stdout stays a clean YAML file
+    else:
+        write_atomically(out, text)
+        print(f"{summary} -> {out}")
+    return 0
+
+
+def _add_workload_parser(sub) -> None:
+    wl = sub.add_parser(
+        "workload", help="make workload files (the conv/FC layers of a network)",
+        description="Make workload files (workloads/README.md) for naas-tl search --workload.")
+    wsub = wl.add_subparsers(dest="workload_command", metavar="SUBCOMMAND")
+    wsub.required = True
+    ft = wsub.add_parser(
+        "from-torch", help="extract the conv/FC layers of a torch nn.Module",
+        description="Build the model MODULE:FACTORY, run one forward pass on zeros of "
+                    "--input-shape and write every Conv2d/Conv1d/Linear call as a workload "
+                    "layer, in execution order, named after the module. Pooling and "
+                    "unsupported modules are listed on stderr.")
+    ft.add_argument("target", metavar="MODULE:FACTORY",
+                    help="an importable module (or a .py file) and a callable in it returning "
+                         "an nn.Module, or an nn.Module class, e.g. naas_tl.nets:resnet50")
+    ft.add_argument("--input-shape", required=True, metavar="DIMS",
+                    help="input tensor shape, comma-separated, e.g. 1,3,224,224 (N,C,H,W)")
+    ft.add_argument("-o", "--output", metavar="FILE",
+                    help="workload file to write (replaced atomically); default: stdout")
+    ft.add_argument("--network", help="network name in the file (default: FACTORY's name)")
+    ft.add_argument("--kwargs", metavar="JSON",
+                    help='keyword arguments for FACTORY as a JSON object, e.g. '
+                         '\'{"num_classes": 10}\'')
+    ft.set_defaults(func=cmd_workload_from_torch)
+
+
+# ----------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------
 
@@ -283,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--tolerance", type=float, default=0.005,
                     help="relative energy tolerance (default 0.005)")
     cp.set_defaults(func=cmd_compare)
+    _add_workload_parser(sub)
 
     se = sub.add_parser(
         "search", help="NAAS search: accelerator + mappings within a budget",

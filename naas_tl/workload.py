@@ -21,9 +21,12 @@ extent is (P-1)*Wstride + (R-1)*Wdilation + 1).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .errors import NaasError
 from .spec import DataSpace, Problem, load_yaml
@@ -272,6 +275,69 @@ def unique_layers(workload: Workload) -> list[tuple[Layer, list[int]]]:
     for i, layer in enumerate(workload.layers):
         groups.setdefault(layer.key(), (layer, []))[1].append(i)
     return list(groups.values())
+
+
+# ----------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------
+
+_FIELDS_NOTE = ("Fields: see workloads/README.md (R/P = width, S/Q = height; stride, padding, "
+                "dilation are [w, h]).")
+
+
+def _yaml_scalar(text: str) -> str:
+    """`text` as a flow-style YAML scalar: plain when it reads back as the same string (every
+    bundled name does), else double-quoted -- a name like `0` or `a: b` must stay a string."""
+    try:
+        if yaml.safe_load(f"{{k: {text}}}") == {"k": text}:
+            return text
+    except yaml.YAMLError:
+        pass
+    return json.dumps(text)     # a JSON string is a valid double-quoted YAML scalar
+
+
+def _pair_text(v: tuple[int, int]) -> str:
+    return f"[{v[0]}, {v[1]}]"
+
+
+def _layer_fields(layer: Layer) -> str:
+    dims = [f"{k}: {getattr(layer, k)}" for k in ("C", "M", "R", "S", "P", "Q")]
+    # N and op only when not the default, so the bundled files (N = 1, op conv) keep their form.
+    if layer.N != 1:
+        dims.append(f"N: {layer.N}")
+    rest = [f"stride: {_pair_text(layer.stride)}", f"padding: {_pair_text(layer.padding)}",
+            f"dilation: {_pair_text(layer.dilation)}", f"groups: {layer.groups}"]
+    if layer.op != "conv":
+        rest.append(f"op: {layer.op}")
+    return ", ".join([f"type: {layer.type}"] + dims + rest)
+
+
+def _macs_line(wl: Workload) -> str:
+    convs = sum(layer.type == "conv" for layer in wl.layers)
+    text = (f"{len(wl.layers)} layers ({convs} conv, {len(wl.layers) - convs} fc), "
+            f"{wl.macs:,} MACs")
+    batches = {layer.N for layer in wl.layers}
+    if wl.input is not None and len(batches) == 1:
+        n, size = batches.pop(), f"{wl.input[1]}x{wl.input[2]}"
+        text += f" for one {size} image" if n == 1 else f" for a batch of {n} {size} images"
+    return text + "."
+
+
+def dump_workload(wl: Workload, description: str | None = None) -> str:
+    """Workload YAML in the form of the bundled files (workloads/_generate.py): a comment
+    header, then one flow-style line per layer with every field (N only when not 1, op only
+    when not conv). Each line of `description` becomes a header comment line, verbatim.
+    parse_workload() of the text gives `wl` back (its `source` aside)."""
+    lines = [f"# {line}".rstrip() for line in (description or "").splitlines()]
+    lines += [f"# {_macs_line(wl)}", f"# {_FIELDS_NOTE}", f"network: {_yaml_scalar(wl.network)}"]
+    if wl.input is not None:
+        lines.append(f"input: [{', '.join(str(v) for v in wl.input)}]      # [C, W, H]")
+    lines.append("layers:")
+    names = [_yaml_scalar(layer.name) for layer in wl.layers]
+    width = max((len(n) for n in names), default=0)
+    for name, layer in zip(names, wl.layers):
+        lines.append(f"  - {{name: {(name + ',').ljust(width + 1)} {_layer_fields(layer)}}}")
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------
