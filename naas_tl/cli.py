@@ -410,12 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "sizing-only and full NAAS (per --mode), and writes result.json, report.md, "
                     "the designs as Timeloop YAML and plots to --out.")
     se.add_argument("--arch", required=True, help="template: eyeriss, nvdla, shidiannao, edgetpu")
-    se.add_argument("--workload", default="resnet50", help="bundled network or a workload file")
+    se.add_argument("--workload", help="bundled network or a workload file (default resnet50)")
     se.add_argument("--budget", help="resource budget (default: the template's own)")
     se.add_argument("--mode", choices=["baseline", "sizing", "full"], default="full")
-    se.add_argument("--hw-trials", type=int, default=12, help="hardware designs per stage")
+    se.add_argument("--hw-trials", type=int, help="hardware designs per stage (default 12)")
     se.add_argument("--hw-population", type=int, default=4)
-    se.add_argument("--map-trials", type=int, default=256, help="mappings per layer and design")
+    se.add_argument("--map-trials", type=int,
+                    help="mappings per layer and design (default 256)")
     se.add_argument("--population", type=int, default=32, help="mapping population size")
     se.add_argument("--optimizer", default="CMA", help="nevergrad optimizer for mappings")
     se.add_argument("--hw-optimizer", default="CMA", help="nevergrad optimizer for hardware")
@@ -433,7 +434,38 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--verify-with", choices=["timeloop"],
                     help="afterwards, run real Timeloop on every layer of the best design "
                          "(writes verify.json and a report.md section)")
-    se.set_defaults(func=cmd_search)
+    nas = se.add_argument_group(
+        "joint network search (--nas)",
+        "Search the network too (NAAS outer level): a torch supernet with NASA's hybrid "
+        "operators, an accuracy predictor, evolution over networks, then the accelerator "
+        "search for the chosen network; compared with the human design and with "
+        "fixed-network NAAS on the space's reference network (MobileNetV2). --workload and "
+        "--mode do not apply; --hw-trials defaults to 8 and --map-trials to 128.")
+    nas.add_argument("--nas", action="store_true", help="joint network + accelerator search")
+    floor = nas.add_mutually_exclusive_group()
+    floor.add_argument("--accuracy-floor", type=float, metavar="A",
+                       help="minimum validation accuracy in [0, 1] (default: the reference "
+                            "network's measured accuracy)")
+    floor.add_argument("--edp-weight", type=float, metavar="W",
+                       help="instead of a floor: maximize accuracy - W * log2(EDP / "
+                            "reference EDP)")
+    nas.add_argument("--nas-ops", default="conv,shift,adder",
+                     help="operators a block may use, also the PE compute units "
+                          "(default conv,shift,adder; 'conv' = plain OFA space)")
+    nas.add_argument("--nas-trials", type=int, default=160, help="networks per round")
+    nas.add_argument("--nas-rounds", type=int, default=1,
+                     help="alternations of network search and accelerator search")
+    nas.add_argument("--nas-optimizer", default="TwoPointsDE",
+                     help="nevergrad optimizer for the network search")
+    nas.add_argument("--subnets", type=int, default=60,
+                     help="subnets measured to fit the accuracy predictor")
+    nas.add_argument("--epochs", type=int, help="supernet training epochs")
+    nas.add_argument("--data", metavar="DIR",
+                     help="ImageFolder or CIFAR-10 (python) folder for the accuracy proxy "
+                          "(default: scikit-learn's bundled digits)")
+    nas.add_argument("--device", default="cpu", help="torch device for the supernet: cpu "
+                                                     "or cuda")
+    se.set_defaults(func=cmd_search, hw_trials=None, map_trials=None, workload=None)
     return p
 
 
@@ -457,6 +489,15 @@ def cmd_search(args) -> int:
     if budget.template != arch:
         raise NaasError(f"budget '{budget.name}' is for the {budget.template} template",
                         field="--budget", value=args.budget)
+    if args.nas:
+        return cmd_search_nas(args, budget)
+    for flag in ("accuracy_floor", "edp_weight", "epochs", "data"):
+        if getattr(args, flag) is not None:
+            raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
+                            value=getattr(args, flag))
+    args.workload = args.workload or "resnet50"
+    args.hw_trials = 12 if args.hw_trials is None else args.hw_trials
+    args.map_trials = 256 if args.map_trials is None else args.map_trials
     workload = load_workload(args.workload)
     for name in ("hw_trials", "map_trials"):
         if getattr(args, name) < 1:
@@ -488,6 +529,71 @@ def cmd_search(args) -> int:
     if getattr(args, "verify_with", None) == "timeloop":
         from .timeloop_backend import verify_design
         return verify_design(out, result)
+    return 0
+
+
+def cmd_search_nas(args, budget) -> int:
+    from .joint import JointConfig, run_joint
+    from .workload import OPS
+    if args.workload is not None:
+        raise NaasError("--nas searches the network; it takes no --workload", field="--workload",
+                        value=args.workload)
+    if args.resume is not None:
+        raise NaasError("--nas has no --resume (a re-run with the same --out reuses the trained "
+                        "supernet and measured subnets)", field="--resume", value=args.resume)
+    if args.executor != "local":
+        raise NaasError("--nas runs on local processes only", field="--executor",
+                        value=args.executor)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise NaasError("--nas needs torch: pip install 'naas-tl[nas]' (torch==2.13.0)",
+                        field="--nas") from None
+    if args.accuracy_floor is not None and not 0.0 <= args.accuracy_floor <= 1.0:
+        raise NaasError("expected a fraction in [0, 1]", field="--accuracy-floor",
+                        value=args.accuracy_floor)
+    if args.edp_weight is not None and not args.edp_weight >= 0:
+        raise NaasError("expected a weight >= 0", field="--edp-weight", value=args.edp_weight)
+    ops = tuple(o.strip() for o in args.nas_ops.split(",") if o.strip())
+    if not ops or any(o not in OPS for o in ops) or len(set(ops)) != len(ops):
+        raise NaasError(f"expected distinct operators from {', '.join(OPS)}",
+                        field="--nas-ops", value=args.nas_ops)
+    if "conv" not in ops:
+        raise NaasError("the space's fixed layers (stem, last conv, classifier) are conv: "
+                        "include conv", field="--nas-ops", value=args.nas_ops)
+    for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("nas_trials", 1),
+                          ("nas_rounds", 1), ("subnets", 8), ("epochs", 1)):
+        v = getattr(args, name)
+        if v is not None and v < minimum:
+            raise NaasError(f"must be at least {minimum}", field="--" + name.replace("_", "-"),
+                            value=v)
+    jc = JointConfig(arch=args.arch, budget=budget.name, seed=args.seed,
+                     accuracy_floor=args.accuracy_floor, edp_weight=args.edp_weight, ops=ops,
+                     rounds=args.nas_rounds, nas_trials=args.nas_trials,
+                     nas_optimizer=args.nas_optimizer,
+                     hw_trials=8 if args.hw_trials is None else args.hw_trials,
+                     hw_population=args.hw_population,
+                     map_trials=128 if args.map_trials is None else args.map_trials,
+                     n_measured=args.subnets, epochs=args.epochs, data=args.data,
+                     device=args.device, workers=args.workers)
+    out = Path(args.out or f"runs/{args.arch}-nas-seed{args.seed}")
+    for sub in ("fixed-network", "joint-round1"):
+        if (out / sub / "checkpoint.pkl").exists():
+            raise NaasError("output folder holds a joint search already (use another --out; "
+                            "the trained supernet in its nas/ folder can be copied over)",
+                            file=str(out))
+    result = run_joint(jc, out, progress=not args.quiet)
+    for row in result["comparison"]:
+        acc = row["test_accuracy"]
+        print(f"{row['label']}: EDP {row['edp_J_cycles']:.4g} J*cycles, accuracy "
+              f"{100 * row['val_accuracy']:.2f} % val / {100 * acc:.2f} % test")
+    dom = result.get("dominates")
+    if dom:
+        print(f"joint vs human design: {dom['edp_improvement_vs_human']:.2f}x lower EDP; vs "
+              f"fixed-network NAAS: {dom['edp_improvement_vs_fixed_network_naas']:.2f}x")
+    else:
+        print("no network met the accuracy floor")
+    print(f"wrote {out}/result.json, report.md, pareto.png, fixed-network/, joint-round*/")
     return 0
 
 

@@ -65,3 +65,69 @@ def test_layer_cache_does_not_depend_on_batching():
     three = LayerCache(trials=8, seed=0)
     three.fill(plain, [wl], None, 1)
     assert math.isinf(three.network(plain, wl)[2])
+
+
+# ----------------------------------------------------------------------------------------
+# The CLI (--nas): errors, and one tiny end-to-end run
+# ----------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+from naas_tl.cli import main  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--nas", "--workload", "resnet50"], "--workload"),
+    (["--nas", "--accuracy-floor", "1.5"], "--accuracy-floor"),
+    (["--nas", "--edp-weight", "-1"], "--edp-weight"),
+    (["--nas", "--nas-ops", "conv,mul"], "--nas-ops"),
+    (["--nas", "--nas-ops", "shift"], "--nas-ops"),
+    (["--nas", "--nas-trials", "0"], "--nas-trials"),
+    (["--nas", "--nas-optimizer", "NoSuchOpt"], "--nas-optimizer"),
+    (["--nas", "--device", "tpu"], "--device"),
+    (["--accuracy-floor", "0.5"], "--accuracy-floor"),
+])
+def test_nas_flag_errors_are_one_line(argv, field, capsys, tmp_path):
+    pytest.importorskip("torch")
+    rc = main(["search", "--arch", "eyeriss", "--out", str(tmp_path / "o"), "--quiet",
+               "--subnets", "8", "--epochs", "1"] + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert field in err[0] and "Traceback" not in err[0]
+
+
+def test_nas_end_to_end_tiny(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "run"
+    argv = ["search", "--arch", "eyeriss", "--nas", "--epochs", "1", "--subnets", "10",
+            "--nas-trials", "8", "--hw-trials", "1", "--map-trials", "8", "--workers", "1",
+            "--out", str(out), "--quiet", "--accuracy-floor", "0.0"]
+    assert main(argv) == 0
+    r = json.loads((out / "result.json").read_text())
+    labels = [row["label"] for row in r["comparison"]]
+    assert len(labels) == 3 and labels[2].startswith("joint")
+    human, fixed, joint = r["comparison"]
+    # The two reference rows run the same network; the NAAS stages never report worse than
+    # the human design they start from.
+    assert human["network"] == fixed["network"]
+    assert fixed["edp_J_cycles"] <= human["edp_J_cycles"]
+    assert 0.0 <= joint["val_accuracy"] <= 1.0 and joint["val_accuracy"] >= 0.0
+    assert len(r["candidates"]) == 8 and r["pareto"]
+    for name in ("report.md", "pareto.png", "networks/reference.yaml", "networks/round1.yaml",
+                 "fixed-network/design/arch.yaml", "joint-round1/design/arch.yaml",
+                 "nas/supernet.pt"):
+        assert (out / name).is_file(), name
+    # The chosen network's file is what the joint accelerator search used, and it is a
+    # workload of the space (reference = MobileNetV2's 53 layers).
+    from naas_tl.workload import load_workload
+    assert len(load_workload(out / "networks" / "reference.yaml").layers) == 53
+    chosen = load_workload(out / "networks" / "round1.yaml")
+    assert {l.op for l in chosen.layers} <= {"conv", "shift", "adder"}
+    # A layer whose op is not the design's first unit carries its own Timeloop arch.
+    for lay in r["comparison"][2:]:
+        assert lay["hardware"]["ops"] == ["conv", "shift", "adder"]
+    report = (out / "report.md").read_text()
+    assert "Kendall" in report and "Pareto" in report
