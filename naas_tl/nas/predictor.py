@@ -50,6 +50,17 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return concordant_minus_discordant / np.sqrt(n1 * n2)
 
 
+def _one_blas_thread():
+    """BLAS on one thread: the matrices are tiny, and on a busy 2-core machine threaded
+    BLAS made one MLP fit take a minute instead of a fraction of a second (measured)."""
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(limits=1)
+    except ImportError:                       # pragma: no cover - sklearn depends on it
+        import contextlib
+        return contextlib.nullcontext()
+
+
 def summary_features(space: SearchSpace, cfg: ArchConfig) -> np.ndarray:
     """Per stage: depth and the number of blocks of each operator; then the resolution
     and the totals (all scaled to about [0, 1]). Appended to the one-hot encoding."""
@@ -130,7 +141,7 @@ class AccuracyPredictor:
             else:
                 m = MLPRegressor(hidden_layer_sizes=self.hidden, alpha=self.alpha,
                                  solver="lbfgs", max_iter=self.max_iter, random_state=rs)
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _one_blas_thread():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 m.fit(x, t)
             self._models.append(m)
@@ -144,7 +155,8 @@ class AccuracyPredictor:
         if not cfgs:
             return np.zeros(0)
         x = self._x(cfgs)
-        t = np.mean([m.predict(x) for m in self._models], axis=0)
+        with _one_blas_thread():
+            t = np.mean([m.predict(x) for m in self._models], axis=0)
         return t * self._std + self._mean
 
     # -- persistence ---------------------------------------------------------------------
