@@ -12,7 +12,8 @@ Module names: ``stem``, ``first.dw``, ``first.project``, ``stage{s}.block{b}.exp
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

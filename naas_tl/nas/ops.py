@@ -110,7 +110,7 @@ def adder_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     with the ``(groups, Mg, Cg*kh*kw)`` weights by ``torch.cdist(p=1)``; a chunk holds at
     most about ADDER_CHUNK_ELEMENTS window elements."""
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     m, cg, kh, kw = weight.shape
     g = int(groups)
     if c != cg * g or m % g:

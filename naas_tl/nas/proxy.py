@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -149,8 +150,15 @@ def build_accuracy_model(space: SearchSpace | None = None, data_dir: str | Path 
     import torch
 
     from .supernet import SuperNet
-    from .train import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, _progress_fn, evaluate_subnet,
-                        resolve_device, torch_settings, train_supernet)
+    from .train import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_EPOCHS,
+        _progress_fn,
+        evaluate_subnet,
+        resolve_device,
+        torch_settings,
+        train_supernet,
+    )
 
     space = space or SearchSpace()
     epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)

@@ -19,8 +19,9 @@ deploy network has MobileNetV2's 52 convs + 1 FC, layer for layer.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

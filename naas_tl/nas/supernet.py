@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import StaticNet, build_static
+from .nets import StaticNet, build_static, deploy_module  # noqa: F401 (re-export)
 from .ops import op_conv2d
 from .space import ArchConfig, SearchSpace
 
