@@ -40,8 +40,8 @@ import numpy as np
 
 from .errors import NaasError
 from .hardware import HardwareConfig
-from .search import (INVALID_LOSS, SearchConfig, _child_seed, check_optimizer, evaluate_design,
-                     make_optimizer, process_context, run_search)
+from .search import (INVALID_LOSS, SearchConfig, _child_seed, _NoBar, check_optimizer,
+                     evaluate_design, make_optimizer, process_context, run_search)
 
 #: How much the predicted accuracy may fall short of the floor and still be measured: the
 #: predictor's error on held-out subnets is of this order.
@@ -432,14 +432,6 @@ def _json_default(o):
     if isinstance(o, float) and not math.isfinite(o):
         return None
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
 
 
 def _bar(enabled: bool, total: int, desc: str):
