@@ -33,7 +33,7 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ import numpy as np
 from .errors import NaasError
 from .hardware import HardwareConfig
 from .search import (INVALID_LOSS, SearchConfig, _child_seed, _NoBar, check_optimizer,
-                     evaluate_design, make_optimizer, process_context, run_search)
+                     evaluate_design, in_worker, make_optimizer, process_context, run_search)
 
 #: How much the predicted accuracy may fall short of the floor and still be measured: the
 #: predictor's error on held-out subnets is of this order.
@@ -137,7 +137,7 @@ class LayerCache:
         if executor is None:
             results = [map_layers(hw, c, self.trials) for c in chunks]
         else:
-            futs = [executor.submit(map_layers, hw, c, self.trials) for c in chunks]
+            futs = [executor.submit(in_worker, map_layers, hw, c, self.trials) for c in chunks]
             results = [f.result() for f in futs]
         for i, res in enumerate(results):
             for (k, _l, _p), r in zip(todo[i::n], res):
@@ -268,11 +268,57 @@ def choose(cands: list[Candidate], acc_model, floor: float | None, weight: float
 # The whole joint search
 # ----------------------------------------------------------------------------------------
 
+def edp_breakdown(space, acc_model, cache: LayerCache, hw: HardwareConfig, chosen,
+                  executor=None, workers: int = 1) -> list[dict]:
+    """Where the joint result's EDP gain comes from: walk from the reference network to the
+    chosen one a factor at a time (blocks, then operators, then input resolution), each
+    network on the same accelerator `hw` with the same per-layer mapping search, so each
+    step's EDP ratio isolates one choice. The accelerator search's share is the last step
+    of the comparison table, not repeated here."""
+    ref = space.reference()
+    conv = "conv" if "conv" in space.op_choices else space.op_choices[0]
+    blocks = replace(space.with_ops(chosen, conv), resolution=ref.resolution)
+    hybrid = replace(chosen, resolution=ref.resolution)
+    steps = [("reference network", ref),
+             ("+ chosen depths, kernels, expand ratios (all conv)", blocks),
+             ("+ chosen operators", hybrid),
+             (f"+ chosen input resolution ({chosen.resolution} px) = chosen network",
+              chosen)]
+    wls = [network_workload(space, a) for _, a in steps]
+    cache.fill(hw, wls, executor, workers)
+    out, prev = [], None
+    for (label, arch), wl in zip(steps, wls):
+        energy, cycles, edp = cache.network(hw, wl)
+        out.append({"step": label, "network": arch.to_dict(), "macs": wl.macs,
+                    "energy_pJ": energy, "cycles": cycles, "edp_J_cycles": edp,
+                    "edp_ratio_vs_previous": None if prev is None else prev / edp,
+                    "val_accuracy": acc_model.measure(arch, "val")})
+        prev = edp
+    return out
+
+
 def _search_cfg(jc: JointConfig, workload_path: Path, ops: tuple, tag: int) -> SearchConfig:
     return SearchConfig(arch=jc.arch, budget=jc.budget, workload=str(workload_path),
                         mode="full", hw_trials=jc.hw_trials, hw_population=jc.hw_population,
                         map_trials=jc.map_trials, seed=_child_seed(jc.seed, 11, tag) % 100000,
                         workers=jc.workers, ops=ops)
+
+
+def naas_best(stages: dict) -> tuple[str, object]:
+    """(stage, outcome) of the lowest-EDP accelerator of a search's searched stages. Each
+    stage starts from the human design (an ablation), so `full` can end above `sizing`
+    within a few trials; the comparison takes what the search found."""
+    best = None
+    for name in ("sizing", "full"):
+        st = stages.get(name)
+        if st is not None and st.best is not None and st.best.valid and \
+                (best is None or st.best.edp < best[1].edp):
+            best = (name, st.best)
+    return best
+
+
+def _design_dir(run: str, stage: str) -> str:
+    return f"{run}/design" if stage == "full" else f"{run}/design-{stage}"
 
 
 def _write_workload(path: Path, wl, description: str) -> Path:
@@ -326,7 +372,8 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
                       load_workload(ref_path))
         timings["fixed_network_naas_s"] = time.time() - t
         human_edp = fixed["baseline"].best.edp
-        fixed_edp = fixed["full"].best.edp
+        fixed_stage, fixed_best = naas_best(fixed)
+        fixed_edp = fixed_best.edp
 
         # 3. Rounds of network search + accelerator search.
         cache = LayerCache(jc.nas_map_trials, _child_seed(jc.seed, 5))
@@ -334,6 +381,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
         all_cands: list[Candidate] = []
         rounds = []
         chosen, joint, joint_cfg = None, None, None
+        human_hybrid = hw
         for r in range(1, jc.rounds + 1):
             t = time.time()
             ref_wl = load_workload(ref_path)
@@ -361,10 +409,18 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
             write_outputs(out / f"joint-round{r}", joint_cfg, joint, budget,
                           load_workload(path))
             info["seconds_accelerator_search"] = time.time() - t
-            info["edp"] = joint["full"].best.edp
+            joint_stage, joint_best = naas_best(joint)
+            info["edp"] = joint_best.edp
+            info["stage"] = joint_stage
             rounds.append(info)
             chosen = pick
-            hw = joint["full"].best.hw
+            hw = joint_best.hw
+        breakdown = None
+        if chosen is not None:
+            t = time.time()
+            breakdown = edp_breakdown(space, acc_model, cache, human_hybrid, chosen.arch,
+                                      executor, n_workers)
+            timings["breakdown_s"] = time.time() - t
     finally:
         if own_pool and executor is not None:
             executor.shutdown()
@@ -378,24 +434,25 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
                             "measured_subnets": len(acc_model.measured)},
               "rounds": rounds}
     ref_test = acc_model.measure(ref, "test")
-    rows = [{"label": "Eyeriss (human design) + reference network", "network": ref.to_dict(),
+    rows = [{"label": f"{jc.budget} human design + reference network", "network": ref.to_dict(),
              "val_accuracy": ref_val, "test_accuracy": ref_test, "edp_J_cycles": human_edp,
              "energy_pJ": fixed["baseline"].best.energy_pJ,
              "cycles": fixed["baseline"].best.cycles,
-             "hardware": fixed["baseline"].best.hw.to_dict(), "dir": "fixed-network"},
+             "hardware": fixed["baseline"].best.hw.to_dict(),
+             "dir": "fixed-network/design-baseline"},
             {"label": "fixed-network NAAS (accelerator searched for the reference network)",
              "network": ref.to_dict(), "val_accuracy": ref_val, "test_accuracy": ref_test,
-             "edp_J_cycles": fixed_edp, "energy_pJ": fixed["full"].best.energy_pJ,
-             "cycles": fixed["full"].best.cycles, "hardware": fixed["full"].best.hw.to_dict(),
-             "dir": "fixed-network"}]
+             "edp_J_cycles": fixed_edp, "energy_pJ": fixed_best.energy_pJ,
+             "cycles": fixed_best.cycles, "hardware": fixed_best.hw.to_dict(),
+             "dir": _design_dir("fixed-network", fixed_stage)}]
     if chosen is not None:
-        best = joint["full"].best
+        best = joint_best
         rows.append({"label": "joint NAAS (network + accelerator + mapping)",
                      "network": chosen.arch.to_dict(), "val_accuracy": chosen.measured,
                      "test_accuracy": acc_model.measure(chosen.arch, "test"),
                      "edp_J_cycles": best.edp, "energy_pJ": best.energy_pJ,
                      "cycles": best.cycles, "hardware": best.hw.to_dict(),
-                     "dir": f"joint-round{len(rounds)}"})
+                     "dir": _design_dir(f"joint-round{len(rounds)}", joint_stage)})
         j = rows[-1]
         result["dominates"] = {
             "accuracy_ge_reference_val": j["val_accuracy"] >= ref_val,
@@ -405,6 +462,8 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
             "edp_improvement_vs_human": human_edp / j["edp_J_cycles"],
             "edp_improvement_vs_fixed_network_naas": fixed_edp / j["edp_J_cycles"]}
     result["comparison"] = rows
+    result["breakdown"] = breakdown
+    result["breakdown_accelerator"] = human_hybrid.to_dict()
     pts = [(c.predicted, c.edp) for c in all_cands]
     front = pareto_front(pts)
     result["pareto"] = [{"network": all_cands[i].arch.to_dict(), "name": all_cands[i].arch.name,

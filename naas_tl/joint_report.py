@@ -51,6 +51,7 @@ def format_joint_report(result: dict) -> str:
         lines += ["No network met the accuracy floor; there is no joint result.", ""]
     lines += ["Network names: `r<input px>-` then, per stage and block, kernel size, expand "
               "ratio and operator (c conv, s shift, a adder).", ""]
+    lines += _breakdown_lines(result)
     lines += ["## How the numbers are made", "",
               f"- Accuracy floor: {_pct(result['accuracy_floor'])} ({result['floor_source']}).",
               f"- Accuracy: a weight-sharing supernet trained on the proxy dataset "
@@ -97,6 +98,30 @@ def format_joint_report(result: dict) -> str:
               f"{t.get('accuracy_model_s', 0):.0f} s, fixed-network NAAS "
               f"{t.get('fixed_network_naas_s', 0):.0f} s)."]
     return "\n".join(lines) + "\n"
+
+
+def _breakdown_lines(result: dict) -> list[str]:
+    steps = result.get("breakdown")
+    if not steps:
+        return []
+    hw = result["breakdown_accelerator"]
+    cfg = result["config"]
+    lines = ["## Where the EDP gain comes from", "",
+             f"From the reference network to the chosen one, one choice at a time, every "
+             f"network on the same accelerator (the human design, {hw['num_pes']} PEs, with "
+             f"units {', '.join(hw.get('ops', ['conv']))}) and the same mapping search "
+             f"({cfg['nas_map_trials']} mappings per layer, so EDPs differ slightly from the "
+             f"table above). The accelerator search's share is the step from this table's "
+             f"last row to the joint row above.", "",
+             "| step | network | MACs | EDP (J·cycles) | × lower than previous | val acc. |",
+             "|---|---|---|---|---|---|"]
+    for s in steps:
+        ratio = s["edp_ratio_vs_previous"]
+        lines.append(f"| {s['step']} | {_net(s['network'])} | {s['macs']:,} | "
+                     f"{s['edp_J_cycles']:.4g} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}x'} | "
+                     f"{_pct(s['val_accuracy'])} |")
+    return lines + [""]
 
 
 def plot_pareto(path, result: dict) -> None:

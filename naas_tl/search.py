@@ -40,6 +40,19 @@ def process_context():
     return multiprocessing.get_context("spawn")
 
 
+def in_worker(fn, *args, **kwargs):
+    """Run fn in a pool worker with the compiled kernels on one thread. The pool already
+    puts one process on each core; letting every worker's kernels also start a thread per
+    core oversubscribes the machine, and OpenMP's spin-waiting threads then run ~10x slower
+    (measured: 4 MobileNetV2 designs on 2 workers, 57 s -> 5.5 s)."""
+    try:
+        import numba
+        numba.set_num_threads(1)     # per calling thread: also right for dask's task threads
+    except ImportError:              # pragma: no cover - numba is optional
+        pass
+    return fn(*args, **kwargs)
+
+
 def _ng():
     import nevergrad as ng          # imported lazily: it is slow to import
     warnings.filterwarnings("ignore", module="nevergrad")
@@ -424,7 +437,7 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None) 
         args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, len(tag[0]), tag[1]))
         kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
                   warm=warm)
-        jobs.append(executor.submit(evaluate_design, *args, **kw) if executor
+        jobs.append(executor.submit(in_worker, evaluate_design, *args, **kw) if executor
                     else (args, kw))
     out = []
     for hw, job in zip(designs, jobs):

@@ -131,3 +131,15 @@ def test_nas_end_to_end_tiny(tmp_path, capsys):
         assert lay["hardware"]["ops"] == ["conv", "shift", "adder"]
     report = (out / "report.md").read_text()
     assert "Kendall" in report and "Pareto" in report
+    # The breakdown walks from the reference network to the chosen one on one accelerator;
+    # its step ratios multiply out to the whole network-side gain.
+    steps = r["breakdown"]
+    assert steps[0]["network"] == human["network"]
+    assert steps[-1]["network"] == joint["network"]
+    assert steps[-1]["macs"] == chosen.macs
+    prod = math.prod(s["edp_ratio_vs_previous"] for s in steps[1:])
+    assert prod == pytest.approx(steps[0]["edp_J_cycles"] / steps[-1]["edp_J_cycles"])
+    # Resolution is the last step: the step before runs the chosen blocks at 224 px.
+    assert steps[-2]["network"]["resolution"] == 224
+    assert {s["network"]["ops"][0] for s in steps[:2]} == {"conv"}
+    assert "Where the EDP gain comes from" in report
