@@ -440,19 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
         "operators, an accuracy predictor, evolution over networks, then the accelerator "
         "search for the chosen network; compared with the human design and with "
         "fixed-network NAAS on the space's reference network (MobileNetV2). --workload and "
-        "--mode do not apply; --hw-trials defaults to 8 and --map-trials to 128.")
+        "--mode do not apply; --hw-trials defaults to 24 and --map-trials to 128.")
     nas.add_argument("--nas", action="store_true", help="joint network + accelerator search")
     floor = nas.add_mutually_exclusive_group()
     floor.add_argument("--accuracy-floor", type=float, metavar="A",
                        help="minimum validation accuracy in [0, 1] (default: the reference "
-                            "network's measured accuracy)")
+                            "network's measured accuracy plus one standard error)")
     floor.add_argument("--edp-weight", type=float, metavar="W",
                        help="instead of a floor: maximize accuracy - W * log2(EDP / "
                             "reference EDP)")
     nas.add_argument("--nas-ops", default="conv,shift,adder",
                      help="operators a block may use, also the PE compute units "
                           "(default conv,shift,adder; 'conv' = plain OFA space)")
-    nas.add_argument("--nas-trials", type=int, default=160, help="networks per round")
+    nas.add_argument("--nas-trials", type=int, default=320, help="networks per round")
     nas.add_argument("--nas-rounds", type=int, default=1,
                      help="alternations of network search and accelerator search")
     nas.add_argument("--nas-optimizer", default="TwoPointsDE",
@@ -571,9 +571,11 @@ def cmd_search_nas(args, budget) -> int:
                      accuracy_floor=args.accuracy_floor, edp_weight=args.edp_weight, ops=ops,
                      rounds=args.nas_rounds, nas_trials=args.nas_trials,
                      nas_optimizer=args.nas_optimizer,
-                     hw_trials=8 if args.hw_trials is None else args.hw_trials,
+                     hw_trials=(JointConfig.hw_trials if args.hw_trials is None
+                                else args.hw_trials),
                      hw_population=args.hw_population,
-                     map_trials=128 if args.map_trials is None else args.map_trials,
+                     map_trials=(JointConfig.map_trials if args.map_trials is None
+                                 else args.map_trials),
                      n_measured=args.subnets, epochs=args.epochs, data=args.data,
                      device=args.device, workers=args.workers)
     out = Path(args.out or f"runs/{args.arch}-nas-seed{args.seed}")

@@ -47,6 +47,7 @@ def format_joint_report(result: dict) -> str:
                   f"**{'Dominates' if verdict else 'Does not dominate'}** both baselines "
                   f"(accuracy on the validation split the search used; test split shown for "
                   f"honesty, it was never used to choose).", ""]
+        lines += _noise_lines(result)
     else:
         lines += ["No network met the accuracy floor; there is no joint result.", ""]
     lines += ["Network names: `r<input px>-` then, per stage and block, kernel size, expand "
@@ -98,6 +99,24 @@ def format_joint_report(result: dict) -> str:
               f"{t.get('accuracy_model_s', 0):.0f} s, fixed-network NAAS "
               f"{t.get('fixed_network_naas_s', 0):.0f} s)."]
     return "\n".join(lines) + "\n"
+
+
+def _noise_lines(result: dict) -> list[str]:
+    """How far apart two measured accuracies must be to mean anything on these splits."""
+    sizes = result.get("split_sizes")
+    rows = result["comparison"]
+    if not sizes or len(rows) < 3:
+        return []
+    ref, joint = rows[0], rows[-1]
+    out = []
+    for split in ("val", "test"):
+        a, b = ref[f"{split}_accuracy"], joint[f"{split}_accuracy"]
+        n = sizes[split]
+        se = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+        out.append(f"{split} ({n} images): joint − reference = {100 * (b - a):+.2f} pp, "
+                   f"standard error of that difference ±{100 * se:.2f} pp")
+    return ["Measurement noise (binomial): " + "; ".join(out) + ". A difference within about "
+            "two standard errors is not evidence either way.", ""]
 
 
 def _breakdown_lines(result: dict) -> list[str]:

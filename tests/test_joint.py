@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from naas_tl.budget import load_budget
-from naas_tl.joint import LayerCache, pareto_front
+from naas_tl.joint import LayerCache, accuracy_se, naas_best, pareto_front
 from naas_tl.search import _layers_of, evaluate_design
 from naas_tl.workload import Layer, Workload
 
@@ -15,6 +17,32 @@ def test_pareto_front():
     # (0.85, 6) is beaten by (0.90, 5); (0.95, 8) by (0.95, 7); (0.70, 2) by (0.80, 2).
     assert pareto_front(pts) == [2, 0, 1]
     assert pareto_front([]) == []
+
+
+def test_accuracy_se_is_the_binomial_standard_error():
+    assert accuracy_se(0.9, 400) == pytest.approx(0.015)
+    assert accuracy_se(1.0, 50) == 0.0
+    assert math.isinf(accuracy_se(0.5, 0))
+
+
+def test_naas_best_takes_the_lowest_edp_searched_stage():
+    from naas_tl.search import StageState
+
+    class Out:
+        def __init__(self, edp, valid=True):
+            self.edp, self.valid = edp, valid
+
+    def st(name, edp, valid=True):
+        s = StageState(name)
+        s.best = Out(edp, valid)
+        return s
+    # full can end above sizing: both start from the human design.
+    assert naas_best({"baseline": st("baseline", 1.0), "sizing": st("sizing", 5.0),
+                      "full": st("full", 6.0)})[0] == "sizing"
+    assert naas_best({"sizing": st("sizing", 5.0), "full": st("full", 4.0)})[0] == "full"
+    assert naas_best({"sizing": st("sizing", 5.0), "full": st("full", 1.0, False)})[0] == \
+        "sizing"
+    assert naas_best({"baseline": st("baseline", 1.0)}) is None
 
 
 def _net(ops):
