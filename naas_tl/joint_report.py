@@ -129,9 +129,11 @@ def _breakdown_lines(result: dict) -> list[str]:
              f"From the reference network to the chosen one, one choice at a time, every "
              f"network on the same accelerator (the human design, {hw['num_pes']} PEs, with "
              f"units {', '.join(hw.get('ops', ['conv']))}) and the same mapping search "
-             f"({cfg['nas_map_trials']} mappings per layer, so EDPs differ slightly from the "
-             f"table above). The accelerator search's share is the step from this table's "
-             f"last row to the joint row above.", "",
+             f"({cfg['nas_map_trials']} mappings per layer, the network search's setting). "
+             f"The step from this table's last row to the joint row above is the accelerator "
+             f"search plus its longer mapping search ({cfg['map_trials']} per layer); "
+             f"`joint-round*/report.md` separates the two (its human-design row runs the "
+             f"chosen network with {cfg['map_trials']} mappings).", "",
              "| step | network | MACs | EDP (J·cycles) | × lower than previous | val acc. |",
              "|---|---|---|---|---|---|"]
     for s in steps:

@@ -171,3 +171,6 @@ def test_nas_end_to_end_tiny(tmp_path, capsys):
     assert steps[-2]["network"]["resolution"] == 224
     assert {s["network"]["ops"][0] for s in steps[:2]} == {"conv"}
     assert "Where the EDP gain comes from" in report
+    # The noise line uses the real split sizes of the proxy data.
+    assert r["split_sizes"]["val"] > 0 and r["split_sizes"]["test"] > 0
+    assert f"val ({r['split_sizes']['val']} images)" in report
