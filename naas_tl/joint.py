@@ -23,8 +23,9 @@ mapping search:
   * fixed-network NAAS: the accelerator searched for the reference network,
   * the joint result: the chosen network on the accelerator searched for it.
 Objective: with an accuracy floor (default: the reference network's measured validation
-accuracy plus one binomial standard error), minimize EDP subject to accuracy >= floor; with --edp-weight W, maximize
-accuracy - W * log2(EDP / reference EDP). Every evaluated network is kept for the Pareto plot.
+accuracy plus one binomial standard error), minimize EDP subject to accuracy >= floor; with
+--edp-weight W, maximize accuracy - W * log2(EDP / reference EDP). Every evaluated network
+is kept for the Pareto plot.
 """
 from __future__ import annotations
 
