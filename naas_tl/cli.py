@@ -452,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     nas.add_argument("--nas-ops", default="conv,shift,adder",
                      help="operators a block may use, also the PE compute units "
                           "(default conv,shift,adder; 'conv' = plain OFA space)")
+    nas.add_argument("--nas-resolutions", default="128,160,192,224", metavar="R,R,...",
+                     help="input resolutions the network search may choose (px, multiples "
+                          "of 32; default 128,160,192,224; '224' keeps MobileNetV2's)")
     nas.add_argument("--nas-trials", type=int, default=320, help="networks per round")
     nas.add_argument("--nas-rounds", type=int, default=1,
                      help="alternations of network search and accelerator search")
@@ -561,6 +564,14 @@ def cmd_search_nas(args, budget) -> int:
     if "conv" not in ops:
         raise NaasError("the space's fixed layers (stem, last conv, classifier) are conv: "
                         "include conv", field="--nas-ops", value=args.nas_ops)
+    try:
+        resolutions = tuple(int(r) for r in args.nas_resolutions.split(",") if r.strip())
+    except ValueError:
+        resolutions = ()
+    if not resolutions or len(set(resolutions)) != len(resolutions) or \
+            any(r % 32 or not 32 <= r <= 512 for r in resolutions):
+        raise NaasError("expected distinct multiples of 32 in 32..512, comma-separated",
+                        field="--nas-resolutions", value=args.nas_resolutions)
     for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("nas_trials", 1),
                           ("nas_rounds", 1), ("subnets", 8), ("epochs", 1)):
         v = getattr(args, name)
@@ -569,6 +580,7 @@ def cmd_search_nas(args, budget) -> int:
                             value=v)
     jc = JointConfig(arch=args.arch, budget=budget.name, seed=args.seed,
                      accuracy_floor=args.accuracy_floor, edp_weight=args.edp_weight, ops=ops,
+                     resolutions=tuple(sorted(resolutions)),
                      rounds=args.nas_rounds, nas_trials=args.nas_trials,
                      nas_optimizer=args.nas_optimizer,
                      hw_trials=(JointConfig.hw_trials if args.hw_trials is None

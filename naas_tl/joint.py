@@ -59,6 +59,7 @@ class JointConfig:
     accuracy_floor: float | None = None     # None: reference's measured accuracy + 1 SE
     edp_weight: float | None = None         # set: maximize acc - w * log2(EDP / EDP_ref)
     ops: tuple = ("conv", "shift", "adder")  # operator choices per block (and PE units)
+    resolutions: tuple = (128, 160, 192, 224)  # input resolutions the network may use
     rounds: int = 1
     nas_trials: int = 320                   # networks per round
     nas_population: int = 16
@@ -346,7 +347,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
     out.mkdir(parents=True, exist_ok=True)
     check_optimizer(jc.nas_optimizer, "--nas-optimizer")
     budget = load_budget(jc.budget)
-    space = SearchSpace(op_choices=tuple(jc.ops))
+    space = SearchSpace(op_choices=tuple(jc.ops), resolutions=tuple(jc.resolutions))
     timings: dict[str, float] = {}
 
     # 1. Accuracy model.

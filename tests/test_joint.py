@@ -115,6 +115,8 @@ from naas_tl.cli import main  # noqa: E402
     (["--nas", "--nas-trials", "0"], "--nas-trials"),
     (["--nas", "--nas-optimizer", "NoSuchOpt"], "--nas-optimizer"),
     (["--nas", "--device", "tpu"], "--device"),
+    (["--nas", "--nas-resolutions", "224,100"], "--nas-resolutions"),
+    (["--nas", "--nas-resolutions", "big"], "--nas-resolutions"),
     (["--accuracy-floor", "0.5"], "--accuracy-floor"),
 ])
 def test_nas_flag_errors_are_one_line(argv, field, capsys, tmp_path):
