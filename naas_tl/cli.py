@@ -452,9 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     nas.add_argument("--nas-ops", default="conv,shift,adder",
                      help="operators a block may use, also the PE compute units "
                           "(default conv,shift,adder; 'conv' = plain OFA space)")
-    nas.add_argument("--nas-resolutions", default="128,160,192,224", metavar="R,R,...",
+    nas.add_argument("--nas-resolutions", metavar="R,R,...",
                      help="input resolutions the network search may choose (px, multiples "
-                          "of 32; default 128,160,192,224; '224' keeps MobileNetV2's)")
+                          "of 32; default 128,160,192,224; '224' keeps MobileNetV2's). The "
+                          "reference network is MobileNetV2 at 224 px, or at the largest "
+                          "listed resolution when 224 is not listed")
     nas.add_argument("--nas-trials", type=int, default=320, help="networks per round")
     nas.add_argument("--nas-rounds", type=int, default=1,
                      help="alternations of network search and accelerator search")
@@ -494,7 +496,7 @@ def cmd_search(args) -> int:
                         field="--budget", value=args.budget)
     if args.nas:
         return cmd_search_nas(args, budget)
-    for flag in ("accuracy_floor", "edp_weight", "epochs", "data"):
+    for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
         if getattr(args, flag) is not None:
             raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
                             value=getattr(args, flag))
@@ -565,7 +567,8 @@ def cmd_search_nas(args, budget) -> int:
         raise NaasError("the space's fixed layers (stem, last conv, classifier) are conv: "
                         "include conv", field="--nas-ops", value=args.nas_ops)
     try:
-        resolutions = tuple(int(r) for r in args.nas_resolutions.split(",") if r.strip())
+        resolutions = (JointConfig.resolutions if args.nas_resolutions is None else
+                       tuple(int(r) for r in args.nas_resolutions.split(",") if r.strip()))
     except ValueError:
         resolutions = ()
     if not resolutions or len(set(resolutions)) != len(resolutions) or \

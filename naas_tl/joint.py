@@ -311,7 +311,7 @@ def accuracy_se(acc: float, n: int) -> float:
     return math.sqrt(max(acc * (1.0 - acc), 0.0) / n) if n > 0 else math.inf
 
 
-def naas_best(stages: dict) -> tuple[str, object]:
+def naas_best(stages: dict) -> tuple[str, object] | None:
     """(stage, outcome) of the lowest-EDP accelerator of a search's searched stages. Each
     stage starts from the human design (an ablation), so `full` can end above `sizing`
     within a few trials; the comparison takes what the search found."""
@@ -321,6 +321,13 @@ def naas_best(stages: dict) -> tuple[str, object]:
         if st is not None and st.best is not None and st.best.valid and \
                 (best is None or st.best.edp < best[1].edp):
             best = (name, st.best)
+    return best
+
+
+def _searched(stages: dict, folder: Path) -> tuple[str, object]:
+    best = naas_best(stages)
+    if best is None:    # only if even the human design cannot map the network
+        raise NaasError("the accelerator search found no valid design", file=str(folder))
     return best
 
 
@@ -384,7 +391,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
                       load_workload(ref_path))
         timings["fixed_network_naas_s"] = time.time() - t
         human_edp = fixed["baseline"].best.edp
-        fixed_stage, fixed_best = naas_best(fixed)
+        fixed_stage, fixed_best = _searched(fixed, out / "fixed-network")
         fixed_edp = fixed_best.edp
 
         # 3. Rounds of network search + accelerator search.
@@ -421,17 +428,20 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
             write_outputs(out / f"joint-round{r}", joint_cfg, joint, budget,
                           load_workload(path))
             info["seconds_accelerator_search"] = time.time() - t
-            joint_stage, joint_best = naas_best(joint)
+            joint_stage, joint_best = _searched(joint, out / f"joint-round{r}")
             info["edp"] = joint_best.edp
             info["stage"] = joint_stage
             rounds.append(info)
-            chosen = pick
+            chosen, chosen_round = pick, r
             hw = joint_best.hw
         breakdown = None
         if chosen is not None:
             t = time.time()
-            breakdown = edp_breakdown(space, acc_model, cache, human_hybrid, chosen.arch,
-                                      executor, n_workers)
+            # At the accelerator searches' mapping count, so its first row matches the
+            # human-design row and its last row leads into the joint row.
+            breakdown = edp_breakdown(space, acc_model,
+                                      LayerCache(jc.map_trials, _child_seed(jc.seed, 13)),
+                                      human_hybrid, chosen.arch, executor, n_workers)
             timings["breakdown_s"] = time.time() - t
     finally:
         if own_pool and executor is not None:
@@ -465,7 +475,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
                      "test_accuracy": acc_model.measure(chosen.arch, "test"),
                      "edp_J_cycles": best.edp, "energy_pJ": best.energy_pJ,
                      "cycles": best.cycles, "hardware": best.hw.to_dict(),
-                     "dir": _design_dir(f"joint-round{len(rounds)}", joint_stage)})
+                     "dir": _design_dir(f"joint-round{chosen_round}", joint_stage)})
         j = rows[-1]
         result["dominates"] = {
             "accuracy_ge_reference_val": j["val_accuracy"] >= ref_val,

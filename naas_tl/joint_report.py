@@ -55,7 +55,11 @@ def format_joint_report(result: dict) -> str:
               "ratio and operator (c conv, s shift, a adder).", ""]
     lines += _breakdown_lines(result)
     lines += ["## How the numbers are made", "",
-              f"- Accuracy floor: {_pct(result['accuracy_floor'])} ({result['floor_source']}).",
+              (f"- Objective: predicted accuracy − {cfg['edp_weight']} × log2(EDP / the "
+               f"reference network's EDP) (--edp-weight; no accuracy floor)."
+               if cfg.get("edp_weight") is not None else
+               f"- Accuracy floor: {_pct(result['accuracy_floor'])} "
+               f"({result['floor_source']})."),
               f"- Accuracy: a weight-sharing supernet trained on the proxy dataset "
               f"({cfg.get('data') or 'scikit-learn digits'}), each subnet measured with "
               f"inherited weights after BatchNorm recalibration. This is a proxy: it ranks "
@@ -98,7 +102,8 @@ def format_joint_report(result: dict) -> str:
               "- `pareto.png`: every network evaluated, the front, and the three designs above.",
               "", f"Run time: {t.get('total_s', 0):.0f} s (accuracy model "
               f"{t.get('accuracy_model_s', 0):.0f} s, fixed-network NAAS "
-              f"{t.get('fixed_network_naas_s', 0):.0f} s)."]
+              f"{t.get('fixed_network_naas_s', 0):.0f} s, breakdown "
+              f"{t.get('breakdown_s', 0):.0f} s)."]
     return "\n".join(lines) + "\n"
 
 
@@ -115,9 +120,10 @@ def _noise_lines(result: dict) -> list[str]:
         n = sizes[split]
         se = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
         out.append(f"{split} ({n} images): joint − reference = {100 * (b - a):+.2f} pp, "
-                   f"standard error of that difference ±{100 * se:.2f} pp")
-    return ["Measurement noise (binomial): " + "; ".join(out) + ". A difference within about "
-            "two standard errors is not evidence either way.", ""]
+                   f"standard error ±{100 * se:.2f} pp")
+    return ["Measurement noise (binomial, unpaired: both networks see the same images, so "
+            "this overstates the noise of a difference somewhat): " + "; ".join(out) +
+            ". A difference within about two standard errors is not evidence either way.", ""]
 
 
 def _breakdown_lines(result: dict) -> list[str]:
@@ -129,12 +135,10 @@ def _breakdown_lines(result: dict) -> list[str]:
     lines = ["## Where the EDP gain comes from", "",
              f"From the reference network to the chosen one, one choice at a time, every "
              f"network on the same accelerator (the human design, {hw['num_pes']} PEs, with "
-             f"units {', '.join(hw.get('ops', ['conv']))}) and the same mapping search "
-             f"({cfg['nas_map_trials']} mappings per layer, the network search's setting). "
-             f"The step from this table's last row to the joint row above is the accelerator "
-             f"search plus its longer mapping search ({cfg['map_trials']} per layer); "
-             f"`joint-round*/report.md` separates the two (its human-design row runs the "
-             f"chosen network with {cfg['map_trials']} mappings).", "",
+             f"units {', '.join(hw.get('ops', ['conv']))}) and the same mapping search as the "
+             f"accelerator searches ({cfg['map_trials']} mappings per layer; other seeds, so "
+             f"the first row is close to, not equal to, the human-design row above). The step "
+             f"from the last row to the joint row above is the accelerator search.", "",
              "| step | network | MACs | EDP (J·cycles) | × lower than previous | val acc. |",
              "|---|---|---|---|---|---|"]
     for s in steps:

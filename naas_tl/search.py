@@ -43,8 +43,9 @@ def process_context():
 def in_worker(fn, *args, **kwargs):
     """Run fn in a pool worker with the compiled kernels on one thread. The pool already
     puts one process on each core; letting every worker's kernels also start a thread per
-    core oversubscribes the machine, and OpenMP's spin-waiting threads then run ~10x slower
-    (measured: 4 MobileNetV2 designs on 2 workers, 57 s -> 5.5 s)."""
+    core oversubscribes the machine, and OpenMP's spin-waiting threads then run several
+    times slower (benchmarks/pool_threads.py: 6.9x on 2 cores). The kernels' parallel loops
+    write one row each, so the thread count cannot change a number."""
     try:
         import numba
         numba.set_num_threads(1)     # per calling thread: also right for dask's task threads
