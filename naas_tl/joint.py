@@ -6,7 +6,7 @@ Levels, outermost first:
 
 1. Accuracy model (naas_tl.nas.proxy): a weight-sharing supernet trained on the proxy dataset,
    subnets measured on its validation split, an MLP predictor fitted on them. The outer loop
-   asks the predictor; the finalists are measured.
+   asks the predictor; the networks it may choose are measured.
 2. Network search (this module): nevergrad evolution over the supernet's architecture genes.
    A candidate network is turned into a real nn.Module at deployment scale
    (naas_tl.nas.supernet.deploy_module), its layers are read off with forward hooks
@@ -47,7 +47,8 @@ from .search import (INVALID_LOSS, SearchConfig, _child_seed, _NoBar, check_opti
 #: How much the predicted accuracy may fall short of the floor and still be measured: the
 #: predictor's error on held-out subnets is of this order.
 FLOOR_SLACK = 0.01
-FINALISTS = 6                   # networks measured at the end of a round
+FINALISTS = 6                   # networks measured at the end of a round (--edp-weight)
+MAX_MEASURED = 64               # most networks measured in search of one above the floor
 PENALTY = 50.0                  # loss per unit of predicted accuracy below the floor
 
 
@@ -245,7 +246,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def choose(cands: list[Candidate], acc_model, floor: float | None, weight: float | None,
            ref_edp: float) -> Candidate | None:
-    """Measure the most promising networks (by prediction) and pick by measured accuracy."""
+    """Measure promising networks and pick by measured accuracy.
+
+    With a floor: measure in order of EDP the networks predicted to clear it (within
+    FLOOR_SLACK) until one does, at most MAX_MEASURED. The evolution seeks out the
+    predictor's over-estimates (cheap networks predicted well above what they measure), so
+    a fixed handful of finalists can all miss the floor; a measurement costs well under a
+    second. With --edp-weight: measure the FINALISTS best by predicted objective."""
     uniq: dict = {}
     for c in cands:
         if math.isfinite(c.edp) and c.arch not in uniq:
@@ -254,14 +261,15 @@ def choose(cands: list[Candidate], acc_model, floor: float | None, weight: float
     if weight is None:
         pool = [c for c in pool if c.predicted >= floor - FLOOR_SLACK]
         pool.sort(key=lambda c: c.edp)
-    else:
-        pool.sort(key=lambda c: _loss(c, None, weight, ref_edp))
+        for c in pool[:MAX_MEASURED]:
+            c.measured = acc_model.measure(c.arch, "val")
+            if c.measured >= floor:
+                return c
+        return None
+    pool.sort(key=lambda c: _loss(c, None, weight, ref_edp))
     finalists = pool[:FINALISTS]
     for c in finalists:
         c.measured = acc_model.measure(c.arch, "val")
-    if weight is None:
-        ok = [c for c in finalists if c.measured >= floor]
-        return min(ok, key=lambda c: c.edp) if ok else None
     return min(finalists, key=lambda c: -c.measured + weight * math.log2(c.edp / ref_edp),
                default=None)
 
@@ -413,6 +421,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
             info = {"round": r, "accelerator": hw.to_dict(), "networks": len(cands),
                     "reference_edp_on_it": ref_edp_here, "cached_layers": len(cache.table),
                     "chosen": pick.arch.to_dict() if pick else None,
+                    "measured": sum(c.measured is not None for c in cands),
                     "seconds_network_search": time.time() - t}
             if pick is None:
                 info["note"] = "no measured network met the accuracy floor"

@@ -72,7 +72,8 @@ def format_joint_report(result: dict) -> str:
               "search on the accelerator; total energy × total cycles.",
               f"- Network search: {cfg['nas_trials']} networks per round with nevergrad "
               f"`{cfg['nas_optimizer']}`, {cfg['nas_map_trials']} mappings per layer while "
-              f"ranking; the finalists' accuracy is measured. Accelerator searches: "
+              f"ranking; the networks it may choose are measured (with a floor: in order "
+              f"of EDP until one clears it). Accelerator searches: "
               f"{cfg['hw_trials']} designs per stage, {cfg['map_trials']} mappings per layer, "
               "identical for the fixed-network and joint runs.", ""]
     lines += ["## Rounds", "", "| round | accelerator | networks | chosen | EDP after "

@@ -45,6 +45,45 @@ def test_naas_best_takes_the_lowest_edp_searched_stage():
     assert naas_best({"baseline": st("baseline", 1.0)}) is None
 
 
+class _FakeAccuracy:
+    """measure() from a table, counting calls."""
+
+    def __init__(self, truth):
+        self.truth, self.calls = truth, []
+
+    def measure(self, arch, split="val"):
+        self.calls.append(arch)
+        return self.truth[arch]
+
+
+def test_choose_measures_in_edp_order_until_one_clears_the_floor():
+    from naas_tl.joint import FLOOR_SLACK, MAX_MEASURED, Candidate, choose
+
+    def cand(name, pred, edp):
+        return Candidate(name, pred, 1.0, 1, edp, 1)
+    # The cheapest networks are over-predicted (the evolution finds them); "d" is predicted
+    # too low to be worth measuring; "e" clears the floor but costs more than "c".
+    cands = [cand("a", 0.95, 1.0), cand("b", 0.93, 2.0), cand("c", 0.91, 3.0),
+             cand("d", 0.90 - 2 * FLOOR_SLACK, 0.5), cand("e", 0.96, 4.0),
+             cand("a", 0.95, 1.0), cand("x", 0.99, math.inf)]
+    acc = _FakeAccuracy({"a": 0.80, "b": 0.85, "c": 0.905, "d": 0.99, "e": 0.97})
+    pick = choose(cands, acc, 0.90, None, 1.0)
+    assert pick.arch == "c" and pick.measured == 0.905
+    assert acc.calls == ["a", "b", "c"]            # each once, cheapest first, stop at c
+    # A higher floor makes c ineligible (predicted too low) and e the pick ...
+    acc = _FakeAccuracy({"a": 0.80, "b": 0.85, "c": 0.905, "d": 0.99, "e": 0.97})
+    assert choose(cands, acc, 0.94, None, 1.0).arch == "e"
+    assert acc.calls == ["a", "b", "e"]
+    # ... and when none clears it, every eligible network is measured once.
+    acc = _FakeAccuracy({"a": 0.80, "b": 0.85, "c": 0.905, "d": 0.99, "e": 0.93})
+    assert choose(cands, acc, 0.94, None, 1.0) is None
+    assert acc.calls == ["a", "b", "e"]
+    # The walk stops after MAX_MEASURED networks.
+    many = [cand(f"n{i}", 0.95, float(i + 1)) for i in range(MAX_MEASURED + 5)]
+    acc = _FakeAccuracy({c.arch: 0.5 for c in many})
+    assert choose(many, acc, 0.9, None, 1.0) is None and len(acc.calls) == MAX_MEASURED
+
+
 def _net(ops):
     layers = [Layer("a", "conv", C=8, M=16, R=3, S=3, P=7, Q=7, op=ops[0]),
               Layer("b", "conv", C=16, M=16, R=1, S=1, P=7, Q=7, op=ops[1]),
