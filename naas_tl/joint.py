@@ -49,6 +49,8 @@ from .search import (INVALID_LOSS, SearchConfig, _child_seed, _NoBar, check_opti
 FLOOR_SLACK = 0.01
 FINALISTS = 6                   # networks measured at the end of a round (--edp-weight)
 MAX_MEASURED = 64               # most networks measured in search of one above the floor
+REFITS = 3                      # predictor refits during a round's network search
+PER_REFIT = 8                   # networks measured for each refit
 PENALTY = 50.0                  # loss per unit of predicted accuracy below the floor
 
 
@@ -207,8 +209,13 @@ def search_networks(space, acc_model, hw: HardwareConfig, cache: LayerCache, jc:
     out: list[Candidate] = []
     bar = _bar(progress, jc.nas_trials, f"networks (round {round_})")
     asked = 0
+    every = max(jc.nas_population, jc.nas_trials // (REFITS + 1))
+    next_refit = every
     try:
         while asked < jc.nas_trials:
+            if asked >= next_refit:
+                _refit(out, acc_model, floor, jc.edp_weight, ref_edp)
+                next_refit += every
             n = min(jc.nas_population, jc.nas_trials - asked)
             cands = [opt.ask() for _ in range(n)]
             archs = [space.decode(np.clip(c.value, 0.0, 1.0)) for c in cands]
@@ -229,6 +236,28 @@ def search_networks(space, acc_model, hw: HardwareConfig, cache: LayerCache, jc:
     finally:
         bar.close()
     return out
+
+
+def _refit(cands: list[Candidate], acc_model, floor, weight, ref_edp) -> None:
+    """Measure the PER_REFIT most promising networks not measured yet and refit the
+    predictor with them. The evolution is drawn to the predictor's over-estimates (cheap
+    networks predicted far above what they measure); without this it can end with no
+    network that clears the floor when measured."""
+    seen, todo = set(), []
+    for c in sorted(cands, key=lambda c: _loss(c, floor, weight, ref_edp)):
+        if c.measured is None and c.arch not in seen and math.isfinite(c.edp):
+            seen.add(c.arch)
+            todo.append(c)
+        if len(todo) == PER_REFIT:
+            break
+    if not todo:
+        return
+    accs = dict(zip([c.arch for c in todo], acc_model.learn([c.arch for c in todo])))
+    preds = acc_model.predict([c.arch for c in cands])
+    for c, p in zip(cands, preds):
+        c.predicted = float(p)
+        if c.arch in accs:
+            c.measured = accs[c.arch]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -259,10 +288,16 @@ def choose(cands: list[Candidate], acc_model, floor: float | None, weight: float
             uniq[c.arch] = c
     pool = list(uniq.values())
     if weight is None:
-        pool = [c for c in pool if c.predicted >= floor - FLOOR_SLACK]
+        pool = [c for c in pool if (c.measured >= floor if c.measured is not None else
+                                    c.predicted >= floor - FLOOR_SLACK)]
         pool.sort(key=lambda c: c.edp)
-        for c in pool[:MAX_MEASURED]:
-            c.measured = acc_model.measure(c.arch, "val")
+        n = 0
+        for c in pool:
+            if c.measured is None:
+                if n == MAX_MEASURED:
+                    break
+                c.measured = acc_model.measure(c.arch, "val")
+                n += 1
             if c.measured >= floor:
                 return c
         return None

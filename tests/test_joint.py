@@ -63,25 +63,58 @@ def test_choose_measures_in_edp_order_until_one_clears_the_floor():
         return Candidate(name, pred, 1.0, 1, edp, 1)
     # The cheapest networks are over-predicted (the evolution finds them); "d" is predicted
     # too low to be worth measuring; "e" clears the floor but costs more than "c".
-    cands = [cand("a", 0.95, 1.0), cand("b", 0.93, 2.0), cand("c", 0.91, 3.0),
-             cand("d", 0.90 - 2 * FLOOR_SLACK, 0.5), cand("e", 0.96, 4.0),
-             cand("a", 0.95, 1.0), cand("x", 0.99, math.inf)]
+    def cands():
+        return [cand("a", 0.95, 1.0), cand("b", 0.93, 2.0), cand("c", 0.91, 3.0),
+                cand("d", 0.90 - 2 * FLOOR_SLACK, 0.5), cand("e", 0.96, 4.0),
+                cand("a", 0.95, 1.0), cand("x", 0.99, math.inf)]
     acc = _FakeAccuracy({"a": 0.80, "b": 0.85, "c": 0.905, "d": 0.99, "e": 0.97})
-    pick = choose(cands, acc, 0.90, None, 1.0)
+    pick = choose(cands(), acc, 0.90, None, 1.0)
     assert pick.arch == "c" and pick.measured == 0.905
     assert acc.calls == ["a", "b", "c"]            # each once, cheapest first, stop at c
     # A higher floor makes c ineligible (predicted too low) and e the pick ...
     acc = _FakeAccuracy({"a": 0.80, "b": 0.85, "c": 0.905, "d": 0.99, "e": 0.97})
-    assert choose(cands, acc, 0.94, None, 1.0).arch == "e"
+    assert choose(cands(), acc, 0.94, None, 1.0).arch == "e"
     assert acc.calls == ["a", "b", "e"]
     # ... and when none clears it, every eligible network is measured once.
     acc = _FakeAccuracy({"a": 0.80, "b": 0.85, "c": 0.905, "d": 0.99, "e": 0.93})
-    assert choose(cands, acc, 0.94, None, 1.0) is None
+    assert choose(cands(), acc, 0.94, None, 1.0) is None
     assert acc.calls == ["a", "b", "e"]
+    # A network measured during the search is judged by its measurement, not its
+    # prediction, and costs no new measurement.
+    known = cands()
+    known[3].measured = 0.95                       # d: predicted low, measured high
+    acc = _FakeAccuracy({"a": 0.80, "b": 0.85, "c": 0.905, "d": 0.99, "e": 0.97})
+    assert choose(known, acc, 0.90, None, 1.0).arch == "d" and acc.calls == []
     # The walk stops after MAX_MEASURED networks.
     many = [cand(f"n{i}", 0.95, float(i + 1)) for i in range(MAX_MEASURED + 5)]
     acc = _FakeAccuracy({c.arch: 0.5 for c in many})
     assert choose(many, acc, 0.9, None, 1.0) is None and len(acc.calls) == MAX_MEASURED
+
+
+def test_refit_measures_the_most_promising_unmeasured_networks():
+    from naas_tl.joint import PER_REFIT, Candidate, _refit
+
+    class Model(_FakeAccuracy):
+        learned = []
+
+        def learn(self, archs):
+            self.learned += list(archs)
+            return [self.measure(a) for a in archs]
+
+        def predict(self, archs):   # the refitted predictor knows what was measured
+            return [self.truth[a] if a in self.learned else 0.95 for a in archs]
+
+    cands = [Candidate(f"n{i}", 0.95, 1.0, 1, float(i + 1), 1) for i in range(20)]
+    cands[0].measured = 0.5                       # measured already: not again
+    cands.append(Candidate("n3", 0.95, 1.0, 1, 4.0, 1))   # a duplicate counts once
+    truth = {c.arch: 0.6 for c in cands}
+    m = Model(truth)
+    _refit(cands, m, 0.9, None, 1.0)
+    want = [f"n{i}" for i in range(1, PER_REFIT + 1)]     # lowest loss = lowest EDP
+    assert m.learned == want
+    for c in cands:
+        assert c.predicted == (0.6 if c.arch in want else 0.95)
+        assert c.measured == (0.6 if c.arch in want else 0.5 if c.arch == "n0" else None)
 
 
 def _net(ops):

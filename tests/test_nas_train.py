@@ -209,3 +209,13 @@ def test_build_accuracy_model_reuses_out_dir(tmp_path, digits):
     assert any("reusing 8 measurements" in s for s in msgs)
     assert [x["accuracy"] for x in m2.measured] == [x["accuracy"] for x in m.measured]
     assert m2.tau == m.tau or (np.isnan(m2.tau) and np.isnan(m.tau))
+    # learn(): new networks are measured and join the predictor's training set; ones
+    # already measured are not added twice.
+    new = [c for c in (TINY.sample(s) for s in range(40))
+           if c.name not in {x["name"] for x in m.measured}][:3]
+    accs = m.learn(new + [big])
+    assert accs == [m.measure(c) for c in new + [big]]
+    assert [x["name"] for x in m.learned] == [c.name for c in new]
+    train_cfgs, train_y = m.predictor._train
+    assert len(train_cfgs) == 8 + 3 and train_y[-3:] == accs[:3]
+    assert len(m.measured) == 8 and m.tau == m2.tau or np.isnan(m.tau)

@@ -103,6 +103,7 @@ class AccuracyModel:
     data: NasData
     predictor: AccuracyPredictor
     measured: list[dict] = field(default_factory=list)  # {"arch", "name", "accuracy", ...}
+    learned: list[dict] = field(default_factory=list)   # measured later, by learn()
     tau: float = float("nan")            # Kendall tau on the held-out subnets
     cv_tau: float = float("nan")         # 5-fold cross-validated tau over all measured
     held_out: int = 0
@@ -123,6 +124,22 @@ class AccuracyModel:
             self._cache[key] = evaluate_subnet(self.supernet, cfg, self.data, split,
                                                self.device, num_threads=self.num_threads)
         return self._cache[key]
+
+    def learn(self, cfgs: Sequence[ArchConfig]) -> list[float]:
+        """Measure ``cfgs`` on val, add them to the predictor's training set and refit it;
+        returns their accuracies. A search asks this about the networks it is about to
+        exploit, where the predictor is most often too optimistic. ``tau`` stays the
+        held-out figure of the predictor as first fitted."""
+        accs = [self.measure(c, "val") for c in cfgs]
+        have = {m["name"] for m in self.measured} | {m["name"] for m in self.learned}
+        for c, a in zip(cfgs, accs):
+            if c.name not in have:
+                self.learned.append({"arch": c.to_dict(), "name": c.name, "accuracy": a})
+                have.add(c.name)
+        rows = self.measured + self.learned
+        self.predictor = AccuracyPredictor(self.space, seed=self.predictor.seed).fit(
+            [ArchConfig.from_dict(m["arch"]) for m in rows], [m["accuracy"] for m in rows])
+        return accs
 
     def measured_configs(self) -> list[ArchConfig]:
         return [ArchConfig.from_dict(m["arch"]) for m in self.measured]
