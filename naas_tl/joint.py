@@ -5,8 +5,9 @@
 Levels, outermost first:
 
 1. Accuracy model (naas_tl.nas.proxy): a weight-sharing supernet trained on the proxy dataset,
-   subnets measured on its validation split, an MLP predictor fitted on them. The outer loop
-   asks the predictor; the networks it may choose are measured.
+   subnets measured on its validation split, a predictor (gradient-boosted trees) fitted on
+   them. The outer loop asks the predictor, refits it on the networks it is about to
+   exploit, and measures the networks it may choose.
 2. Network search (this module): nevergrad evolution over the supernet's architecture genes.
    A candidate network is turned into a real nn.Module at deployment scale
    (naas_tl.nas.supernet.deploy_module), its layers are read off with forward hooks
