@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     floor = nas.add_mutually_exclusive_group()
     floor.add_argument("--accuracy-floor", type=float, metavar="A",
                        help="minimum validation accuracy in [0, 1] (default: the reference "
-                            "network's measured accuracy plus one standard error)")
+                            "network's measured accuracy)")
     floor.add_argument("--edp-weight", type=float, metavar="W",
                        help="instead of a floor: maximize accuracy - W * log2(EDP / "
                             "reference EDP)")

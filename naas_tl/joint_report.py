@@ -110,6 +110,7 @@ def format_joint_report(result: dict) -> str:
 
 def _noise_lines(result: dict) -> list[str]:
     """How far apart two measured accuracies must be to mean anything on these splits."""
+    from .joint import accuracy_se
     sizes = result.get("split_sizes")
     rows = result["comparison"]
     if not sizes or len(rows) < 3:
@@ -119,7 +120,7 @@ def _noise_lines(result: dict) -> list[str]:
     for split in ("val", "test"):
         a, b = ref[f"{split}_accuracy"], joint[f"{split}_accuracy"]
         n = sizes[split]
-        se = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+        se = math.hypot(accuracy_se(a, n), accuracy_se(b, n))
         out.append(f"{split} ({n} images): joint − reference = {100 * (b - a):+.2f} pp, "
                    f"standard error ±{100 * se:.2f} pp")
     return ["Measurement noise (binomial, unpaired: both networks see the same images, so "
