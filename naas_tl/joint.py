@@ -497,7 +497,8 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
               "reference network's measured val accuracy",
               "split_sizes": acc_model.data.sizes(),
               "predictor": {"kendall_tau_held_out": acc_model.tau,
-                            "measured_subnets": len(acc_model.measured)},
+                            "measured_subnets": len(acc_model.measured),
+                            "measured_during_search": len(acc_model.learned)},
               "rounds": rounds}
     ref_test = acc_model.measure(ref, "test")
     rows = [{"label": f"{jc.budget} human design + reference network", "network": ref.to_dict(),

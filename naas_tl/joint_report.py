@@ -66,7 +66,10 @@ def format_joint_report(result: dict) -> str:
               f"architectures on a small task, it is not ImageNet accuracy.",
               f"- Accuracy predictor: Kendall τ = "
               f"{result['predictor']['kendall_tau_held_out']:.3f} on held-out subnets "
-              f"({result['predictor']['measured_subnets']} measured in all).",
+              f"(fitted on the {result['predictor']['measured_subnets']} subnets measured "
+              f"first; refitted during the search with "
+              f"{result['predictor'].get('measured_during_search', 'some')} networks it "
+              f"measured).",
               "- EDP: the network at deployment scale (ImageNet shapes at its resolution) "
               "extracted from a real nn.Module, every layer mapped by naas_tl's mapping "
               "search on the accelerator; total energy × total cycles.",
