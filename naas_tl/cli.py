@@ -501,8 +501,8 @@ def cmd_search(args) -> int:
             raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
                             value=getattr(args, flag))
     args.workload = args.workload or "resnet50"
-    args.hw_trials = 12 if args.hw_trials is None else args.hw_trials
-    args.map_trials = 256 if args.map_trials is None else args.map_trials
+    args.hw_trials = SearchConfig.hw_trials if args.hw_trials is None else args.hw_trials
+    args.map_trials = SearchConfig.map_trials if args.map_trials is None else args.map_trials
     workload = load_workload(args.workload)
     for name in ("hw_trials", "map_trials"):
         if getattr(args, name) < 1:

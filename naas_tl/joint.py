@@ -42,7 +42,7 @@ import numpy as np
 
 from .errors import NaasError
 from .hardware import HardwareConfig
-from .search import (INVALID_LOSS, SearchConfig, _child_seed, _NoBar, check_optimizer,
+from .search import (INVALID_LOSS, SearchConfig, _child_seed, _progress, check_optimizer,
                      evaluate_design, in_worker, make_optimizer, process_context, run_search)
 
 #: How much the predicted accuracy may fall short of the floor and still be measured: the
@@ -208,7 +208,7 @@ def search_networks(space, acc_model, hw: HardwareConfig, cache: LayerCache, jc:
                          sigma=0.3)
     wl_cache: dict = {}
     out: list[Candidate] = []
-    bar = _bar(progress, jc.nas_trials, f"networks (round {round_})")
+    bar = _progress(progress, jc.nas_trials, unit="net", desc=f"networks (round {round_})")
     asked = 0
     every = max(jc.nas_population, jc.nas_trials // (REFITS + 1))
     next_refit = every
@@ -429,8 +429,8 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
         fixed_cfg = _search_cfg(jc, ref_path, (), 0)
         fixed = run_search(fixed_cfg, out / "fixed-network", progress=progress,
                            executor=executor)
-        write_outputs(out / "fixed-network", fixed_cfg, fixed, budget,
-                      load_workload(ref_path))
+        ref_wl = load_workload(ref_path)
+        write_outputs(out / "fixed-network", fixed_cfg, fixed, budget, ref_wl)
         timings["fixed_network_naas_s"] = time.time() - t
         human_edp = fixed["baseline"].best.edp
         fixed_stage, fixed_best = _searched(fixed, out / "fixed-network")
@@ -441,11 +441,10 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
         hw = budget.human_design().with_(ops=tuple(jc.ops))
         all_cands: list[Candidate] = []
         rounds = []
-        chosen, joint, joint_cfg = None, None, None
+        chosen = None
         human_hybrid = hw
         for r in range(1, jc.rounds + 1):
             t = time.time()
-            ref_wl = load_workload(ref_path)
             cache.fill(hw, [ref_wl], executor, n_workers)
             ref_edp_here = cache.network(hw, ref_wl)[2]
             cands = search_networks(space, acc_model, hw, cache, jc, floor, ref_edp_here, r,
@@ -553,15 +552,5 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
-    if isinstance(o, tuple):
-        return list(o)
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
-
-def _bar(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-    return tqdm(total=total, unit="net", desc=desc, dynamic_ncols=True)

@@ -83,12 +83,13 @@ def format_joint_report(result: dict) -> str:
               "accelerator search |", "|---|---|---|---|---|"]
     for r in result["rounds"]:
         hw = r["accelerator"]
-        lines.append(f"| {r['round']} | {hw['array_x']}×{hw['array_y']} "
-                     f"{hw['parallel_x']}/{hw['parallel_y']} | {r['networks']} | "
-                     f"{_net(r['chosen']) if r['chosen'] else r.get('note', '')} | "
-                     f"{r['edp']:.4g} |" if 'edp' in r else
-                     f"| {r['round']} | {hw['array_x']}×{hw['array_y']} | {r['networks']} | "
-                     f"{r.get('note', '')} | |")
+        array = f"{hw['array_x']}×{hw['array_y']}"
+        if "edp" in r:      # the round chose a network and searched its accelerator
+            lines.append(f"| {r['round']} | {array} {hw['parallel_x']}/{hw['parallel_y']} | "
+                         f"{r['networks']} | {_net(r['chosen'])} | {r['edp']:.4g} |")
+        else:
+            lines.append(f"| {r['round']} | {array} | {r['networks']} | "
+                         f"{r.get('note', '')} | |")
     lines += ["", "## Pareto front (predicted accuracy vs EDP on each round's accelerator)", "",
               "| EDP (J·cycles) | predicted acc. | measured val acc. | round | network |",
               "|---|---|---|---|---|"]
