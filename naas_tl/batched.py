@@ -56,7 +56,7 @@ class BatchResult:
 
     @property
     def edp(self) -> np.ndarray:
-        return self.energy_pJ * 1e-12 * self.cycles
+        return np.where(self.valid, self.energy_pJ * 1e-12 * np.maximum(self.cycles, 1), np.inf)
 
 
 # ------------------------------------------------------------------------------------------

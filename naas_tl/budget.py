@@ -16,6 +16,7 @@ from .hardware import PARALLEL_DIMS, TENSORS, HardwareConfig
 from .spec import load_yaml
 
 BUDGETS_FILE = Path(__file__).resolve().parent.parent / "budgets" / "budgets.yaml"
+DATAFLOW_DIR = BUDGETS_FILE.parent / "dataflows"
 
 # `naas-tl search --arch X` uses budget ARCH_DEFAULT_BUDGET[X] unless told otherwise.
 ARCH_DEFAULT_BUDGET = {"eyeriss": "eyeriss", "nvdla": "nvdla-256",
@@ -48,6 +49,13 @@ class Budget:
     def human_design(self) -> HardwareConfig:
         """The human-designed accelerator this budget is taken from."""
         return self.human
+
+    @property
+    def dataflow_file(self) -> Path | None:
+        """The human design's published dataflow as Timeloop mapspace constraints
+        (budgets/dataflows/<template>.yaml), or None when there is none."""
+        f = DATAFLOW_DIR / f"{self.template}.yaml"
+        return f if f.is_file() else None
 
     def violations(self, hw: HardwareConfig) -> list[str]:
         """Why `hw` is not a design of this budget (empty list: it is)."""

@@ -417,8 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--hw-population", type=int, default=4)
     se.add_argument("--map-trials", type=int,
                     help="mappings per layer and design (default 256)")
-    se.add_argument("--population", type=int, default=32, help="mapping population size")
-    se.add_argument("--optimizer", default="CMA", help="nevergrad optimizer for mappings")
+    se.add_argument("--population", type=int,
+                    help="mapping population size of the genome search (default 256)")
+    se.add_argument("--optimizer",
+                    help="optimizer of the mapping genomes: sepcma (default), de, cma (pycma), "
+                         "cmaes, or a nevergrad optimizer name")
     se.add_argument("--hw-optimizer", default="CMA", help="nevergrad optimizer for hardware")
     se.add_argument("--encoding", choices=["importance", "index"], default="importance")
     se.add_argument("--seed", type=int, default=0)
@@ -503,6 +506,8 @@ def cmd_search(args) -> int:
     args.workload = args.workload or "resnet50"
     args.hw_trials = SearchConfig.hw_trials if args.hw_trials is None else args.hw_trials
     args.map_trials = SearchConfig.map_trials if args.map_trials is None else args.map_trials
+    args.population = SearchConfig.population if args.population is None else args.population
+    args.optimizer = SearchConfig.optimizer if args.optimizer is None else args.optimizer
     workload = load_workload(args.workload)
     for name in ("hw_trials", "map_trials"):
         if getattr(args, name) < 1:
@@ -527,9 +532,11 @@ def cmd_search(args) -> int:
     result = write_outputs(out, cfg, stages, budget, workload)
     for name, st in result["stages"].items():
         if "edp_J_cycles" in st:
-            imp = st.get("edp_improvement_vs_baseline", 1.0)
-            print(f"{st['title']}: EDP {st['edp_J_cycles']:.4g} J*cycles "
-                  f"({imp:.2f}x vs human design)")
+            vs = [f"{st[f'edp_improvement_{k}']:.2f}x vs {tag}"
+                  for k, tag in (("vs_dataflow", "(a)"), ("vs_baseline", "(b)"))
+                  if f"edp_improvement_{k}" in st and name not in ("dataflow", "baseline")]
+            print(f"{st['title']}: EDP {st['edp_J_cycles']:.4g} J*cycles"
+                  + (f" ({', '.join(vs)})" if vs else ""))
     print(f"wrote {out}/result.json, report.md, design/, convergence.png, energy-breakdown.png")
     if getattr(args, "verify_with", None) == "timeloop":
         from .timeloop_backend import verify_design

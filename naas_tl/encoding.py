@@ -55,28 +55,37 @@ class MappingSpace:
     spatial: tuple                   # ((level, axis 'X'|'Y', dim index, cap), ...) in the
                                      # order the dims claim the axis
     encoding: str = "importance"     # importance | index
+    # Timeloop mapspace constraints (naas_tl.mapper.constraints.Constraints) every searched
+    # mapping must meet, or None.
+    constraints: object = None
+    # [L, T] bool: keep/bypass choices the search may flip (None: keep is fixed).
+    free_keep: np.ndarray | None = None
 
     @classmethod
     def build(cls, arch: Architecture, problem: Problem, keep: np.ndarray,
-              spatial_roles: dict, parallel: dict, encoding: str = "importance"):
-        """spatial_roles: {level: 'X'|'Y'}; parallel: {'X': dim name, 'Y': dim name}."""
+              spatial_roles: dict, parallel: dict, encoding: str = "importance",
+              constraints=None, free_keep: np.ndarray | None = None):
+        """spatial_roles: {level: 'X'|'Y' | 'XY'}; parallel: {'X': dim name(s), 'Y': ...}."""
         if encoding not in ("importance", "index"):
             raise NaasError("unknown encoding (importance, index)", field="encoding",
                             value=encoding)
         temporal = tuple(i for i, lv in enumerate(arch.storage)
                          if lv.cls != "dummy_storage" or keep[i].any())
         spatial = []
-        for lvl, axis in sorted(spatial_roles.items()):
-            names = parallel[axis]
-            names = [names] if isinstance(names, str) else list(names)
-            fx, fy = arch.fanout(lvl)
-            cap = fx if axis == "X" else fy
-            for name in names:
-                d = problem.dim_index(name)
-                if d is not None and cap > 1:
-                    spatial.append((lvl, axis, d, cap))
+        for lvl, axes in sorted(spatial_roles.items()):
+            for axis in axes:
+                names = parallel[axis]
+                names = [names] if isinstance(names, str) else list(names)
+                fx, fy = arch.fanout(lvl)
+                cap = fx if axis == "X" else fy
+                for name in names:
+                    d = problem.dim_index(name)
+                    if d is not None and cap > 1:
+                        spatial.append((lvl, axis, d, cap))
         return cls(arch=arch, problem=problem, keep=np.asarray(keep, dtype=bool),
-                   temporal_levels=temporal, spatial=tuple(spatial), encoding=encoding)
+                   temporal_levels=temporal, spatial=tuple(spatial), encoding=encoding,
+                   constraints=constraints,
+                   free_keep=None if free_keep is None else np.asarray(free_keep, bool))
 
     @property
     def n_dims(self) -> int:
@@ -139,19 +148,28 @@ class MappingSpace:
                 pos += 1
         left = np.broadcast_to(np.array(self.problem.bounds, dtype=np.int64), (P, D)).copy()
         axis_left = {}
+        seen: dict = {}
+        xfac = {}
         for (lvl, axis, d, cap) in self.spatial:
             room = axis_left.setdefault((lvl, axis), np.full(P, cap, dtype=np.int64))
-            k = [i for i, sl in enumerate(self.slots(d)) if sl[0] == "S" and sl[1] == lvl][0]
+            # The j-th spatial entry of (lvl, d) owns the j-th spatial slot of d at lvl.
+            j = seen[(lvl, d)] = seen.get((lvl, d), -1) + 1
+            k = [i for i, sl in enumerate(self.slots(d)) if sl[0] == "S" and sl[1] == lvl][j]
             gk = g[:, gene_at[(d, k)]]
             divs = divisors(self.problem.bounds[d])
             ok = (left[:, d][:, None] % divs[None, :] == 0) & (divs[None, :] <= room[:, None])
+            if j > 0:
+                # A dim offered on both axes of a level takes one: Y only when X left it at 1.
+                ok &= (xfac[(lvl, d)] == 1)[:, None] | (divs[None, :] == 1)
             if self.encoding == "importance":
                 limit = np.maximum(1.0, gk * room)
                 f = np.where(ok & (divs[None, :] <= limit[:, None] * (1 + 1e-6)),
                              divs[None, :], 1).max(axis=1)
             else:
                 f = _pick(ok, divs, gk)
-            spatial[:, lvl, d] = f
+            spatial[:, lvl, d] *= f
+            if j == 0:
+                xfac[(lvl, d)] = f
             left[:, d] //= f
             room //= f
         for d in range(D):
@@ -186,56 +204,95 @@ class MappingSpace:
         split = np.full((P, L), D, dtype=np.int64)
         by_level: dict = {}
         for (lvl, axis, d, _cap) in self.spatial:
-            by_level.setdefault((lvl, axis), []).append(d)
-        for (lvl, axis), dims in by_level.items():
-            sperm[:, lvl, :] = dims + [x for x in range(D) if x not in dims]
-            split[:, lvl] = len(dims) if axis == "X" else 0
+            by_level.setdefault(lvl, {"X": [], "Y": []})[axis].append(d)
+        for lvl, ax in by_level.items():
+            xs, ys = ax["X"], ax["Y"]
+            if not set(xs) & set(ys):
+                dims = xs + ys
+                sperm[:, lvl, :] = dims + [x for x in range(D) if x not in dims]
+                split[:, lvl] = len(xs)
+                continue
+            # Per row: a dim offered on both axes is an X loop when X took a factor.
+            key = np.broadcast_to(1000 + np.arange(D), (P, D)).copy()
+            for pos_, d in enumerate(ys):
+                key[:, d] = 100 + pos_
+            for pos_, d in enumerate(xs):
+                key[:, d] = (np.where(xfac[(lvl, d)] > 1, pos_, key[:, d]) if d in ys
+                             else pos_)
+            sperm[:, lvl, :] = np.argsort(key, axis=1, kind="stable")
+            split[:, lvl] = (key < 100).sum(axis=1)
         keep = np.broadcast_to(self.keep, (P, L, T)).copy()
         return MappingBatch(temporal=temporal, temporal_perm=tperm, spatial=spatial,
                             spatial_perm=sperm, split=split, keep=keep)
 
-    def repair(self, batch: MappingBatch) -> MappingBatch:
+    def repair(self, batch: MappingBatch, frozen_t: np.ndarray | None = None,
+               frozen_s: np.ndarray | None = None) -> MappingBatch:
         """Make over-capacity mappings fit: at the innermost level that overflows, move the
-        smallest prime factor of the tile's largest contributor to the next level out that
-        has temporal loops, until every level fits. Mappings that fit are left alone."""
-        from .mapspace import capacity_usage, level_capacities, prime_factors
-        use = capacity_usage(self.arch, self.problem, batch)
+        smallest prime factor of the largest factor at or below it (the nearest level that
+        has one) to the next temporal level out, until every level fits. Mappings that fit
+        are left alone; factors marked in frozen_t / frozen_s [L, D] (constraints) never
+        move. All rows advance together, one prime per step: a Python loop per row made
+        repair cost 5-20x the evaluation of the batch."""
+        from .mapspace import _usage, level_capacities
         cap = level_capacities(self.arch)
+        ext = np.cumprod(batch.temporal * batch.spatial, axis=1)
+        use = _usage(self.problem, ext, batch.keep)
         bad = np.nonzero((use > cap[None, :]).any(axis=1))[0]
         if len(bad) == 0:
             return batch
+        L, D = batch.temporal.shape[1:]
+        ft = np.zeros((L, D), bool) if frozen_t is None else np.asarray(frozen_t, bool)
+        fs = np.zeros((L, D), bool) if frozen_s is None else np.asarray(frozen_s, bool)
+        # dest[l, d]: the next temporal level above l whose factor of d may grow (L: none).
+        dest = np.full((L, D), L, dtype=np.int64)
+        for d in range(D):
+            nxt = L
+            for lvl in range(L - 1, -1, -1):
+                dest[lvl, d] = nxt
+                if lvl in self.temporal_levels and not ft[lvl, d]:
+                    nxt = lvl
+        spf = _smallest_prime_factors(int(max(self.problem.bounds)))
         t = batch.temporal.copy()
         sp = batch.spatial.copy()
-        outer_of = {}
-        for lvl in range(len(self.arch.storage)):
-            nxt = [x for x in self.temporal_levels if x > lvl]
-            outer_of[lvl] = nxt[0] if nxt else None
-        for i in bad:
-            for _ in range(256):
-                one = MappingBatch(t[i:i + 1], batch.temporal_perm[i:i + 1], sp[i:i + 1],
-                                   batch.spatial_perm[i:i + 1], batch.split[i:i + 1],
-                                   batch.keep[i:i + 1])
-                u = capacity_usage(self.arch, self.problem, one)[0]
-                over = np.nonzero(u > cap)[0]
-                if len(over) == 0:
-                    break
-                lvl = int(over[0])
-                dest = outer_of[lvl]
-                # Largest factor at or below the level, nearest the level first.
-                best = None
-                for lv in range(lvl, -1, -1):
-                    for arr in (t, sp):
-                        d = int(np.argmax(arr[i, lv]))
-                        if arr[i, lv, d] > 1 and (best is None or arr[i, lv, d] > best[3]):
-                            best = (arr, lv, d, int(arr[i, lv, d]))
-                    if best is not None:
-                        break
-                if best is None or dest is None:
-                    break                    # nothing left to move: stays invalid
-                arr, lv, d, f = best
-                p = prime_factors(f)[0]
-                arr[i, lv, d] //= p
-                t[i, dest, d] *= p
+        rows = bad
+        lv_idx = np.arange(L)
+        for _ in range(64 * L):
+            if not len(rows):
+                break
+            tr, sr = t[rows], sp[rows]
+            e = np.cumprod(tr * sr, axis=1)
+            u = _usage(self.problem, e, batch.keep[rows])
+            over = u > cap[None, :]
+            has = over.any(axis=1)
+            rows, tr, sr, over = rows[has], tr[has], sr[has], over[has]
+            if not len(rows):
+                break
+            lvl = np.argmax(over, axis=1)                                  # innermost overflow
+            mt = np.where(ft[None], 1, tr)
+            ms = np.where(fs[None], 1, sr)
+            movable = np.maximum(mt.max(axis=2), ms.max(axis=2)) > 1       # [R, L]
+            movable &= lv_idx[None, :] <= lvl[:, None]
+            src = np.where(movable, lv_idx[None, :], -1).max(axis=1)       # nearest below
+            ok = src >= 0
+            r_ok = np.nonzero(ok)[0]
+            src = src[ok]
+            tv = mt[r_ok, src]                                             # [R', D]
+            sv = ms[r_ok, src]
+            use_sp = sv.max(axis=1) > tv.max(axis=1)
+            vals = np.where(use_sp[:, None], sv, tv)
+            d = np.argmax(vals, axis=1)
+            f = vals[np.arange(len(r_ok)), d]
+            dst = dest[lvl[r_ok], d]
+            ok2 = dst < L
+            r_ok, src, d, f, dst, use_sp = (r_ok[ok2], src[ok2], d[ok2], f[ok2], dst[ok2],
+                                            use_sp[ok2])
+            p = spf[f]
+            g = rows[r_ok]
+            gs, gt = g[use_sp], g[~use_sp]
+            sp[gs, src[use_sp], d[use_sp]] //= p[use_sp]
+            t[gt, src[~use_sp], d[~use_sp]] //= p[~use_sp]
+            t[g, dst, d] *= p
+            rows = g                 # rows with nothing left to move stay invalid
         return MappingBatch(t, batch.temporal_perm, sp, batch.spatial_perm, batch.split,
                             batch.keep)
 
@@ -277,6 +334,21 @@ class MappingSpace:
             gd[t_cols] = wt
             genes.extend(gd)
         return np.array(genes)
+
+
+_SPF: dict = {}
+
+
+def _smallest_prime_factors(n: int) -> np.ndarray:
+    """spf[k] = smallest prime factor of k for k <= n (a sieve, cached by size)."""
+    size = 1 << max(6, int(n).bit_length())
+    if size not in _SPF:
+        spf = np.arange(size + 1, dtype=np.int64)
+        for p in range(2, int(math.isqrt(size)) + 1):
+            if spf[p] == p:                  # p is prime: it divides what has no smaller
+                np.minimum(spf[p * p::p], p, out=spf[p * p::p])
+        _SPF[size] = spf
+    return _SPF[size]
 
 
 def _pick(ok: np.ndarray, divs: np.ndarray, gene: np.ndarray) -> np.ndarray:

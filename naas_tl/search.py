@@ -28,9 +28,8 @@ from .batched import evaluate_batch
 from .encoding import EncodingError, HardwareSpace, MappingSpace
 from .errors import NaasError
 from .hardware import HardwareConfig
+from .mapper.inner import INVALID_LOSS, MappingSearchResult, search_layer
 from .spec import EnergyTable, Mapping, Problem
-
-INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
 
 
 def process_context():
@@ -87,68 +86,12 @@ def make_optimizer(name: str, dim: int, budget: int, workers: int, seed: int, in
 # Inner search: mappings of one layer on one architecture
 # --------------------------------------------------------------------------------------
 
-@dataclass
-class MappingSearchResult:
-    mapping: Mapping | None
-    energy_pJ: float
-    cycles: int
-    evaluations: int
-    history: list = field(default_factory=list)     # best EDP after each generation
-    genome: np.ndarray | None = None                 # decodes (and repairs) to `mapping`
-
-    @property
-    def edp(self) -> float:
-        return self.energy_pJ * 1e-12 * self.cycles if self.mapping else math.inf
-
-
 def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
-                   optimizer: str = "CMA", population: int = 32,
+                   optimizer: str = "sepcma", population: int = 256,
                    init: np.ndarray | None = None, sigma: float = 0.25) -> MappingSearchResult:
-    arch, problem = space.arch, space.problem
-    best = MappingSearchResult(None, math.inf, 0, 0)
-    best_edp = math.inf
-    best_genes = np.full(space.size, 0.5)
-    history = []
-    evals = 0
-    # A quarter of the budget samples genomes uniformly; the optimizer starts from the best.
-    rng = np.random.default_rng(seed)
-    n_rand = 0 if init is not None else max(population, trials // 4)
-    opt = None
-    while evals < trials:
-        n = min(population, trials - evals)
-        if evals < n_rand:
-            cands = None
-            genes = rng.random((n, space.size))
-        else:
-            if opt is None:
-                start = init if init is not None else best_genes
-                opt = make_optimizer(optimizer, space.size, trials - evals, population, seed,
-                                     init=start, sigma=sigma)
-                if init is not None:
-                    opt.suggest(np.clip(np.asarray(init, float), 0.0, 1.0))  # evaluated first
-            cands = [opt.ask() for _ in range(n)]
-            genes = np.stack([c.value for c in cands])
-        batch = space.repair(space.decode(genes))
-        res = evaluate_batch(arch, problem, batch, energy)
-        edp = res.edp
-        if cands is not None:
-            for i, c in enumerate(cands):
-                loss = math.log(edp[i]) if res.valid[i] and edp[i] > 0 else INVALID_LOSS
-                opt.tell(c, loss)
-        evals += n
-        ok = np.nonzero(res.valid)[0]
-        if len(ok):
-            i = ok[np.argmin(edp[ok])]
-            if edp[i] < best_edp:
-                best_edp = float(edp[i])
-                best_genes = genes[i]
-                best = MappingSearchResult(batch.mapping(int(i), source="<searched>"),
-                                           float(res.energy_pJ[i]), int(res.cycles[i]), 0)
-        history.append(best_edp)
-    best.evaluations = evals
-    best.history = history
-    best.genome = best_genes if best.mapping is not None else None
-    return best
+    """The inner search of one layer (naas_tl.mapper.inner.search_layer)."""
+    return search_layer(space, energy, trials, seed, init=init, optimizer=optimizer,
+                        population=population, sigma=sigma)
 
 
 def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
@@ -207,20 +150,29 @@ class DesignOutcome:
 
 
 def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "importance",
-                      op: str | None = None):
+                      op: str | None = None, dataflow: str | None = None):
+    """The mapping space of `problem` on `hw` (template bypass, hw's parallel dims); with
+    dataflow (a Timeloop mapspace constraints file), only the mappings that meet it."""
     from . import templates
     arch = templates.arch_for(hw, op)
     keep = templates.keep_matrix(hw, arch, problem)
     roles = templates.spatial_roles(hw, arch)
     parallel = {"X": hw.parallel_x.split(","), "Y": hw.parallel_y.split(",")}
-    return MappingSpace.build(arch, problem, keep, roles, parallel, encoding=encoding)
+    constraints = None
+    if dataflow is not None:
+        from .mapper.constraints import load_constraints
+        constraints = load_constraints(dataflow, arch, problem)
+    return MappingSpace.build(arch, problem, keep, roles, parallel, encoding=encoding,
+                              constraints=constraints)
 
 
 def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
-                    optimizer: str = "CMA", encoding: str = "importance",
-                    population: int = 32, warm: dict | None = None) -> DesignOutcome:
+                    optimizer: str = "sepcma", encoding: str = "importance",
+                    population: int = 256, warm: dict | None = None,
+                    dataflow: str | None = None) -> DesignOutcome:
     """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]
     or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
+    dataflow: only mappings that meet these Timeloop mapspace constraints (a file).
 
     warm: {layer name: genome} from another design (the human one); a layer's search starts
     there when the genome fits this design's mapping space. With a few hundred trials per
@@ -237,7 +189,10 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
                 tables[op] = energy_tables(templates.arch_for(hw, op))
         except NaasError as err:
             return DesignOutcome(hw, [], error=str(err))
-        space = mapping_space_for(hw, problem, encoding, op)
+        try:
+            space = mapping_space_for(hw, problem, encoding, op, dataflow)
+        except NaasError as err:
+            return DesignOutcome(hw, [], error=str(err))
         init = (warm or {}).get(name)
         if init is not None and len(init) != space.size:
             init = None
@@ -269,10 +224,10 @@ class SearchConfig:
     mode: str = "full"           # baseline | sizing | full
     hw_trials: int = 12
     hw_population: int = 4
-    map_trials: int = 256
-    population: int = 32
+    map_trials: int = 2560
+    population: int = 256
     seed: int = 0
-    optimizer: str = "CMA"       # inner (mapping) optimizer, any nevergrad registry name
+    optimizer: str = "sepcma"    # inner (mapping) optimizer: naas_tl.mapper.optimizers
     hw_optimizer: str = "CMA"    # outer (hardware) optimizer
     encoding: str = "importance"
     workers: int = 0             # 0: one process per core
@@ -280,8 +235,12 @@ class SearchConfig:
 
 
     def stages(self) -> list:
-        return {"baseline": ["baseline"], "sizing": ["baseline", "sizing"],
-                "full": ["baseline", "sizing", "full"]}[self.mode]
+        """dataflow: the human design running its own published dataflow (tiling searched,
+        NAAS's most plausible baseline); baseline: the human design with the full mapping
+        search; then the searched stages."""
+        return {"baseline": ["dataflow", "baseline"],
+                "sizing": ["dataflow", "baseline", "sizing"],
+                "full": ["dataflow", "baseline", "sizing", "full"]}[self.mode]
 
 
 @dataclass
@@ -344,7 +303,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
         stages = {name: StageState(name) for name in cfg.stages()}
     budget = load_budget(cfg.budget)
     workload = load_workload(cfg.workload)
-    check_optimizer(cfg.optimizer, "--optimizer")
+    from .mapper import optimizers
+    optimizers.check(cfg.optimizer, "--optimizer")
     check_optimizer(cfg.hw_optimizer, "--hw-optimizer")
     layers = _layers_of(workload)
     human = budget.human_design()
@@ -358,18 +318,27 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     bar = _progress(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
                     initial=sum(st.asked for st in stages.values()))
     try:
-        for name in cfg.stages():
-            st = stages[name]
-            if st.done:
-                continue
-            if name == "baseline":
-                outcome = _run_designs([human], layers, cfg, [("baseline", 0)], executor)[0]
+        # The human design, with its own dataflow and with the full mapping search, both
+        # at once (one design each).
+        fixed = [n for n in ("dataflow", "baseline") if n in stages and not stages[n].done]
+        if "dataflow" in fixed and budget.dataflow_file is None:
+            stages["dataflow"].done = True          # no published dataflow file
+            fixed.remove("dataflow")
+        if fixed:
+            dfs = [str(budget.dataflow_file) if n == "dataflow" else None for n in fixed]
+            outcomes = _run_designs([human] * len(fixed), layers, cfg,
+                                    [(n, 0) for n in fixed], executor, dataflow=dfs)
+            for n, outcome in zip(fixed, outcomes):
+                st = stages[n]
                 st.best = outcome
                 st.history.append((0, outcome.edp, human.to_dict()))
                 st.asked = 1
                 st.done = True
                 bar.update(1)
-                ckpt.save({"config": cfg, "stages": stages})
+            ckpt.save({"config": cfg, "stages": stages})
+        for name in cfg.stages():
+            st = stages[name]
+            if st.done:
                 continue
             space = HardwareSpace(base=human, max_pes=budget.max_pes,
                                   max_onchip_bytes=budget.max_onchip_bytes,
@@ -425,19 +394,22 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
 
 
 def _stage_total(cfg: SearchConfig, name: str) -> int:
-    return 1 if name == "baseline" else cfg.hw_trials
+    return 1 if name in ("baseline", "dataflow") else cfg.hw_trials
 
 
-def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None) -> list:
-    """Evaluate designs (None = undecodable) in order; seeds depend only on the tags."""
+def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
+                 dataflow: list | None = None) -> list:
+    """Evaluate designs (None = undecodable) in order; seeds depend only on the tags.
+    dataflow: per design, a mapspace constraints file its mappings must meet, or None."""
     jobs = []
-    for hw, tag in zip(designs, tags):
+    dataflow = dataflow or [None] * len(designs)
+    for hw, tag, df in zip(designs, tags, dataflow):
         if hw is None:
             jobs.append(None)
             continue
         args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, len(tag[0]), tag[1]))
         kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
-                  warm=warm)
+                  warm=warm, dataflow=df)
         jobs.append(executor.submit(in_worker, evaluate_design, *args, **kw) if executor
                     else (args, kw))
     out = []

@@ -45,7 +45,7 @@ def test_dask_cluster_gives_the_local_search(tiny, tmp_path):
     _need_dask()
     local = _search(tiny, tmp_path / "local", "local")
     dask = _search(tiny, tmp_path / "dask", "dask://local")
-    assert list(local) == ["baseline", "sizing", "full"]
+    assert list(local) == ["dataflow", "baseline", "sizing", "full"]
     assert dask == local
 
 

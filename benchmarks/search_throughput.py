@@ -1,0 +1,96 @@
+"""Mapping evaluations per second inside the search vs the batched evaluator's peak rate.
+
+A fixed slice of the default `make search ARCH=nvdla` run: the human NVDLA-256 design and
+two designs of the full stage's hardware space (decoded from fixed genomes), every unique
+layer of ResNet-50, each searched with the default inner settings (SearchConfig), on one
+thread, as one pool worker runs it. The same run then times `evaluate_batch` on 50,000
+mappings of each of those (design, layer) pairs at once (one thread): the evaluator's own
+rate with no search around it. Prints per-phase figures, then as its LAST line:
+    search_evals_per_s=<f> batched_evals_per_s=<f> ratio=<f>
+Goal: ratio >= 0.3.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def designs():
+    from naas_tl.budget import load_budget
+    from naas_tl.encoding import HardwareSpace
+    b = load_budget("nvdla-256")
+    human = b.human_design()
+    space = HardwareSpace(base=human, max_pes=b.max_pes, max_onchip_bytes=b.max_onchip_bytes,
+                          max_dram_bandwidth=b.max_dram_bandwidth, pe_step=b.pe_step,
+                          buffer_step_bytes=b.buffer_step_bytes, dim_step=b.dim_step)
+    rng = np.random.default_rng(7)
+    out = [human]
+    while len(out) < 3:
+        g = np.clip(space.encode(human) + 0.15 * rng.standard_normal(space.size), 0, 1)
+        try:
+            hw = space.decode(g)
+        except Exception:
+            continue
+        if not b.violations(hw):
+            out.append(hw)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=50000, help="mappings per batched call")
+    ap.add_argument("--layers", type=int, default=0, help="first N unique layers (0: all)")
+    args = ap.parse_args(argv)
+    import numba
+    numba.set_num_threads(1)
+    from naas_tl import templates
+    from naas_tl.batched import evaluate_batch
+    from naas_tl.energy import energy_tables
+    from naas_tl.search import SearchConfig, _layers_of, evaluate_design, mapping_space_for
+    from naas_tl.workload import load_workload
+    cfg = SearchConfig(arch="nvdla", budget="nvdla-256", workload="resnet50")
+    layers = _layers_of(load_workload("resnet50"))
+    if args.layers:
+        layers = layers[:args.layers]
+    hws = designs()
+    # Warm up the compiled kernels outside both timings.
+    evaluate_design(hws[0], layers[:1], 64, 0)
+    t0 = time.perf_counter()
+    evals = 0
+    for k, hw in enumerate(hws):
+        o = evaluate_design(hw, layers, cfg.map_trials, k, optimizer=cfg.optimizer,
+                            population=cfg.population)
+        evals += sum(lo.evaluations for lo in o.layers)
+    t_search = time.perf_counter() - t0
+    search_rate = evals / t_search
+    print(f"search: {len(hws)} designs x {len(layers)} layers, {evals} evaluations in "
+          f"{t_search:.2f} s ({t_search / len(hws):.2f} s per design)")
+    t_batch = 0.0
+    n_batch = 0
+    rng = np.random.default_rng(0)
+    for hw in hws:
+        arch = templates.arch_for(hw, "conv")
+        energy = energy_tables(arch)
+        for name, _count, problem, _op in layers:
+            space = mapping_space_for(hw, problem)
+            batch = space.repair(space.decode(rng.random((args.n, space.size))))
+            t0 = time.perf_counter()
+            evaluate_batch(arch, problem, batch, energy, workers=1)
+            t_batch += time.perf_counter() - t0
+            n_batch += args.n
+    batched_rate = n_batch / t_batch
+    print(f"batched: {n_batch} evaluations in {t_batch:.2f} s at {args.n} per call")
+    print(f"search_evals_per_s={search_rate:.1f} batched_evals_per_s={batched_rate:.1f} "
+          f"ratio={search_rate / batched_rate:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
