@@ -395,6 +395,33 @@ else:
     prep_kernel = None
 
 
+if njit is not None:
+    @njit(cache=True, nogil=True)
+    def usage_kernel(ext, keep, rank_of_ds, term_of_rank, term_dim, term_coef):
+        """Kept words per row (mapspace._usage for rows of [L, D] flattened): ext [M, D]
+        cumulative extents, keep [M, T]; data space t has ranks rank_of_ds[t]..[t+1], rank
+        r has terms term_of_rank[r]..[r+1] of (dim, coefficient)."""
+        M = ext.shape[0]
+        T = keep.shape[1]
+        out = np.zeros(M, dtype=np.int64)
+        for m in range(M):
+            tot = 0
+            for t in range(T):
+                if not keep[m, t]:
+                    continue
+                size = 1
+                for r in range(rank_of_ds[t], rank_of_ds[t + 1]):
+                    span = 1
+                    for k in range(term_of_rank[r], term_of_rank[r + 1]):
+                        span += term_coef[k] * (ext[m, term_dim[k]] - 1)
+                    size *= span
+                tot += size
+            out[m] = tot
+        return out
+else:
+    usage_kernel = None
+
+
 # Each row-parallel kernel comes in two compiled variants: `parallel` spreads rows over the
 # cores; `serial` is for callers that already run one chunk of rows per thread (numba's
 # default threading layer does not allow nested parallel launches).

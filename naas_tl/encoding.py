@@ -478,5 +478,29 @@ class HardwareSpace:
             imp = [0.0] * len(PARALLEL_DIMS)
             for k, d in enumerate(ranked):
                 imp[PARALLEL_DIMS.index(d)] = 1.0 - 0.1 * k
-            genes += imp + [1.0 if len(xs) > 1 else 0.0, 1.0 if len(ys) > 1 else 0.0]
+            # Near the 0.5 threshold: an optimizer step can add or drop an axis's 2nd dim.
+            genes += imp + [0.75 if len(xs) > 1 else 0.25, 0.75 if len(ys) > 1 else 0.25]
         return np.clip(np.array(genes), 0.0, 1.0)
+
+    def connectivity_seeds(self) -> list:
+        """The base design with every connectivity of the space: one or two dims per axis
+        (X and Y disjoint; 240 for six dims). The full stage screens them cheaply first,
+        because one step in connectivity can change a network's EDP 10x (MobileNetV2 on
+        NVDLA-256: C / M leaves depthwise layers on one lane) and an optimizer stepping
+        from the human design rarely makes it."""
+        return [self.base.with_(parallel_x=",".join(xs), parallel_y=",".join(ys), name="")
+                for xs, ys in connectivities()]
+
+
+def connectivities() -> list:
+    """Every (X dims, Y dims) the hardware genome can express: one or two of PARALLEL_DIMS
+    per axis, the axes disjoint."""
+    from itertools import combinations
+    out = []
+    for kx in (1, 2):
+        for xs in combinations(PARALLEL_DIMS, kx):
+            rest = [d for d in PARALLEL_DIMS if d not in xs]
+            for ky in (1, 2):
+                for ys in combinations(rest, ky):
+                    out.append((xs, ys))
+    return out

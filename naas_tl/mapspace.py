@@ -203,7 +203,18 @@ def capacity_usage(arch: Architecture, problem: Problem, batch: MappingBatch) ->
 
 
 def _usage(problem: Problem, ext: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Kept words per level [N, L] given the cumulative extents ext [N, L, D]."""
+    """Kept words per level [N, L] given the cumulative extents ext [N, L, D]. The
+    compiled kernel (when numba is there) gives the same integers; repair and the seed
+    builder call this thousands of times per layer search."""
+    from . import _dp_kernel
+    if _dp_kernel.usage_kernel is not None and ext.size:
+        N, L, D = ext.shape
+        tabs = _projection_tables(problem)
+        out = _dp_kernel.usage_kernel(
+            np.ascontiguousarray(ext.reshape(N * L, D), dtype=np.int64),
+            np.ascontiguousarray(np.broadcast_to(keep, (N, L, keep.shape[-1]))
+                                 .reshape(N * L, -1)), *tabs)
+        return out.reshape(N, L)
     used = np.zeros(ext.shape[:2], dtype=np.int64)
     for t, ds in enumerate(problem.data_spaces):
         size = np.ones(ext.shape[:2], dtype=np.int64)
@@ -214,6 +225,26 @@ def _usage(problem: Problem, ext: np.ndarray, keep: np.ndarray) -> np.ndarray:
             size = size * span
         used += np.where(keep[:, :, t], size, 0)
     return used
+
+
+_PROJ: dict = {}
+
+
+def _projection_tables(problem: Problem) -> tuple:
+    """The data spaces' projections as flat arrays for the compiled usage kernel."""
+    key = tuple(ds.projection for ds in problem.data_spaces)
+    if key not in _PROJ:
+        rank_of_ds, term_of_rank, dims, coefs = [0], [0], [], []
+        for ds in problem.data_spaces:
+            for expr in ds.projection:
+                for d, c in expr:
+                    dims.append(d)
+                    coefs.append(c)
+                term_of_rank.append(len(dims))
+            rank_of_ds.append(len(term_of_rank) - 1)
+        _PROJ[key] = tuple(np.array(a, dtype=np.int64)
+                           for a in (rank_of_ds, term_of_rank, dims, coefs))
+    return _PROJ[key]
 
 
 def level_capacities(arch: Architecture) -> np.ndarray:

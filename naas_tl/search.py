@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .batched import evaluate_batch
-from .encoding import EncodingError, HardwareSpace, MappingSpace
+from .encoding import EncodingError, HardwareSpace, MappingSpace, connectivities
 from .errors import NaasError
 from .hardware import HardwareConfig
 from .mapper.inner import INVALID_LOSS, MappingSearchResult, search_layer
@@ -88,10 +88,11 @@ def make_optimizer(name: str, dim: int, budget: int, workers: int, seed: int, in
 
 def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
                    optimizer: str = "sepcma", population: int = 256,
-                   init: np.ndarray | None = None, sigma: float = 0.25) -> MappingSearchResult:
+                   init: np.ndarray | None = None, sigma: float = 0.25,
+                   warm: list | None = None) -> MappingSearchResult:
     """The inner search of one layer (naas_tl.mapper.inner.search_layer)."""
-    return search_layer(space, energy, trials, seed, init=init, optimizer=optimizer,
-                        population=population, sigma=sigma)
+    return search_layer(space, energy, trials, seed, init=init, warm=warm,
+                        optimizer=optimizer, population=population, sigma=sigma)
 
 
 def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
@@ -174,10 +175,11 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
     or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
     dataflow: only mappings that meet these Timeloop mapspace constraints (a file).
 
-    warm: {layer name: genome} from another design (the human one); a layer's search starts
-    there when the genome fits this design's mapping space. With a few hundred trials per
-    layer, cold searches differ by ~2x between seeds, which would drown the differences
-    between hardware candidates."""
+    warm: {layer name: (genome, Mapping)} from another design of the template (the human
+    one): the layer's search evaluates that mapping (fitted to this design) and that genome
+    (when it fits this design's mapping space) first, so a design's search starts from what
+    worked on the human design and differences between designs are not drowned in the
+    search's own noise."""
     from .energy import energy_tables
     from . import templates
     tables: dict = {}
@@ -193,11 +195,12 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
             space = mapping_space_for(hw, problem, encoding, op, dataflow)
         except NaasError as err:
             return DesignOutcome(hw, [], error=str(err))
-        init = (warm or {}).get(name)
+        init, wmap = (warm or {}).get(name, (None, None))
         if init is not None and len(init) != space.size:
             init = None
         r = search_mapping(space, tables[op], map_trials, _child_seed(seed, k),
-                           optimizer=optimizer, population=population, init=init)
+                           optimizer=optimizer, population=population, init=init,
+                           warm=None if wmap is None else [wmap])
         out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
                                 r.evaluations, r.genome, op))
     if not out:     # still reject a design the template cannot build
@@ -222,8 +225,8 @@ class SearchConfig:
     budget: str
     workload: str
     mode: str = "full"           # baseline | sizing | full
-    hw_trials: int = 12
-    hw_population: int = 4
+    hw_trials: int = 200         # hardware designs per searched stage
+    hw_population: int = 0       # designs per generation; 0: 4 + 3 ln(genome size), CMA's rule
     map_trials: int = 2560
     population: int = 256
     seed: int = 0
@@ -232,6 +235,10 @@ class SearchConfig:
     encoding: str = "importance"
     workers: int = 0             # 0: one process per core
     ops: tuple = ()              # PE compute units (hw.ops); () = the human design's own
+    # Full stage: every connectivity is first tried on the human design's sizes with this
+    # many mappings per layer; the best `screen_keep` start the optimizer. 0: no screening.
+    screen_trials: int = 256
+    screen_keep: int = 8
 
 
     def stages(self) -> list:
@@ -251,6 +258,7 @@ class StageState:
     optimizer: object = None
     asked: int = 0
     done: bool = False
+    screen: list | None = None                      # (index, EDP, hw dict) at low fidelity
 
 
 class Checkpoint:
@@ -320,21 +328,25 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     try:
         # The human design, with its own dataflow and with the full mapping search, both
         # at once (one design each).
-        fixed = [n for n in ("dataflow", "baseline") if n in stages and not stages[n].done]
-        if "dataflow" in fixed and budget.dataflow_file is None:
-            stages["dataflow"].done = True          # no published dataflow file
-            fixed.remove("dataflow")
-        if fixed:
-            dfs = [str(budget.dataflow_file) if n == "dataflow" else None for n in fixed]
-            outcomes = _run_designs([human] * len(fixed), layers, cfg,
-                                    [(n, 0) for n in fixed], executor, dataflow=dfs)
-            for n, outcome in zip(fixed, outcomes):
-                st = stages[n]
-                st.best = outcome
-                st.history.append((0, outcome.edp, human.to_dict()))
-                st.asked = 1
-                st.done = True
-                bar.update(1)
+        # (a) first: its mappings meet the dataflow and lie in (b)'s space too, so (b)
+        # starts from them and can only end better.
+        for n in ("dataflow", "baseline"):
+            if n not in stages or stages[n].done:
+                continue
+            st = stages[n]
+            df = budget.dataflow_file if n == "dataflow" else None
+            if n == "dataflow" and df is None:
+                st.done = True                      # no published dataflow file
+                continue
+            warm = _warm_start(stages["dataflow"].best) if n == "baseline" and \
+                "dataflow" in stages else None
+            outcome = _run_designs([human], layers, cfg, [(n, 0)], executor, warm,
+                                   dataflow=[None if df is None else str(df)])[0]
+            st.best = outcome
+            st.history.append((0, outcome.edp, human.to_dict()))
+            st.asked = 1
+            st.done = True
+            bar.update(1)
             ckpt.save({"config": cfg, "stages": stages})
         for name in cfg.stages():
             st = stages[name]
@@ -347,6 +359,11 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                                   buffer_step_bytes=budget.buffer_step_bytes,
                                   dim_step=budget.dim_step,
                                   search_connectivity=(name == "full"))
+            if name == "full" and cfg.screen_trials and st.screen is None:
+                st.screen = _screen(space, budget, layers, cfg, executor,
+                                    _warm_start(stages["baseline"].best))
+                bar.update(len(st.screen))
+                ckpt.save({"config": cfg, "stages": stages})
             if st.optimizer is None:
                 # The human design lies in this stage's space too; the search starts from it
                 # (its genome seeds the optimizer), so the stage never reports worse.
@@ -354,11 +371,16 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 if base is not None and base.valid and st.best is None:
                     st.best = base
                 st.optimizer = make_optimizer(cfg.hw_optimizer, space.size, cfg.hw_trials,
-                                              cfg.hw_population,
+                                              hw_population(cfg, space.size),
                                               _child_seed(cfg.seed, len(st.name)),
                                               init=space.encode(human), sigma=0.15)
+                # The best screened connectivities are the optimizer's first candidates.
+                ranked = sorted((e, i) for i, e, _hw in st.screen or [] if math.isfinite(e))
+                for _e, i in ranked[:cfg.screen_keep]:
+                    hw = HardwareConfig.from_dict(st.screen[i][2])
+                    st.optimizer.suggest(space.encode(hw))
             while st.asked < cfg.hw_trials:
-                n = min(cfg.hw_population, cfg.hw_trials - st.asked)
+                n = min(hw_population(cfg, space.size), cfg.hw_trials - st.asked)
                 cands = [st.optimizer.ask() for _ in range(n)]
                 designs, tags = [], []
                 for j, c in enumerate(cands):
@@ -370,9 +392,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                         hw = None
                     designs.append(hw)
                     tags.append((name, st.asked + j))
-                base = stages["baseline"].best
-                warm = ({l.name: l.genome for l in base.layers if l.genome is not None}
-                        if base is not None and base.valid else None)
+                warm = _warm_start(stages["baseline"].best)
                 outcomes = _run_designs(designs, layers, cfg, tags, executor, warm)
                 for j, (c, o) in enumerate(zip(cands, outcomes)):
                     loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
@@ -393,8 +413,36 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     return stages
 
 
+def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, warm) -> list:
+    """Every connectivity on the human design's sizes, at cfg.screen_trials mappings per
+    layer: [(index, EDP, hw dict)]."""
+    import dataclasses
+    cands = [hw for hw in space.connectivity_seeds() if not budget.violations(hw)]
+    low = dataclasses.replace(cfg, map_trials=cfg.screen_trials)
+    outcomes = _run_designs(cands, layers, low, [("screen", i) for i in range(len(cands))],
+                            executor, warm)
+    return [(i, o.edp, hw.to_dict()) for i, (hw, o) in enumerate(zip(cands, outcomes))]
+
+
+def hw_population(cfg: SearchConfig, dim: int) -> int:
+    """Designs per generation: cfg.hw_population, or CMA-ES's default for the genome's
+    dimension (4 + 3 ln d: 9 for sizing's 6 genes, 11 for the full stage's 14). It depends
+    on the genome only, never on the worker count, so results do not either."""
+    return cfg.hw_population or 4 + int(3 * math.log(max(dim, 1)))
+
+
+def _warm_start(outcome) -> dict | None:
+    """{layer: (genome, mapping)} of a finished design, to start other designs from."""
+    if outcome is None or not outcome.valid:
+        return None
+    return {l.name: (l.genome, l.mapping) for l in outcome.layers}
+
+
 def _stage_total(cfg: SearchConfig, name: str) -> int:
-    return 1 if name in ("baseline", "dataflow") else cfg.hw_trials
+    if name in ("baseline", "dataflow"):
+        return 1
+    screen = len(connectivities()) if name == "full" and cfg.screen_trials else 0
+    return cfg.hw_trials + screen
 
 
 def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,

@@ -765,6 +765,20 @@ class Case:
     name: str = ""
 
 
+def load_inputs(arch_path, problem_path, ert_path=None,
+                art_path=None) -> tuple[Architecture, Problem, EnergyTable]:
+    """(arch, problem, energy table) from the files, without a mapping (what a mapper
+    reads). Without an ERT every energy is 0."""
+    arch = parse_architecture(load_yaml(arch_path), str(arch_path))
+    problem = parse_problem(load_yaml(problem_path), str(problem_path))
+    ert = parse_ert(load_yaml(ert_path), str(ert_path)) if ert_path else {}
+    art = parse_art(load_yaml(art_path), str(art_path)) if art_path else {}
+    table = EnergyTable(energy=ert, area=art, source=str(ert_path or ""))
+    if ert_path:
+        check_energy_table(arch, table)
+    return arch, problem, table
+
+
 def load_case(arch_path, problem_path, map_path, ert_path=None, art_path=None,
               name: str = "") -> Case:
     arch_file, prob_file, map_file = str(arch_path), str(problem_path), str(map_path)

@@ -88,10 +88,10 @@ def _priorities(space: MappingSpace) -> list[tuple]:
     return [(a, b) for a in orders for b in orders]
 
 
-def structured_candidates(space: MappingSpace, max_spatial: int = 6, max_masks: int = 8
-                          ) -> MappingBatch:
+def structured_candidates(space: MappingSpace, max_spatial: int = 6, max_masks: int = 8,
+                          limit: int | None = None) -> MappingBatch:
     """Seed mappings (factor-valid, not always capacity-valid: repair them), most promising
-    first: without skipped levels before with, the fullest arrays first."""
+    first: without skipped levels before with, the fullest arrays first; at most `limit`."""
     P, arch = space.problem, space.arch
     L, D = len(arch.storage), len(P.dims)
     T = len(P.data_spaces)
@@ -99,15 +99,14 @@ def structured_candidates(space: MappingSpace, max_spatial: int = 6, max_masks: 
     prios = _priorities(space)
     tl = list(space.temporal_levels)
     # Levels inside the array (below the first fanout) use the inner order, the rest the
-    # outer; some seeds leave some of those inner levels empty (an output-stationary
+    # outer; some seeds leave the innermost of those levels empty (an output-stationary
     # accumulator above an idle weight register, say).
     fan_lvls = [lvl for (lvl, _a, _d, _c) in space.spatial]
     first_fan = min(fan_lvls) if fan_lvls else L
-    pe_lvls = [lvl for lvl in tl[:-1] if lvl < first_fan][:3]
-    masks = [tuple(lv for j, lv in enumerate(pe_lvls) if bits >> j & 1)
-             for bits in range(1 << len(pe_lvls))][:max_masks]
+    pe_lvls = [lvl for lvl in tl[:-1] if lvl < first_fan]
+    masks = [tuple(pe_lvls[:j]) for j in range(len(pe_lvls) + 1)][:max_masks]
     variants = [(a, b, c) for c in range(len(masks)) for a in range(len(spat))
-                for b in range(len(prios))]
+                for b in range(len(prios))][:limit]
     n = len(variants)
     spatial = np.stack([spat[a][0] for a, _, _ in variants])                # [n, L, D]
     sperm = np.broadcast_to(np.arange(D), (n, L, D)).copy()
@@ -132,17 +131,19 @@ def structured_candidates(space: MappingSpace, max_spatial: int = 6, max_masks: 
     J = divtab.shape[1]
     keep_j = np.repeat(keep, J, axis=0)
     for lvl in tl[:-1]:
+        up = slice(lvl, L)                       # a factor here grows these levels' tiles
         for k in range(D):
             d = order[:, lvl, k]                                             # [n]
             opts = divtab[d]                                                 # [n, J]
             ok = (opts > 0) & (left[rows, d][:, None] % np.maximum(opts, 1) == 0)
             ok &= ~skip[:, lvl][:, None] | (opts == 1)
             # Tiles with each option, checked at this level and every level above it.
-            t_try = np.repeat(temporal[:, None], J, axis=1)                  # [n, J, L, D]
-            t_try[rows[:, None], np.arange(J)[None, :], lvl, d[:, None]] = np.maximum(opts, 1)
-            ext = np.cumprod(t_try * spatial[:, None], axis=2).reshape(n * J, L, D)
-            use = _usage(P, ext, keep_j).reshape(n, J, L)
-            fits = (use[:, :, lvl:] <= cap[None, None, lvl:]).all(axis=2) & ok
+            ext = np.cumprod(temporal * spatial, axis=1)[:, up]              # [n, L', D]
+            ext = np.repeat(ext[:, None], J, axis=1)                         # [n, J, L', D]
+            ext[rows[:, None], np.arange(J)[None, :], :, d[:, None]] *= \
+                np.maximum(opts, 1)[:, :, None]
+            use = _usage(P, ext.reshape(n * J, L - lvl, D), keep_j[:, up]).reshape(n, J, -1)
+            fits = (use <= cap[None, None, up]).all(axis=2) & ok
             f = np.where(fits, opts, 1).max(axis=1)
             temporal[rows, lvl, d] = f
             left[rows, d] //= f
@@ -159,3 +160,69 @@ def _divisor_table(bounds) -> np.ndarray:
     for d, x in enumerate(divs):
         tab[d, :len(x)] = x
     return tab
+
+
+def fit_to_space(space: MappingSpace, batch: MappingBatch) -> MappingBatch:
+    """Mappings of the same problem on another design of the same template, made
+    factor- and fanout-valid here (capacity is left to repair): spatial factors of dims this
+    design does not unroll on that axis, or beyond its fanout, move to the next temporal
+    level up, as do factors at levels without temporal loops; keep/bypass is this space's.
+    Used to start a design's search from the human design's best mappings."""
+    P, arch = space.problem, space.arch
+    n, L, D = batch.temporal.shape
+    if L != len(arch.storage) or D != len(P.dims):
+        raise ValueError("the mappings do not have this space's levels and dims")
+    t = batch.temporal.copy()
+    sp = batch.spatial.copy()
+    tl = list(space.temporal_levels)
+    up = {lvl: next((x for x in tl if x >= lvl), tl[-1]) for lvl in range(L)}
+    up_strict = {lvl: next((x for x in tl if x > lvl), tl[-1]) for lvl in range(L)}
+    for lvl in range(L):
+        if lvl not in tl:
+            t[:, up[lvl]] *= t[:, lvl]
+            t[:, lvl] = 1
+    groups: dict = {}
+    for (lvl, axis, d, cap) in space.spatial:
+        groups.setdefault(lvl, {}).setdefault(axis, (cap, []))[1].append(d)
+    sperm = np.broadcast_to(np.arange(D), (n, L, D)).copy()
+    split = np.full((n, L), D, dtype=np.int64)
+    for lvl in range(L):
+        axes = groups.get(lvl, {})
+        allowed = {d for _axis, (_cap, ds) in axes.items() for d in ds}
+        for d in range(D):
+            if d not in allowed:
+                t[:, up_strict[lvl], d] *= sp[:, lvl, d]
+                sp[:, lvl, d] = 1
+        xs, ys = [], []
+        for axis, (cap, ds) in axes.items():
+            room = np.full(n, cap, dtype=np.int64)
+            for d in ds:
+                if (axis == "Y" and d in xs):
+                    continue
+                f = sp[:, lvl, d]
+                keep_f = _largest_divisor_upto(f, room)
+                t[:, up_strict[lvl], d] *= f // keep_f
+                sp[:, lvl, d] = keep_f
+                room //= keep_f
+                (xs if axis == "X" else ys).append(d)
+        if axes:
+            dims = xs + ys
+            sperm[:, lvl] = dims + [d for d in range(D) if d not in dims]
+            split[:, lvl] = len(xs)
+    keep = np.ascontiguousarray(np.broadcast_to(space.keep, (n, L, len(P.data_spaces))))
+    return MappingBatch(t, batch.temporal_perm.copy(), sp, sperm, split, keep)
+
+
+def _largest_divisor_upto(f: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """Row-wise largest divisor of f that is <= cap."""
+    out = np.ones_like(f)
+    for i in range(len(f)):
+        fi, ci = int(f[i]), int(cap[i])
+        best = 1
+        for k in range(1, int(math.isqrt(fi)) + 1):
+            if fi % k == 0:
+                for q in (k, fi // k):
+                    if q <= ci and q > best:
+                        best = q
+        out[i] = best
+    return out

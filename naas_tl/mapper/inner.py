@@ -24,7 +24,7 @@ from ..mapping_batch import MappingBatch
 from ..mapspace import _concat
 from ..spec import EnergyTable, Mapping
 from . import optimizers
-from .candidates import structured_candidates
+from .candidates import fit_to_space, structured_candidates
 from .polish import move_table, neighbours, retilings, unique_rows
 
 INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
@@ -101,11 +101,13 @@ class InnerSettings:
 
 
 def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
-                 init: np.ndarray | None = None, settings: InnerSettings = InnerSettings(),
-                 **overrides) -> MappingSearchResult:
+                 init: np.ndarray | None = None, warm: list | None = None,
+                 settings: InnerSettings = InnerSettings(), **overrides) -> MappingSearchResult:
     """Search `trials` mappings of space.problem on space.arch; the best one.
 
     init: a genome to seed with (e.g. the same layer's best on the human design).
+    warm: Mappings of the same problem on another design of this template (or this one),
+    evaluated first after fitting them to this space (candidates.fit_to_space).
     overrides: InnerSettings fields (optimizer=..., population=..., ...)."""
     import dataclasses
     st = dataclasses.replace(settings, **overrides) if overrides else settings
@@ -128,11 +130,16 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
         return batch, res, kept
 
     # 1. Seeds.
-    parts = [structured_candidates(space, max_masks=st.masks)]
+    parts = []
+    if warm:
+        parts.append(fit_to_space(space, MappingBatch.from_mappings(list(warm))))
+    parts.append(structured_candidates(space, max_masks=st.masks,
+                                       limit=max(1, trials - sum(len(p) for p in parts))))
     genes = []
     if init is not None:
         genes.append(np.clip(np.asarray(init, float), 0.0, 1.0)[None, :])
-    n_rand = max(0, min(trials - len(parts[0]) - len(genes), int(trials * st.random_share)))
+    n_rand = max(0, min(trials - sum(len(p) for p in parts) - len(genes),
+                        int(trials * st.random_share)))
     genes.append(rng.random((n_rand, space.size)))
     parts.append(space.decode(np.concatenate(genes)))
     seed_batch = _concat(parts)

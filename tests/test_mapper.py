@@ -1,0 +1,272 @@
+"""The inner (mapping) search: optimizers, structured seeds, moves, repair, the layer search."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from naas_tl import templates
+from naas_tl.batched import evaluate_batch
+from naas_tl.budget import load_budget
+from naas_tl.energy import energy_tables
+from naas_tl.errors import NaasError
+from naas_tl.mapper import optimizers
+from naas_tl.mapper.candidates import fit_to_space, structured_candidates
+from naas_tl.mapper.constraints import satisfied
+from naas_tl.mapper.inner import search_layer
+from naas_tl.mapper.polish import neighbours, retilings, unique_rows
+from naas_tl.mapping_batch import MappingBatch
+from naas_tl.mapspace import fits_capacity, level_capacities, capacity_usage
+from naas_tl.search import _layers_of, mapping_space_for
+from naas_tl.spec import LevelMapping, Mapping, validate_mapping
+from naas_tl.workload import load_workload
+
+BUDGETS = ["eyeriss", "nvdla-256", "shidiannao", "edgetpu"]
+
+
+def _layer(net, name):
+    return next(l for l in _layers_of(load_workload(net)) if l[0] == name)
+
+
+def _factor_valid(space, batch):
+    prod = (batch.temporal * batch.spatial).prod(axis=1)
+    return (prod == np.array(space.problem.bounds)[None, :]).all(axis=1)
+
+
+def _fanout_valid(space, batch):
+    arch = space.arch
+    pos = np.argsort(batch.spatial_perm, axis=2)
+    is_x = pos < batch.split[:, :, None]
+    x = np.where(is_x, batch.spatial, 1).prod(axis=2)
+    y = np.where(~is_x, batch.spatial, 1).prod(axis=2)
+    fx = np.array([arch.fanout(i)[0] for i in range(len(arch.storage))])
+    fy = np.array([arch.fanout(i)[1] for i in range(len(arch.storage))])
+    return ((x <= fx) & (y <= fy)).all(axis=1)
+
+
+# --------------------------------------------------------------------------------------
+# Optimizers
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["sepcma", "de"])
+def test_array_optimizers_minimise_a_shifted_sphere(name):
+    target = np.linspace(0.2, 0.8, 12)
+    opt = optimizers.make(name, np.full(12, 0.5), 0.3, seed=1, popsize=32)
+    best = math.inf
+    for _ in range(60):
+        X = opt.ask(32)
+        assert X.shape == (32, 12)
+        f = ((X - target) ** 2).sum(axis=1)
+        opt.tell(X, f)
+        best = min(best, f.min())
+    start = ((np.full(12, 0.5) - target) ** 2).sum()
+    assert best < start * 1e-3
+
+
+def test_unknown_optimizer_is_a_one_line_error():
+    with pytest.raises(NaasError) as e:
+        optimizers.check("no-such-optimizer", "--optimizer")
+    assert "--optimizer" in str(e.value) and "no-such-optimizer" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------------------
+# Structured seeds: the array is filled whenever that is possible
+# --------------------------------------------------------------------------------------
+
+def _best_spatial_product(space):
+    """Brute force: the largest product of spatial factors the space allows."""
+    groups = {}
+    for (lvl, axis, d, cap) in space.spatial:
+        groups.setdefault((lvl, axis), (cap, []))[1].append(d)
+    best = 1
+    keys = list(groups)
+    bounds = space.problem.bounds
+
+    def rec(k, left, prod):
+        nonlocal best
+        if k == len(keys):
+            best = max(best, prod)
+            return
+        cap, dims = groups[keys[k]]
+        options = [[f for f in range(1, left[d] + 1) if left[d] % f == 0] for d in dims]
+        for fs in itertools.product(*options):
+            p = math.prod(fs)
+            if p <= cap:
+                nl = list(left)
+                for d, f in zip(dims, fs):
+                    nl[d] //= f
+                rec(k + 1, nl, prod * p)
+    rec(0, list(bounds), 1)
+    return best
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_seeds_fill_the_array_whenever_a_mapping_can(budget):
+    hw = load_budget(budget).human_design()
+    layers = _layers_of(load_workload("resnet50")) + _layers_of(load_workload("mobilenetv2"))
+    for name, _count, problem, op in layers[::3]:
+        space = mapping_space_for(hw, problem, op=op)
+        seeds = space.repair(structured_candidates(space))
+        assert _factor_valid(space, seeds).all() and _fanout_valid(space, seeds).all()
+        ok = fits_capacity(space.arch, problem, seeds)
+        used = seeds.spatial.prod(axis=(1, 2))
+        assert used[ok].max() == _best_spatial_product(space), (budget, name)
+
+
+def _hand_ws_mapping(space):
+    """Issue 10's weight-stationary mapping of res5a_branch2b on the human NVDLA-256:
+    P=7 Q=7 under the 1-word WeightReg, C=2 in the AccumBuffer, C=16 and M=16 across the
+    array, R and S in the GlobalBuffer, C=16 M=32 in DRAM."""
+    arch, problem = space.arch, space.problem
+    D = len(problem.dims)
+    idx = {d: i for i, d in enumerate(problem.dims)}
+    t = {"WeightReg": {"P": 7, "Q": 7}, "AccumBuffer": {"C": 2},
+         "GlobalBuffer": {"R": 3, "S": 3}, "DRAM": {"C": 16, "M": 32}}
+    s = {"inter_c_lanes_spatial": ("C", 16), "inter_k_lanes_spatial": ("M", 16)}
+    levels = []
+    for li, lvl in enumerate(arch.storage):
+        tf = [1] * D
+        for k, v in t.get(lvl.name, {}).items():
+            tf[idx[k]] = v
+        sf = [1] * D
+        if lvl.name in s:
+            sf[idx[s[lvl.name][0]]] = s[lvl.name][1]
+        first = [idx[k] for k in t.get(lvl.name, {})]
+        perm = tuple(first + [d for d in range(D) if d not in first])
+        sperm = tuple([idx[s[lvl.name][0]]] + [d for d in range(D) if d != idx[s[lvl.name][0]]]) \
+            if lvl.name in s else tuple(range(D))
+        levels.append(LevelMapping(tuple(tf), perm, tuple(sf), sperm,
+                                   1 if lvl.name == "inter_c_lanes_spatial" else 0,
+                                   tuple(bool(k) for k in space.keep[li])))
+    m = Mapping(tuple(levels))
+    validate_mapping(m, arch, problem)
+    return m
+
+
+def test_the_search_beats_the_hand_written_weight_stationary_mapping():
+    hw = load_budget("nvdla-256").human_design()
+    _name, _c, problem, op = _layer("resnet50", "res5a_branch2b")
+    space = mapping_space_for(hw, problem, op=op)
+    energy = energy_tables(space.arch)
+    hand = MappingBatch.from_mappings([_hand_ws_mapping(space)])
+    h = evaluate_batch(space.arch, problem, hand, energy)
+    assert h.valid[0]
+    r = search_layer(space, energy, 2560, seed=0)
+    assert r.edp <= h.edp[0]
+    assert r.evaluations <= 2560
+
+
+def test_layer_search_is_seeded():
+    hw = load_budget("eyeriss").human_design()
+    _name, _c, problem, op = _layer("mobilenetv2", "block3_expand")
+    space = mapping_space_for(hw, problem, op=op)
+    energy = energy_tables(space.arch)
+    a = search_layer(space, energy, 600, seed=5)
+    b = search_layer(space, energy, 600, seed=5)
+    assert a.mapping == b.mapping and a.edp == b.edp and a.history == b.history
+
+
+# --------------------------------------------------------------------------------------
+# Moves, canonical rows, repair, fitting
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_neighbours_are_valid_single_moves(budget):
+    hw = load_budget(budget).human_design()
+    _name, _c, problem, op = _layer("resnet50", "res3a_branch2b")
+    space = mapping_space_for(hw, problem, op=op)
+    base = space.repair(structured_candidates(space)).take(np.arange(4))
+    nb, parent = neighbours(space, base)
+    assert len(nb) > 50 and len(parent) == len(nb)
+    assert _factor_valid(space, nb).all() and _fanout_valid(space, nb).all()
+    # Each differs from its parent, and nowhere outside the levels a move touches.
+    par = base.take(parent)
+    changed = ((nb.temporal != par.temporal) | (nb.spatial != par.spatial)).any(axis=2)
+    perm_changed = (nb.temporal_perm != par.temporal_perm).any(axis=2)
+    assert (changed.any(axis=1) | perm_changed.any(axis=1)).all()
+    assert (changed.sum(axis=1) <= 2).all()
+    rt = retilings(space, base, np.random.default_rng(0))
+    assert len(rt) and _factor_valid(space, rt).all()
+
+
+def test_unique_rows_ignores_the_order_of_trivial_loops():
+    t = np.ones((4, 2, 4), np.int64)
+    t[:, 0, 0], t[:, 0, 2] = 7, 2
+    perm = np.array([[[0, 1, 2, 3], [0, 1, 2, 3]],        # 0: Q7 inside C2
+                     [[1, 0, 2, 3], [0, 1, 2, 3]],        # 1: same (a trivial loop moved)
+                     [[2, 1, 0, 3], [0, 1, 2, 3]],        # 2: C2 inside Q7: different
+                     [[0, 1, 2, 3], [3, 2, 1, 0]]])       # 3: level 1 is all trivial: = 0
+    b = MappingBatch(t, perm, np.ones_like(t), np.tile(np.arange(4), (4, 2, 1)),
+                     np.zeros((4, 2), np.int64), np.ones((4, 2, 3), bool))
+    assert unique_rows(b).tolist() == [0, 2]
+
+
+def test_repair_fits_the_buffers_and_keeps_frozen_factors():
+    hw = load_budget("eyeriss").human_design()
+    _name, _c, problem, op = _layer("resnet50", "res2a_branch2b")
+    space = mapping_space_for(hw, problem, op=op)
+    rng = np.random.default_rng(3)
+    raw = space.decode(rng.random((300, space.size)))
+    cap = level_capacities(space.arch)
+    assert (capacity_usage(space.arch, problem, raw) > cap).any()
+    frozen = np.zeros(raw.temporal.shape[1:], bool)
+    frozen[0, :] = True                                  # nothing may leave psum_spad
+    fixed = space.repair(raw, frozen_t=frozen)
+    assert _factor_valid(space, fixed).all()
+    assert (fixed.temporal[:, 0] == raw.temporal[:, 0]).all()
+    ok = fits_capacity(space.arch, problem, fixed)
+    assert ok.mean() > 0.5
+    # A row that still overflows has nothing movable left at or below its first overflow
+    # (what overflows there comes from the frozen psum_spad loops).
+    over = capacity_usage(space.arch, problem, fixed) > cap
+    for i in np.nonzero(~ok)[0]:
+        first = int(np.argmax(over[i]))
+        movable = np.where(frozen[None], 1, fixed.temporal[i:i + 1])[0, :first + 1]
+        assert (movable == 1).all() and (fixed.spatial[i, :first + 1] == 1).all()
+
+
+def test_human_mappings_fit_another_design():
+    b = load_budget("nvdla-256")
+    hw = b.human_design()
+    other = hw.with_(array_x=8, array_y=24, parallel_x="Q", parallel_y="M,C")
+    _name, _c, problem, op = _layer("resnet50", "res3a_branch2b")
+    src = mapping_space_for(hw, problem, op=op)
+    dst = mapping_space_for(other, problem, op=op)
+    energy = energy_tables(src.arch)
+    m = search_layer(src, energy, 300, seed=1).mapping
+    fitted = fit_to_space(dst, MappingBatch.from_mappings([m]))
+    assert _factor_valid(dst, fitted).all() and _fanout_valid(dst, fitted).all()
+    validate_mapping(fitted.mapping(0), dst.arch, problem)
+
+
+def test_a_dataflow_search_meets_its_constraints():
+    b = load_budget("eyeriss")
+    hw = b.human_design()
+    _name, _c, problem, op = _layer("resnet50", "res3a_branch2b")
+    space = mapping_space_for(hw, problem, op=op, dataflow=str(b.dataflow_file))
+    energy = energy_tables(space.arch)
+    r = search_layer(space, energy, 800, seed=2)
+    assert r.mapping is not None
+    assert satisfied(space.constraints, MappingBatch.from_mappings([r.mapping]))[0]
+    free = mapping_space_for(hw, problem, op=op)
+    assert search_layer(free, energy, 800, seed=2,
+                        warm=[r.mapping]).edp <= r.edp
+
+
+def test_compiled_capacity_usage_equals_the_numpy_one(monkeypatch):
+    from naas_tl import _dp_kernel, mapspace
+    if _dp_kernel.usage_kernel is None:
+        pytest.skip("numba is not installed")
+    for budget in BUDGETS:
+        hw = load_budget(budget).human_design()
+        for _n, _c, problem, op in _layers_of(load_workload("alexnet"))[:3]:
+            space = mapping_space_for(hw, problem, op=op)
+            batch = space.decode(np.random.default_rng(1).random((200, space.size)))
+            fast = mapspace.capacity_usage(space.arch, problem, batch)
+            monkeypatch.setattr(_dp_kernel, "usage_kernel", None)
+            slow = mapspace.capacity_usage(space.arch, problem, batch)
+            monkeypatch.undo()
+            assert (fast == slow).all()
