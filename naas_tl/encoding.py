@@ -254,6 +254,15 @@ class MappingSpace:
         spf = _smallest_prime_factors(int(max(self.problem.bounds)))
         t = batch.temporal.copy()
         sp = batch.spatial.copy()
+        from . import _dp_kernel
+        if _dp_kernel.repair_kernel is not None:
+            from .mapspace import _projection_tables
+            capi = np.where(np.isinf(cap), 2.0 ** 62, cap).astype(np.int64)
+            _dp_kernel.repair_kernel(t, sp, np.ascontiguousarray(batch.keep), capi, ft, fs,
+                                     dest, spf, bad.astype(np.int64),
+                                     *_projection_tables(self.problem), 64 * L)
+            return MappingBatch(t, batch.temporal_perm, sp, batch.spatial_perm, batch.split,
+                                batch.keep)
         rows = bad
         lv_idx = np.arange(L)
         for _ in range(64 * L):
@@ -299,7 +308,8 @@ class MappingSpace:
     def encode_factors(self, batch: MappingBatch, i: int = 0) -> np.ndarray:
         """A genome that decodes to mapping i's tiling and loop orders (importance encoding).
 
-        Used to seed searches with a known mapping (e.g. a human design's)."""
+        Used to seed searches with a known mapping (e.g. a human design's). A dim offered on
+        both axes of a level gets its gene on the axis the mapping puts it on."""
         if self.encoding != "importance":
             raise EncodingError("encode_factors supports the importance encoding only")
         D = self.n_dims
@@ -308,22 +318,36 @@ class MappingSpace:
             imp = np.empty(D)
             imp[batch.temporal_perm[i, lvl]] = (np.arange(D) + 0.5) / D
             genes.extend(imp)
-        room = {}
-        spatial_gene = {}
-        for (lvl, axis, d, cap) in self.spatial:
+        axes_of: dict = {}
+        for (lvl, axis, d, _cap) in self.spatial:
+            axes_of.setdefault((lvl, d), []).append(axis)
+        room: dict = {}
+        seen: dict = {}
+        sgene: dict = {}
+        for (lvl, axis, d, cap) in self.spatial:          # decode's order
             r = room.setdefault((lvl, axis), cap)
+            j = seen[(lvl, d)] = seen.get((lvl, d), -1) + 1
             f = int(batch.spatial[i, lvl, d])
-            spatial_gene[(lvl, d)] = min(1.0, (f + 0.5) / r) if f > 1 else 0.0
-            room[(lvl, axis)] = r // f
+            owner = True
+            if len(axes_of[(lvl, d)]) > 1:                # the axis the mapping puts d on
+                pos = int(np.flatnonzero(batch.spatial_perm[i, lvl] == d)[0])
+                owner = (axis == "X") == (pos < int(batch.split[i, lvl]))
+            if owner and f > 1:
+                sgene[(lvl, d, j)] = min(1.0, (f + 0.5) / r)
+                room[(lvl, axis)] = max(1, r // f)
+            else:
+                sgene[(lvl, d, j)] = 0.0
         for d in range(D):
             slots = self.slots(d)
             left = self.problem.bounds[d]
             gd = np.zeros(len(slots))
-            for k, (kind, lvl, cap) in enumerate(slots):
+            seen_s: dict = {}
+            for k, (kind, lvl, _cap) in enumerate(slots):
                 if kind == "S":
-                    f = int(batch.spatial[i, lvl, d])
-                    gd[k] = spatial_gene[(lvl, d)]
-                    left //= f
+                    j = seen_s[lvl] = seen_s.get(lvl, -1) + 1
+                    gd[k] = sgene[(lvl, d, j)]
+                    if j == 0:
+                        left //= int(batch.spatial[i, lvl, d])
             t_cols = [k for k, sl in enumerate(slots) if sl[0] == "T"]
             ext, logs = 1, []
             for k in t_cols:

@@ -236,9 +236,14 @@ class SearchConfig:
     workers: int = 0             # 0: one process per core
     ops: tuple = ()              # PE compute units (hw.ops); () = the human design's own
     # Full stage: every connectivity is first tried on the human design's sizes with this
-    # many mappings per layer; the best `screen_keep` start the optimizer. 0: no screening.
+    # many mappings per layer (at most map_trials); the best `screen_keep` start the
+    # optimizer. Skipped when 0 or when the stage tries fewer than 2 * screen_keep designs.
     screen_trials: int = 256
     screen_keep: int = 8
+
+    @property
+    def screens(self) -> bool:
+        return self.screen_trials > 0 and self.hw_trials >= 2 * self.screen_keep
 
 
     def stages(self) -> list:
@@ -359,7 +364,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                                   buffer_step_bytes=budget.buffer_step_bytes,
                                   dim_step=budget.dim_step,
                                   search_connectivity=(name == "full"))
-            if name == "full" and cfg.screen_trials and st.screen is None:
+            if name == "full" and cfg.screens and st.screen is None:
                 st.screen = _screen(space, budget, layers, cfg, executor,
                                     _warm_start(stages["baseline"].best))
                 bar.update(len(st.screen))
@@ -418,7 +423,7 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
     layer: [(index, EDP, hw dict)]."""
     import dataclasses
     cands = [hw for hw in space.connectivity_seeds() if not budget.violations(hw)]
-    low = dataclasses.replace(cfg, map_trials=cfg.screen_trials)
+    low = dataclasses.replace(cfg, map_trials=min(cfg.screen_trials, cfg.map_trials))
     outcomes = _run_designs(cands, layers, low, [("screen", i) for i in range(len(cands))],
                             executor, warm)
     return [(i, o.edp, hw.to_dict()) for i, (hw, o) in enumerate(zip(cands, outcomes))]
@@ -441,7 +446,7 @@ def _warm_start(outcome) -> dict | None:
 def _stage_total(cfg: SearchConfig, name: str) -> int:
     if name in ("baseline", "dataflow"):
         return 1
-    screen = len(connectivities()) if name == "full" and cfg.screen_trials else 0
+    screen = len(connectivities()) if name == "full" and cfg.screens else 0
     return cfg.hw_trials + screen
 
 

@@ -270,3 +270,22 @@ def test_compiled_capacity_usage_equals_the_numpy_one(monkeypatch):
             slow = mapspace.capacity_usage(space.arch, problem, batch)
             monkeypatch.undo()
             assert (fast == slow).all()
+
+
+def test_compiled_repair_equals_the_numpy_one(monkeypatch):
+    from naas_tl import _dp_kernel
+    if _dp_kernel.repair_kernel is None:
+        pytest.skip("numba is not installed")
+    for budget in BUDGETS:
+        hw = load_budget(budget).human_design()
+        for _n, _c, problem, op in _layers_of(load_workload("mobilenetv2"))[:4]:
+            space = mapping_space_for(hw, problem, op=op)
+            raw = space.decode(np.random.default_rng(2).random((300, space.size)))
+            frozen = np.zeros(raw.temporal.shape[1:], bool)
+            frozen[-2, 0] = True
+            fast = space.repair(raw, frozen_t=frozen)
+            monkeypatch.setattr(_dp_kernel, "repair_kernel", None)
+            slow = space.repair(raw, frozen_t=frozen)
+            monkeypatch.undo()
+            assert (fast.temporal == slow.temporal).all()
+            assert (fast.spatial == slow.spatial).all()

@@ -5,17 +5,18 @@ naas_tl.mapper.inner.search_layer searches loop orders, tilings and spatial fact
 keep/bypass pattern: its structured seeds are built for that pattern, and its local search
 can flip single keep bits. The pattern decides a lot (a 12-word scratchpad cannot hold three
 tensors; on the reference cases the best patterns keep one or two tensors per small level,
-often not the ones the architecture's designers had in mind), and a flip at a time from a
-poor pattern rarely reaches a good one, because every flip changes which tilings fit. So
-the search here is over patterns first:
+often not the ones the architecture's designers had in mind), and one flip at a time from a
+poor pattern is a slow way to a good one, as every flip changes which tilings fit. So the
+search here is over patterns first:
 
 1. Keep entries fixed by the case: dummy_storage levels (and levels with no room) keep
    nothing, the outermost level keeps every tensor (Timeloop's default), and Timeloop
    mapspace constraints fix whatever they name. Every other (level, tensor) entry is free.
 2. Screening: up to `patterns` candidate patterns are each searched with `screen_trials`
    evaluations (structured seeds with one mask, then a short climb), with at most half of
-   the trials in all (fewer per pattern, down to `min_screen`, then fewer patterns). The candidates: every free entry kept; one tensor per free level,
-   the tensors taking turns inner to outer, in each of the T! orders; then random ones.
+   the trials in all (fewer per pattern, down to `min_screen`, then fewer patterns). The
+   candidates: every free entry kept; one tensor per free level, the tensors taking turns
+   inner to outer, in each of the T! orders; then random ones.
    Each is made to fit: a level never keeps more tensors than it has words (a kept tensor
    takes a word at least), and every tensor is kept somewhere.
 3. Finals: the `finalists` best screened patterns are searched again with the rest of the
@@ -81,61 +82,6 @@ class CaseMapResult:
 # Spaces
 # ----------------------------------------------------------------------------------------
 
-class CaseSpace(MappingSpace):
-    """MappingSpace whose encode_factors also handles a dim offered on both axes of one
-    level (generic spaces offer every dim on every axis). MappingSpace.encode_factors reads
-    the dim's whole spatial factor into both of its slots there, which divides an axis's
-    room down to 0 (ZeroDivisionError) once a second dim has a factor on that axis."""
-
-    def encode_factors(self, batch, i: int = 0) -> np.ndarray:
-        D = self.n_dims
-        genes = []
-        for lvl in self.temporal_levels:
-            imp = np.empty(D)
-            imp[batch.temporal_perm[i, lvl]] = (np.arange(D) + 0.5) / D
-            genes.extend(imp)
-        axes_of: dict = {}
-        for (lvl, axis, d, _cap) in self.spatial:
-            axes_of.setdefault((lvl, d), []).append(axis)
-        room: dict = {}
-        seen: dict = {}
-        sgene: dict = {}
-        for (lvl, axis, d, cap) in self.spatial:          # decode's order
-            r = room.setdefault((lvl, axis), cap)
-            j = seen[(lvl, d)] = seen.get((lvl, d), -1) + 1
-            f = int(batch.spatial[i, lvl, d])
-            owner = True
-            if len(axes_of[(lvl, d)]) > 1:                # the axis the mapping puts d on
-                pos = int(np.flatnonzero(batch.spatial_perm[i, lvl] == d)[0])
-                owner = (axis == "X") == (pos < int(batch.split[i, lvl]))
-            if owner and f > 1:
-                sgene[(lvl, d, j)] = min(1.0, (f + 0.5) / r)
-                room[(lvl, axis)] = max(1, r // f)
-            else:
-                sgene[(lvl, d, j)] = 0.0
-        for d in range(D):
-            slots = self.slots(d)
-            left = self.problem.bounds[d]
-            gd = np.zeros(len(slots))
-            seen_s: dict = {}
-            for k, (kind, lvl, _cap) in enumerate(slots):
-                if kind == "S":
-                    j = seen_s[lvl] = seen_s.get(lvl, -1) + 1
-                    gd[k] = sgene[(lvl, d, j)]
-                    if j == 0:
-                        left //= int(batch.spatial[i, lvl, d])
-            t_cols = [k for k, sl in enumerate(slots) if sl[0] == "T"]
-            ext, logs = 1, []
-            for k in t_cols:
-                ext *= int(batch.temporal[i, slots[k][1], d])
-                logs.append(math.log(ext) / math.log(left) if left > 1 else 1.0)
-            wt = np.clip(np.diff(np.r_[0.0, logs]), 0.0, None)
-            wt = wt / wt.max() if wt.max() > 0 else np.full(len(wt), 0.5)
-            gd[t_cols] = wt
-            genes.extend(gd)
-        return np.array(genes)
-
-
 def spatial_roles(arch: Architecture) -> dict:
     """{level: 'X' | 'Y' | 'XY'} for every storage level whose children fan out."""
     roles = {}
@@ -156,8 +102,8 @@ def parallel_dims(problem: Problem) -> dict:
 
 
 def case_space(arch: Architecture, problem: Problem, keep: np.ndarray, constraints=None,
-               free_keep: np.ndarray | None = None) -> CaseSpace:
-    return CaseSpace.build(arch, problem, keep, spatial_roles(arch), parallel_dims(problem),
+               free_keep: np.ndarray | None = None) -> MappingSpace:
+    return MappingSpace.build(arch, problem, keep, spatial_roles(arch), parallel_dims(problem),
                            constraints=constraints,
                            free_keep=None if free_keep is None or not free_keep.any()
                            else free_keep)

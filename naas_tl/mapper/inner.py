@@ -98,6 +98,8 @@ class InnerSettings:
     chunk: int = 512               # neighbours evaluated before the beam is updated
     ils_beam: int = 2              # beam of the climbs after a kick
     kick: tuple = (2, 4)           # random moves per kick (min, max)
+    patience: int = 50             # kicks in a row without a better mapping end the search
+                                   # (a small space is exhausted long before its budget)
 
 
 def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
@@ -192,7 +194,9 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
                 return               # converged, or the budget is spent
 
     climb(best)
-    while evals < trials and best.batch is not None:
+    stale = 0
+    while evals < trials and best.batch is not None and stale < st.patience:
+        before = best.best_edp
         start = best.batch.take([int(rng.integers(len(best.batch)))])
         for _ in range(int(rng.integers(st.kick[0], st.kick[1] + 1))):
             nb, _ = neighbours(space, start, space.free_keep, moves)
@@ -202,9 +206,9 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
         local = _Best(st.ils_beam)
         b, r, _ = run(start)
         local.add(b, r)
-        if local.batch is None:
-            continue
-        climb(local)
+        if local.batch is not None:
+            climb(local)
+        stale = 0 if best.best_edp < before else stale + 1
     if best.batch is None:
         return MappingSearchResult(None, math.inf, 0, evals, history, None)
     m = best.batch.mapping(0, source="<searched>")

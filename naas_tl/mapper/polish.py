@@ -14,6 +14,8 @@ much better one, and the ES's steps on the decoders' flat plateaus rarely make t
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..encoding import MappingSpace
@@ -253,8 +255,10 @@ def retilings(space: MappingSpace, base: MappingBatch, rng: np.random.Generator,
                         rep(base.split), rep(base.keep))
 
 
+@functools.lru_cache(maxsize=256)
 def _compositions(n: int, k: int) -> np.ndarray:
-    """All ordered k-tuples of positive integers whose product is n, as rows."""
+    """All ordered k-tuples of positive integers whose product is n, as rows (cached: a
+    pure function of two integers, asked for again by every climb)."""
     rows = [[n]]
     for _ in range(k - 1):
         nxt = []
@@ -264,4 +268,6 @@ def _compositions(n: int, k: int) -> np.ndarray:
                 if last % f == 0:
                     nxt.append(r[:-1] + [f, last // f])
         rows = nxt
-    return np.array(rows, dtype=np.int64).reshape(-1, k)
+    out = np.array(rows, dtype=np.int64).reshape(-1, k)
+    out.flags.writeable = False
+    return out
