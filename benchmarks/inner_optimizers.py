@@ -6,7 +6,8 @@ same seeds (structured candidates), same budget, no polish, on a fixed set of la
 Also run: the default inner search (seeds + beam polish + iterated local search, no
 genome search), which is what `naas-tl search` uses. Per optimizer: the geometric mean of
 EDP / best EDP any method found for that layer (1.0 = always the best), and seconds.
-LAST line: `best=<name> geomean_<name>=<f> ...` over the methods that ran.
+LAST line: `best_genome_optimizer=<name> fastest_genome_optimizer=<name>
+geomean_<name>=<f> seconds_<name>=<f> ...` over the methods that ran.
 """
 from __future__ import annotations
 
@@ -74,7 +75,10 @@ def main(argv=None) -> int:
               f"{seconds[m]:6.1f} s  ({len(jobs)} layers x {args.trials} mappings)")
     genome = {m: s for m, s in scores.items() if m != "default"}
     top = min(genome, key=genome.get) if genome else min(scores, key=scores.get)
-    print(f"best={top} " + " ".join(f"geomean_{m}={s:.4f}" for m, s in scores.items()))
+    fast = min(genome, key=seconds.get) if genome else top
+    print(f"best_genome_optimizer={top} fastest_genome_optimizer={fast} "
+          + " ".join(f"geomean_{m}={s:.4f} seconds_{m}={seconds[m]:.1f}"
+                     for m, s in scores.items()))
     return 0
 
 

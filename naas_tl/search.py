@@ -215,6 +215,12 @@ def _child_seed(seed: int, *path) -> int:
     return int(np.random.SeedSequence([seed % (2**32), *path]).generate_state(1)[0])
 
 
+def _stage_id(name: str) -> int:
+    """A stable number per stage name for seeds (names of equal length must differ)."""
+    import zlib
+    return zlib.crc32(name.encode())
+
+
 # --------------------------------------------------------------------------------------
 # Outer search over hardware, with checkpoints
 # --------------------------------------------------------------------------------------
@@ -377,7 +383,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                     st.best = base
                 st.optimizer = make_optimizer(cfg.hw_optimizer, space.size, cfg.hw_trials,
                                               hw_population(cfg, space.size),
-                                              _child_seed(cfg.seed, len(st.name)),
+                                              _child_seed(cfg.seed, _stage_id(st.name)),
                                               init=space.encode(human), sigma=0.15)
                 # The best screened connectivities are the optimizer's first candidates.
                 ranked = sorted((e, i) for i, e, _hw in st.screen or [] if math.isfinite(e))
@@ -460,7 +466,7 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
         if hw is None:
             jobs.append(None)
             continue
-        args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, len(tag[0]), tag[1]))
+        args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, _stage_id(tag[0]), tag[1]))
         kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
                   warm=warm, dataflow=df)
         jobs.append(executor.submit(in_worker, evaluate_design, *args, **kw) if executor

@@ -145,6 +145,8 @@ class _PyCMA:
         return np.asarray(self.es.ask(n))
 
     def tell(self, X, loss):
+        if len(X) < self.es.sp.weights.mu:
+            return                  # a last, partial generation: pycma refuses it
         self.es.tell(list(X), list(map(float, loss)))
 
     def inject(self, x):

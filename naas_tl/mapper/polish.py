@@ -190,11 +190,17 @@ def _place_spatial(nb: MappingBatch, lvl: int, d: int, axis: str, r: int) -> Non
 
 def unique_rows(batch: MappingBatch) -> np.ndarray:
     """Indices of the first occurrence of each distinct mapping (ascending). Mappings that
-    differ only in the order of trivial (factor 1) loops are the same mapping. Rows are
-    compared by a 64-bit hash of their canonical form."""
-    n = len(batch)
-    if n == 0:
+    differ only in the order of trivial (factor 1) loops are the same mapping."""
+    if len(batch) == 0:
         return np.zeros(0, dtype=np.int64)
+    _, idx = np.unique(row_hash(batch), return_index=True)
+    return np.sort(idx)
+
+
+def row_hash(batch: MappingBatch) -> np.ndarray:
+    """A 64-bit hash of each mapping's canonical form (int64 [N]): equal for mappings that
+    differ only in the order of trivial loops."""
+    n = len(batch)
     L, D = batch.temporal.shape[1:]
     w = _hash_weights(4 * L * D + L * batch.keep.shape[2])
     k = 0
@@ -206,8 +212,7 @@ def unique_rows(batch: MappingBatch) -> np.ndarray:
     k += L * batch.keep.shape[2]
     h += _order_hash(batch.temporal_perm, batch.temporal, None, w[k:k + L * D])
     h += _order_hash(batch.spatial_perm, batch.spatial, batch.split, w[k + L * D:])
-    _, idx = np.unique(h, return_index=True)
-    return np.sort(idx)
+    return h
 
 
 def _hash_weights(k: int) -> np.ndarray:
