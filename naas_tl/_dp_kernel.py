@@ -397,27 +397,31 @@ else:
 
 if njit is not None:
     @njit(cache=True, nogil=True)
+    def _words(ext, keep, rank_of_ds, term_of_rank, term_dim, term_coef):
+        """Words the kept tensors of one tile take: ext [D] its extents, keep [T]."""
+        tot = 0
+        for t in range(keep.shape[0]):
+            if not keep[t]:
+                continue
+            size = 1
+            for r in range(rank_of_ds[t], rank_of_ds[t + 1]):
+                span = 1
+                for k in range(term_of_rank[r], term_of_rank[r + 1]):
+                    span += term_coef[k] * (ext[term_dim[k]] - 1)
+                size *= span
+            tot += size
+        return tot
+
+    @njit(cache=True, nogil=True)
     def usage_kernel(ext, keep, rank_of_ds, term_of_rank, term_dim, term_coef):
         """Kept words per row (mapspace._usage for rows of [L, D] flattened): ext [M, D]
         cumulative extents, keep [M, T]; data space t has ranks rank_of_ds[t]..[t+1], rank
         r has terms term_of_rank[r]..[r+1] of (dim, coefficient)."""
-        M = ext.shape[0]
-        T = keep.shape[1]
-        out = np.zeros(M, dtype=np.int64)
-        for m in range(M):
-            tot = 0
-            for t in range(T):
-                if not keep[m, t]:
-                    continue
-                size = 1
-                for r in range(rank_of_ds[t], rank_of_ds[t + 1]):
-                    span = 1
-                    for k in range(term_of_rank[r], term_of_rank[r + 1]):
-                        span += term_coef[k] * (ext[m, term_dim[k]] - 1)
-                    size *= span
-                tot += size
-            out[m] = tot
+        out = np.zeros(ext.shape[0], dtype=np.int64)
+        for m in range(ext.shape[0]):
+            out[m] = _words(ext[m], keep[m], rank_of_ds, term_of_rank, term_dim, term_coef)
         return out
+
     @njit(cache=True, nogil=True)
     def _row_usage(t, sp, keep, lvl_out, rank_of_ds, term_of_rank, term_dim, term_coef, ext):
         L, D = t.shape
@@ -427,18 +431,8 @@ if njit is not None:
                 run *= t[lv, d] * sp[lv, d]
                 ext[lv, d] = run
         for lv in range(L):
-            tot = 0
-            for ti in range(keep.shape[1]):
-                if not keep[lv, ti]:
-                    continue
-                size = 1
-                for r in range(rank_of_ds[ti], rank_of_ds[ti + 1]):
-                    span = 1
-                    for k in range(term_of_rank[r], term_of_rank[r + 1]):
-                        span += term_coef[k] * (ext[lv, term_dim[k]] - 1)
-                    size *= span
-                tot += size
-            lvl_out[lv] = tot
+            lvl_out[lv] = _words(ext[lv], keep[lv], rank_of_ds, term_of_rank, term_dim,
+                                 term_coef)
 
     @njit(cache=True, nogil=True)
     def repair_kernel(t, sp, keep, cap, frozen_t, frozen_s, dest, spf, rows,

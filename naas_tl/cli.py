@@ -377,6 +377,50 @@ def _print_compare(reports: list[CaseReport], tol: float) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# energy
+# ----------------------------------------------------------------------------------------
+
+ENERGY_OUTPUTS = ("ERT.yaml", "ART.yaml")    # the names `accelergy` writes them under
+
+
+def cmd_energy(args) -> int:
+    """Write naas_tl's ERT.yaml and ART.yaml for a Timeloop v0.4 architecture, as
+    `accelergy ARCH -o DIR` writes Accelergy's: into DIR (created if missing; default the
+    working directory, Accelergy's default too), each file replaced atomically, never over
+    the input file."""
+    from .energy import art_yaml, energy_tables, ert_yaml
+    from .spec import load_yaml, parse_architecture
+    arch_path = Path(args.arch)
+    out_dir = Path(args.output) if args.output else Path(".")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NaasError("exists and is not a directory", field="-o", value=str(out_dir))
+    targets = [out_dir / name for name in ENERGY_OUTPUTS]
+    for target in targets:
+        if _same_file(target, arch_path):
+            raise NaasError(f"would overwrite the input file with {target.name}", field="-o",
+                            value=str(out_dir))
+    arch = parse_architecture(load_yaml(arch_path), str(arch_path))
+    try:
+        table = energy_tables(arch)
+    except NaasError as exc:     # name the architecture file (a lookup error names the level)
+        if exc.file:
+            raise
+        raise NaasError(exc.message, file=str(arch_path), field=exc.field,
+                        value=exc.value) from None
+    texts = (ert_yaml(arch, table), art_yaml(arch, table))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NaasError(f"cannot create the directory ({exc.strerror or exc})", field="-o",
+                        value=str(out_dir)) from None
+    for target, text in zip(targets, texts):
+        write_atomically(target, text)
+    print(f"{PROG}: wrote {targets[0]} ({len(table.energy)} components) and {targets[1]} "
+          f"({len(table.area)} components)", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
 # workload from-torch
 # ----------------------------------------------------------------------------------------
 
@@ -558,6 +602,22 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--tolerance", type=float, default=0.005,
                     help="relative energy tolerance (default 0.005)")
     cp.set_defaults(func=cmd_compare)
+
+    en = sub.add_parser(
+        "energy", help="write ERT.yaml and ART.yaml for an architecture, like accelergy",
+        description="Price every component of a Timeloop v0.4 architecture with naas_tl's "
+                    "Accelergy-grid energy tables (naas_tl/data/energy) and write Accelergy's "
+                    "ERT.yaml (energy per action, pJ) and ART.yaml (area, um^2), as "
+                    "`accelergy ARCH -o DIR` does. Classes: SRAM, smartbuffer_SRAM, "
+                    "smartbuffer_RF, regfile, aladdin_register, DRAM, dummy_storage, intmac, "
+                    "shift_mac, adder_mac ('class: storage' with a subclass is priced as the "
+                    "subclass); any other class is an error.")
+    en.add_argument("arch", metavar="ARCH", help="Timeloop v0.4 architecture YAML")
+    en.add_argument("-o", "--output", metavar="DIR",
+                    help="folder to write ERT.yaml and ART.yaml into (created if missing; "
+                         "default: the working directory, as accelergy's -o); files there "
+                         "are replaced atomically, never the input file")
+    en.set_defaults(func=cmd_energy)
     _add_workload_parser(sub)
 
     se = sub.add_parser(
@@ -575,10 +635,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "CMA-ES's rule: 9 for sizing, 11 for full)")
     se.add_argument("--map-trials", type=int,
                     help="mappings per layer and design (default 2560)")
+    se.add_argument("--es-share", type=float, default=0.0,
+                    help="share of each layer's mappings given to a genome search over NAAS's "
+                         "mapping encoding (default 0: structured seeds and local moves only; "
+                         "docs/mapper.md)")
     se.add_argument("--population", type=int,
-                    help="mapping population size of the genome search (default 256)")
+                    help="genomes per generation of that genome search (default 256)")
     se.add_argument("--optimizer",
-                    help="optimizer of the mapping genomes: sepcma (default), de, cma (pycma), "
+                    help="optimizer of that genome search: sepcma (default), de, cma (pycma), "
                          "cmaes, or a nevergrad optimizer name")
     se.add_argument("--hw-optimizer", default="CMA", help="nevergrad optimizer for hardware")
     se.add_argument("--encoding", choices=["importance", "index"], default="importance")
@@ -667,16 +731,19 @@ def cmd_search(args) -> int:
     args.population = SearchConfig.population if args.population is None else args.population
     args.optimizer = SearchConfig.optimizer if args.optimizer is None else args.optimizer
     workload = load_workload(args.workload)
-    for name in ("hw_trials", "map_trials"):
-        if getattr(args, name) < 1:
-            raise NaasError("must be at least 1", field="--" + name.replace("_", "-"),
+    for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("population", 1),
+                          ("hw_population", 0)):
+        if getattr(args, name) < minimum:
+            raise NaasError(f"must be at least {minimum}", field="--" + name.replace("_", "-"),
                             value=getattr(args, name))
+    if not 0.0 <= args.es_share <= 1.0:
+        raise NaasError("expected a fraction in [0, 1]", field="--es-share", value=args.es_share)
     out = Path(args.resume or args.out or f"runs/{arch}-{workload.network}-seed{args.seed}")
     cfg = SearchConfig(arch=arch, budget=budget.name, workload=args.workload, mode=args.mode,
                        hw_trials=args.hw_trials, hw_population=args.hw_population,
                        map_trials=args.map_trials, population=args.population,
                        seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
-                       encoding=args.encoding, workers=args.workers)
+                       encoding=args.encoding, workers=args.workers, es_share=args.es_share)
     if args.resume is None and (out / "checkpoint.pkl").exists():
         raise NaasError("output folder holds a search already (use --resume to continue it, "
                         "or another --out)", file=str(out))
@@ -741,7 +808,8 @@ def cmd_search_nas(args, budget) -> int:
         raise NaasError("expected distinct multiples of 32 in 32..512, comma-separated",
                         field="--nas-resolutions", value=args.nas_resolutions)
     for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("nas_trials", 1),
-                          ("nas_rounds", 1), ("subnets", 8), ("epochs", 1)):
+                          ("nas_rounds", 1), ("subnets", 8), ("epochs", 1),
+                          ("hw_population", 0)):
         v = getattr(args, name)
         if v is not None and v < minimum:
             raise NaasError(f"must be at least {minimum}", field="--" + name.replace("_", "-"),

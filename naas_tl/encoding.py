@@ -45,6 +45,19 @@ def divisors(n: int) -> np.ndarray:
     return np.array(sorted(set(small + [n // d for d in small])), dtype=np.int64)
 
 
+def largest_divisor_leq(g: np.ndarray, lim: np.ndarray, divs: np.ndarray) -> np.ndarray:
+    """Row-wise largest divisor of g that is <= lim (1 when lim < 1); every g must divide
+    the number whose divisors are `divs`."""
+    g = np.asarray(g, dtype=np.int64)
+    out = np.where(g <= lim, g, 1)
+    need = np.flatnonzero(g > lim)
+    if len(need):
+        gg, ll = g[need], np.asarray(lim)[need]
+        m = (gg[:, None] % divs[None, :] == 0) & (divs[None, :] <= ll[:, None])
+        out[need] = np.where(m, divs[None, :], 1).max(axis=1)
+    return out
+
+
 @dataclass(frozen=True)
 class MappingSpace:
     """Everything needed to decode mapping genomes for one (architecture, problem)."""

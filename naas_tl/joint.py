@@ -70,8 +70,9 @@ class JointConfig:
     nas_optimizer: str = "TwoPointsDE"      # nevergrad evolution (differential evolution)
     nas_map_trials: int = 64                # mappings per layer while ranking networks
     hw_trials: int = 24
-    hw_population: int = 4
+    hw_population: int = 0                  # 0: the search's rule, 4 + 3 ln(genes)
     map_trials: int = 128
+    screen_trials: int = 64                 # connectivity screening (SearchConfig)
     n_measured: int = 60
     epochs: int | None = None               # None: naas_tl.nas's default
     data: str | None = None
@@ -346,6 +347,7 @@ def edp_breakdown(space, acc_model, cache: LayerCache, hw: HardwareConfig, chose
 def _search_cfg(jc: JointConfig, workload_path: Path, ops: tuple, tag: int) -> SearchConfig:
     return SearchConfig(arch=jc.arch, budget=jc.budget, workload=str(workload_path),
                         mode="full", hw_trials=jc.hw_trials, hw_population=jc.hw_population,
+                        screen_trials=jc.screen_trials,
                         map_trials=jc.map_trials, seed=_child_seed(jc.seed, 11, tag) % 100000,
                         workers=jc.workers, ops=ops)
 

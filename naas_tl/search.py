@@ -1,16 +1,17 @@
 """NAAS two-level search: hardware (outer) x mapping per layer (inner), reward = EDP.
 
-Inner: for one layer on one architecture, a nevergrad optimizer (CMA-ES by default, any
-registry name) proposes a whole population of mapping genomes; they are decoded
-(naas_tl.encoding), repaired to fit the buffers, and evaluated in one batched call. The loss
-is log(EDP); identical layers are searched once.
-Outer: a nevergrad optimizer over hardware genomes within a budget; each candidate's reward
-is the network EDP (sum of layer energies x sum of layer cycles) with its searched mappings.
-Modes: baseline (the human design, mapping search only), sizing (sizes searched, the human
-connectivity kept), full (sizes and connectivity).
+Inner: naas_tl.mapper.inner.search_layer searches each unique layer's mapping on a design
+(structured seeds, then a beam of single moves and iterated local search; every batch
+evaluated in one call; docs/mapper.md). Outer: a nevergrad optimizer over hardware genomes
+within a budget; a candidate's reward is the network EDP (sum of layer energies x sum of
+layer cycles) with its searched mappings.
+Stages: dataflow (a) = the human design running its published dataflow (mapspace
+constraints, tiling searched); baseline (b) = the human design, full mapping search;
+sizing = sizes searched, human connectivity kept; full = sizes and connectivity, after a
+screening of every connectivity on the human sizes.
 
-Everything is seeded: a candidate's inner searches use a seed derived from the run seed and the
-candidate's index, so results do not depend on which worker evaluates what.
+Everything is seeded: a candidate's inner searches use a seed derived from the run seed, the
+stage and the candidate's index, so results do not depend on which worker evaluates what.
 """
 from __future__ import annotations
 
@@ -89,10 +90,12 @@ def make_optimizer(name: str, dim: int, budget: int, workers: int, seed: int, in
 def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
                    optimizer: str = "sepcma", population: int = 256,
                    init: np.ndarray | None = None, sigma: float = 0.25,
-                   warm: list | None = None) -> MappingSearchResult:
-    """The inner search of one layer (naas_tl.mapper.inner.search_layer)."""
+                   warm: list | None = None, es_share: float = 0.0) -> MappingSearchResult:
+    """The inner search of one layer (naas_tl.mapper.inner.search_layer). optimizer,
+    population and sigma drive the genome search, which gets es_share of the budget."""
     return search_layer(space, energy, trials, seed, init=init, warm=warm,
-                        optimizer=optimizer, population=population, sigma=sigma)
+                        optimizer=optimizer, population=population, sigma=sigma,
+                        es_share=es_share)
 
 
 def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
@@ -170,7 +173,7 @@ def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "imp
 def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
                     optimizer: str = "sepcma", encoding: str = "importance",
                     population: int = 256, warm: dict | None = None,
-                    dataflow: str | None = None) -> DesignOutcome:
+                    dataflow: str | None = None, es_share: float = 0.0) -> DesignOutcome:
     """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]
     or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
     dataflow: only mappings that meet these Timeloop mapspace constraints (a file).
@@ -200,7 +203,7 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
             init = None
         r = search_mapping(space, tables[op], map_trials, _child_seed(seed, k),
                            optimizer=optimizer, population=population, init=init,
-                           warm=None if wmap is None else [wmap])
+                           warm=None if wmap is None else [wmap], es_share=es_share)
         out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
                                 r.evaluations, r.genome, op))
     if not out:     # still reject a design the template cannot build
@@ -246,6 +249,7 @@ class SearchConfig:
     # optimizer. Skipped when 0 or when the stage tries fewer than 2 * screen_keep designs.
     screen_trials: int = 256
     screen_keep: int = 8
+    es_share: float = 0.0        # share of each layer's mappings for the genome search
 
     @property
     def screens(self) -> bool:
@@ -318,6 +322,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                             file=str(ckpt.path), field=diff[0] if diff else "config",
                             value=getattr(cfg, diff[0]) if diff else None)
         stages = state["stages"]
+        for name in cfg.stages():            # a checkpoint written before a stage existed
+            stages.setdefault(name, StageState(name))
     else:
         stages = {name: StageState(name) for name in cfg.stages()}
     budget = load_budget(cfg.budget)
@@ -348,6 +354,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             df = budget.dataflow_file if n == "dataflow" else None
             if n == "dataflow" and df is None:
                 st.done = True                      # no published dataflow file
+                bar.update(1)
                 continue
             warm = _warm_start(stages["dataflow"].best) if n == "baseline" and \
                 "dataflow" in stages else None
@@ -373,7 +380,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             if name == "full" and cfg.screens and st.screen is None:
                 st.screen = _screen(space, budget, layers, cfg, executor,
                                     _warm_start(stages["baseline"].best))
-                bar.update(len(st.screen))
+                bar.update(len(connectivities()))   # budget-breaking ones count as done
                 ckpt.save({"config": cfg, "stages": stages})
             if st.optimizer is None:
                 # The human design lies in this stage's space too; the search starts from it
@@ -468,7 +475,7 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
             continue
         args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, _stage_id(tag[0]), tag[1]))
         kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
-                  warm=warm, dataflow=df)
+                  warm=warm, dataflow=df, es_share=cfg.es_share)
         jobs.append(executor.submit(in_worker, evaluate_design, *args, **kw) if executor
                     else (args, kw))
     out = []

@@ -54,11 +54,10 @@ def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
     out = Path(out_dir)
     result = {"config": vars(cfg).copy(), "budget": _budget_dict(budget),
               "workload": {"network": workload.network, "layers": len(workload.layers),
-                           "unique_layers": len(stages[cfg.stages()[0]].best.layers)
-                           if stages[cfg.stages()[0]].best else None,
+                           "unique_layers": len(stages["baseline"].best.layers)
+                           if stages["baseline"].best else None,
                            "macs": sum(l.macs for l in workload.layers)},
               "stages": {name: _stage_dict(st) for name, st in stages.items()}}
-    base = stages["baseline"].best
     final_name = cfg.stages()[-1]
     for ref_name, key in (("baseline", "vs_baseline"), ("dataflow", "vs_dataflow")):
         ref = stages[ref_name].best if ref_name in stages else None

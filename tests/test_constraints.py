@@ -2,7 +2,6 @@
 human designs (budgets/dataflows/)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -713,23 +712,6 @@ def test_unrepairable_rows_come_back_unchanged():
     spatial_m = pj.spatial[:, :, d].prod(axis=1)
     assert (spatial_m[ok] == np.prod([lm.spatial[d] for lm in m.levels])).all()
     assert dims[d] == "Q"
-
-
-def test_project_timing():
-    """Vectorized over the batch: 4096 mappings in well under a second (a few ms on a
-    quiet machine; the bound is loose so that a busy CI machine does not flake)."""
-    c = _eyeriss()
-    cons = load_constraints(EX_EYERISS, c.arch, c.problem)
-    bt = sample_mappings(c.arch, c.problem, 4096, np.random.default_rng(0))
-    project(cons, bt)
-    best = min(_timed(lambda: project(cons, bt)) for _ in range(3))
-    assert best < 0.25
-
-
-def _timed(f):
-    t = time.perf_counter()
-    f()
-    return time.perf_counter() - t
 
 
 # ----------------------------------------------------------------------------------------

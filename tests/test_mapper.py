@@ -289,3 +289,29 @@ def test_compiled_repair_equals_the_numpy_one(monkeypatch):
             monkeypatch.undo()
             assert (fast.temporal == slow.temporal).all()
             assert (fast.spatial == slow.spatial).all()
+
+
+def test_fitting_a_mapping_into_its_own_generic_space_keeps_it():
+    """Levels that offer every dim on both axes (naas-tl map's spaces): the fitted mapping
+    keeps its unrolling on the axis it had (one axis per dim, decode's rule)."""
+    from naas_tl.mapper.case_mapper import case_space
+    from naas_tl.spec import load_case_dir
+    from pathlib import Path
+    case = load_case_dir(Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"
+                         / "dev" / "simple_ws_16x16_45nm_16b__resnet50_res2a_3x3")
+    keep = np.array([lm.keep for lm in case.mapping.levels])
+    space = case_space(case.arch, case.problem, keep)
+    assert any(ax == "X" for (_l, ax, _d, _c) in space.spatial) and \
+        any(ax == "Y" for (_l, ax, _d, _c) in space.spatial)
+    m = search_layer(space, case.energy, 400, seed=3).mapping
+    b = MappingBatch.from_mappings([m])
+    pos = np.argsort(b.spatial_perm, axis=2)
+    big = b.spatial > 1
+    assert ((big & (pos < b.split[:, :, None])).any(axis=2)
+            & (big & (pos >= b.split[:, :, None])).any(axis=2)).any(), "uses one axis only"
+    fitted = fit_to_space(space, b)
+    assert (fitted.spatial == b.spatial).all() and (fitted.temporal == b.temporal).all()
+    assert _fanout_valid(space, fitted).all()
+    ref = evaluate_batch(space.arch, case.problem, b, case.energy)
+    got = evaluate_batch(space.arch, case.problem, fitted, case.energy)
+    assert got.valid[0] and got.cycles[0] == ref.cycles[0]

@@ -112,3 +112,43 @@ def test_search_errors_are_one_line(args, needle, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_path):
+    """The full stage tries every connectivity on the human sizes first; the optimizer's
+    first designs are the best screened ones, and no stage ends worse than (b)."""
+    from naas_tl.encoding import connectivities
+    c = cfg(tiny, mode="full", hw_trials=16, hw_population=8, map_trials=32, screen_trials=16,
+            screen_keep=8)
+    assert c.screens
+    st = run_search(c, tmp_path / "s", progress=False)
+    screen = st["full"].screen
+    assert len(screen) == len(connectivities()) == 240
+    human = load_budget("eyeriss").human_design()
+    for _i, _e, hw in screen:
+        assert (hw["array_x"], hw["array_y"]) == (human.array_x, human.array_y)
+    ranked = sorted((e, i) for i, e, _ in screen if e < float("inf"))[:8]
+    best_conn = {(screen[i][2]["parallel_x"], screen[i][2]["parallel_y"]) for _e, i in ranked}
+    first = st["full"].history[:8]
+    assert {(hw["parallel_x"], hw["parallel_y"]) for _i, _e, hw in first} == best_conn
+    for name in ("sizing", "full"):
+        assert st[name].best.edp <= st["baseline"].best.edp <= st["dataflow"].best.edp
+
+
+def test_resume_continues_a_checkpoint_written_before_the_dataflow_stage(tiny, tmp_path):
+    from naas_tl.search import Checkpoint
+    c = cfg(tiny, mode="baseline")
+    run_search(c, tmp_path / "r", progress=False)
+    ck = Checkpoint(tmp_path / "r" / "checkpoint.pkl")
+    state = ck.load()
+    del state["stages"]["dataflow"]                     # what an older version wrote
+    ck.save(state)
+    st = run_search(c, tmp_path / "r", resume=True, progress=False)
+    assert st["dataflow"].done and st["dataflow"].best.valid
+
+
+def test_negative_hw_population_is_a_one_line_error(tmp_path):
+    r = _cli("search", "--arch", "eyeriss", "--hw-population", "-1", "--out",
+             str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 2 and "--hw-population" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

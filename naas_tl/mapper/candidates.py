@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..encoding import MappingSpace, divisors
+from ..encoding import MappingSpace, divisors, largest_divisor_leq
 from ..mapping_batch import MappingBatch
 from ..mapspace import _usage, level_capacities
 
@@ -186,45 +186,40 @@ def fit_to_space(space: MappingSpace, batch: MappingBatch) -> MappingBatch:
     groups: dict = {}
     for (lvl, axis, d, cap) in space.spatial:
         groups.setdefault(lvl, {}).setdefault(axis, (cap, []))[1].append(d)
+    # The axis each (row, level, dim) is unrolled along in the given mappings.
+    pos = np.argsort(batch.spatial_perm, axis=2)
+    was_x = pos < batch.split[:, :, None]
     sperm = np.broadcast_to(np.arange(D), (n, L, D)).copy()
     split = np.full((n, L), D, dtype=np.int64)
     for lvl in range(L):
         axes = groups.get(lvl, {})
-        allowed = {d for _axis, (_cap, ds) in axes.items() for d in ds}
+        allowed = {a: ds for a, (_cap, ds) in axes.items()}
+        # key orders the level's spatial loops: X dims, then Y dims, then the rest.
+        key = np.broadcast_to(2 * D + np.arange(D), (n, D)).copy()
         for d in range(D):
-            if d not in allowed:
-                t[:, up_strict[lvl], d] *= sp[:, lvl, d]
-                sp[:, lvl, d] = 1
-        xs, ys = [], []
+            on_x = was_x[:, lvl, d]
+            # A factor stays on the axis the mapping used when this level offers the dim
+            # there, else on the other axis when only that one offers it, else it goes.
+            in_x, in_y = d in allowed.get("X", ()), d in allowed.get("Y", ())
+            fits_x = in_x & (on_x | (not in_y))
+            fits_y = in_y & (~on_x | (not in_x))
+            gone = ~(fits_x | fits_y)
+            t[gone, up_strict[lvl], d] *= sp[gone, lvl, d]
+            sp[gone, lvl, d] = 1
+            was_x[:, lvl, d] = fits_x
         for axis, (cap, ds) in axes.items():
             room = np.full(n, cap, dtype=np.int64)
-            for d in ds:
-                if (axis == "Y" and d in xs):
-                    continue
-                f = sp[:, lvl, d]
-                keep_f = _largest_divisor_upto(f, room)
-                t[:, up_strict[lvl], d] *= f // keep_f
-                sp[:, lvl, d] = keep_f
+            for j, d in enumerate(ds):
+                mine = was_x[:, lvl, d] if axis == "X" else ~was_x[:, lvl, d]
+                f = np.where(mine, sp[:, lvl, d], 1)
+                keep_f = largest_divisor_leq(f, room, divisors(int(P.bounds[d])))
+                t[mine, up_strict[lvl], d] *= (f // keep_f)[mine]
+                sp[mine, lvl, d] = keep_f[mine]
                 room //= keep_f
-                (xs if axis == "X" else ys).append(d)
+                key[mine, d] = (0 if axis == "X" else D) + j
         if axes:
-            dims = xs + ys
-            sperm[:, lvl] = dims + [d for d in range(D) if d not in dims]
-            split[:, lvl] = len(xs)
+            order = np.argsort(key, axis=1, kind="stable")
+            sperm[:, lvl] = order
+            split[:, lvl] = (key < D).sum(axis=1)
     keep = np.ascontiguousarray(np.broadcast_to(space.keep, (n, L, len(P.data_spaces))))
     return MappingBatch(t, batch.temporal_perm.copy(), sp, sperm, split, keep)
-
-
-def _largest_divisor_upto(f: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Row-wise largest divisor of f that is <= cap."""
-    out = np.ones_like(f)
-    for i in range(len(f)):
-        fi, ci = int(f[i]), int(cap[i])
-        best = 1
-        for k in range(1, int(math.isqrt(fi)) + 1):
-            if fi % k == 0:
-                for q in (k, fi // k):
-                    if q <= ci and q > best:
-                        best = q
-        out[i] = best
-    return out

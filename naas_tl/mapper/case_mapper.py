@@ -281,11 +281,12 @@ def map_case(arch: Architecture, problem: Problem, energy: EnergyTable, trials: 
     # the climb's restarts then cost a call per mapping: stop at a few times its size.
     size = log_space_size(case_space(arch, problem, keep, constraints), free)
     if size < math.log(trials / st.space_multiple):
-        trials = max(st.min_trials, int(st.space_multiple * math.exp(size)))
+        trials = min(trials, max(st.min_trials, int(st.space_multiple * math.exp(size))))
     pats = candidate_patterns(keep, free, cap, st.patterns, rng, st.keep_probability)
     if not pats:
         raise NaasError("no keep/bypass pattern fits the buffers (every tensor needs a level "
-                        "that keeps it)", field="keep")
+                        "that keeps it)",
+                        file=getattr(constraints, "source", None) or None, field="keep")
     seeds = iter(np.random.SeedSequence(seed).generate_state(len(pats) + st.finalists + 2))
     evals = 0
     stages: list = []

@@ -117,6 +117,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..encoding import divisors, largest_divisor_leq
 from ..errors import NaasError
 from ..mapping_batch import MappingBatch
 from ..spec import Architecture, Problem, _parse_factors, _parse_perm
@@ -932,23 +933,6 @@ def satisfied(c: Constraints, batch: MappingBatch) -> np.ndarray:
 # Projection
 # ----------------------------------------------------------------------------------------
 
-def _divisors(n: int) -> np.ndarray:
-    small = [i for i in range(1, int(math.isqrt(n)) + 1) if n % i == 0]
-    return np.array(sorted(set(small + [n // i for i in small])), dtype=np.int64)
-
-
-def _largest_divisor_leq(g: np.ndarray, lim: np.ndarray, divs: np.ndarray) -> np.ndarray:
-    """Largest divisor of g (g divides the bound whose divisors are `divs`) that is <= lim;
-    1 when lim < 1."""
-    out = np.where(g <= lim, g, 1)
-    need = np.flatnonzero(g > lim)
-    if len(need):
-        gg, ll = g[need], lim[need]
-        m = (gg[:, None] % divs[None, :] == 0) & (divs[None, :] <= ll[:, None])
-        out[need] = np.where(m, divs[None, :], 1).max(axis=1)
-    return out
-
-
 def _rearrange_spatial(c: Constraints, li: int, sperm: np.ndarray, split: np.ndarray,
                        nu: np.ndarray, fixed: np.ndarray):
     """New (spatial_perm, split) for the rows given (all need rebuilding) at level li.
@@ -1056,7 +1040,7 @@ def project(c: Constraints, batch: MappingBatch) -> MappingBatch:
         if not constrained and not over:
             continue
         bound = int(c.bounds[d])
-        divs = _divisors(bound)
+        divs = divisors(bound)
         fixed_prod = math.prod(int(v) for v in np.concatenate([ft[:, d], fs[:, d]]) if v > 0)
         if bound % fixed_prod:
             failed[:] = True
@@ -1074,7 +1058,7 @@ def project(c: Constraints, batch: MappingBatch) -> MappingBatch:
             room = fan_of[:, j, d] // others
             if ms[li, d] > 0:
                 room = np.minimum(room, ms[li, d])
-            v = _largest_divisor_leq(np.gcd(S0[:, li, d], rem), room, divs)
+            v = largest_divisor_leq(np.gcd(S0[:, li, d], rem), room, divs)
             rem //= v
             spatial[:, li, d] = v
             xp[:, j] = np.where(ax_x, others * v, xp[:, j])
@@ -1085,21 +1069,21 @@ def project(c: Constraints, batch: MappingBatch) -> MappingBatch:
                 continue
             g = np.gcd(T0[:, li, d], rem)
             if mt[li, d] > 0:
-                g = _largest_divisor_leq(g, np.full(n, mt[li, d]), divs)
+                g = largest_divisor_leq(g, np.full(n, mt[li, d]), divs)
             temporal[:, li, d] = g
             rem //= g
         if sink is None:
             failed |= rem != 1
             continue
         if mt[sink, d] > 0:
-            v = _largest_divisor_leq(rem, np.full(n, mt[sink, d]), divs)
+            v = largest_divisor_leq(rem, np.full(n, mt[sink, d]), divs)
             temporal[:, sink, d] = v
             rem //= v
             for li in reversed(free_t[:-1]):
                 if not (rem > 1).any():
                     break
                 cap = (mt[li, d] // temporal[:, li, d]) if mt[li, d] > 0 else rem
-                v = _largest_divisor_leq(rem, np.maximum(cap, 1), divs)
+                v = largest_divisor_leq(rem, np.maximum(cap, 1), divs)
                 temporal[:, li, d] *= v
                 rem //= v
             failed |= rem != 1

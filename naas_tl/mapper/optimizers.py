@@ -57,11 +57,9 @@ class SepCMA:
         self.ps = np.zeros(n)
         self.pc = np.zeros(n)
         self.D = np.ones(n)              # std devs of the diagonal covariance
-        self._z = None
 
     def ask(self, n: int) -> np.ndarray:
         z = self.rng.standard_normal((n, self.dim))
-        self._z = z
         return self.mean + self.sigma * z * self.D
 
     def tell(self, X: np.ndarray, loss: np.ndarray) -> None:
@@ -84,10 +82,6 @@ class SepCMA:
         self.D = np.sqrt(np.maximum(var, 1e-20))
         self.sigma *= math.exp(min(1.0, (self.cs / self.ds)
                                    * (np.linalg.norm(self.ps) / self.chi - 1)))
-
-    def inject(self, x: np.ndarray) -> None:
-        """Move the mean to a known good point (a better mapping found outside the ES)."""
-        self.mean = np.asarray(x, dtype=np.float64).copy()
 
 
 class DE:
@@ -123,11 +117,6 @@ class DE:
                 self.fit[idx[k]] = loss[k]
                 self.pop[idx[k]] = X[k]
 
-    def inject(self, x: np.ndarray) -> None:
-        worst = int(np.argmax(self.fit))
-        self.pop[worst] = x
-        self.fit[worst] = -np.inf        # kept until a real loss replaces it
-
 
 class _PyCMA:
     def __init__(self, x0, sigma, seed, popsize):
@@ -148,9 +137,6 @@ class _PyCMA:
         if len(X) < self.es.sp.weights.mu:
             return                  # a last, partial generation: pycma refuses it
         self.es.tell(list(X), list(map(float, loss)))
-
-    def inject(self, x):
-        self.es.inject([np.asarray(x, float)])
 
 
 class _CMAES:
@@ -173,9 +159,6 @@ class _CMAES:
         for k in range(0, len(pairs) - P + 1, P):
             self.opt.tell(pairs[k:k + P])
 
-    def inject(self, x):
-        pass
-
 
 class _Nevergrad:
     def __init__(self, name, x0, sigma, seed, popsize, budget):
@@ -190,9 +173,6 @@ class _Nevergrad:
     def tell(self, X, loss):
         for c, f in zip(self._cands, loss):
             self.opt.tell(c, float(f))
-
-    def inject(self, x):
-        self.opt.suggest(np.asarray(x, float))
 
 
 def _ng_name(name: str) -> str:

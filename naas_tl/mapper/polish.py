@@ -1,16 +1,17 @@
 """Local search over mappings: the moves an engineer makes to improve a mapping by hand.
 
 Neighbours of a mapping (all factor-valid by construction):
-  * move one prime factor of a dim from one slot (a level's temporal loop or an array axis)
-    to another; a factor arriving at a level where the dim had no loop is tried both where
-    the permutation already puts it and as the level's innermost loop;
+  * move one prime factor, or the whole factor, of a dim from one slot (a level's temporal
+    loop or an array axis) to another; a factor arriving at a level where the dim had no
+    loop is tried both where the permutation already puts it and as the level's innermost
+    loop;
+  * move all of a level's temporal loops to another level;
   * swap two nontrivial loops of a level (only the order of loops with factors > 1 matters);
   * flip keep/bypass of one tensor at one level, where the space lets bypass vary.
 Moves that break a fanout are dropped; moves that overflow a buffer are repaired by the
-caller. A beam of the best distinct mappings climbs until no neighbour improves or the
-evaluation budget is spent. The genome search finds the basin, this finds its floor: after
-a few hundred ES evaluations a mapping is typically one or two factor moves away from a
-much better one, and the ES's steps on the decoders' flat plateaus rarely make them.
+caller. `retilings` re-splits one dim over the temporal levels in every way: a move that a
+chain of single moves reaches only through worse mappings. naas_tl.mapper.inner climbs with
+them from structured seeds, which beat the genome search at equal budgets (docs/mapper.md).
 """
 from __future__ import annotations
 
