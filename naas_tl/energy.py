@@ -64,12 +64,14 @@ from __future__ import annotations
 import bisect
 import csv
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from .accelergy_input import resolve_yaml12
 from .errors import NaasError
 from .spec import Architecture, EnergyTable
 
@@ -770,19 +772,53 @@ def art_dict(arch: Architecture, table: EnergyTable) -> dict:
     return {"ART": {"version": "0.4", "tables": tables}}
 
 
-def _dump(path, data: dict) -> None:
+class _Dumper(yaml.SafeDumper):
+    """yaml.safe_dump, except that a string YAML 1.2 would read as something else (`1e3`,
+    which YAML 1.1 leaves a string) is quoted: Timeloop and Accelergy read YAML 1.2."""
+
+
+def _represent_str(dumper, s):
+    style = None if isinstance(resolve_yaml12(s), str) else '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _yaml_text(data: dict) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+def ert_yaml(arch: Architecture, table: EnergyTable) -> str:
+    """The text of an Accelergy ERT.yaml (version 0.4) for `arch` (see `ert_dict`)."""
+    return _yaml_text(ert_dict(arch, table))
+
+
+def art_yaml(arch: Architecture, table: EnergyTable) -> str:
+    """The text of an Accelergy ART.yaml (version 0.4) for `arch` (see `art_dict`)."""
+    return _yaml_text(art_dict(arch, table))
+
+
+def _write(path, text: str) -> None:
+    """Write `text` to a temp file beside `path`, then rename it over `path`: a reader never
+    sees half a file."""
     path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+        tmp.write_text(text)
+        os.replace(tmp, path)
     except OSError as exc:
         raise NaasError(f"cannot write file ({exc.strerror or exc})", file=str(path)) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def write_ert(path, arch: Architecture, table: EnergyTable) -> None:
     """Write `table`'s energies as an Accelergy ERT.yaml that Timeloop and parse_ert read."""
-    _dump(path, ert_dict(arch, table))
+    _write(path, ert_yaml(arch, table))
 
 
 def write_art(path, arch: Architecture, table: EnergyTable) -> None:
     """Write `table`'s areas as an Accelergy ART.yaml."""
-    _dump(path, art_dict(arch, table))
+    _write(path, art_yaml(arch, table))

@@ -123,7 +123,9 @@ def template_info(name: str) -> TemplateInfo:
 # ----------------------------------------------------------------------------------------
 
 def _yaml_value(v) -> str:
-    """A scalar as YAML text: numbers bare (integral floats as ints), strings by _yaml_string."""
+    """An attribute value as YAML text: numbers bare (integral floats as ints), strings always
+    double-quoted. Accelergy evaluates an unquoted string as a Python expression (a bare
+    `LPDDR4` fails with a NameError; naas_tl/accelergy_input.py, rule E4)."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -134,8 +136,12 @@ def _yaml_value(v) -> str:
         v = float(v)
         if not math.isfinite(v):
             raise NaasError("cannot write a non-finite number to Timeloop YAML", value=v)
-        return str(int(v)) if v == int(v) else repr(v)
-    return _yaml_string(str(v))
+        if v == int(v):
+            return str(int(v))
+        text = repr(v)          # '1e-05': YAML 1.1 (PyYAML) needs a '.' to read a float
+        mantissa, e, exponent = text.partition("e")
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
+    return json.dumps(str(v))
 
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.=\- ]*")

@@ -30,3 +30,29 @@ def small_problem(problem, rng):
     choices = {"R": [1, 2, 3], "S": [1, 3], "N": [1, 2], "G": [1]}
     bounds = tuple(int(rng.choice(choices.get(d, [1, 2, 3, 4, 6, 8]))) for d in problem.dims)
     return dataclasses.replace(problem, bounds=bounds)
+
+
+def batched_vs_scalar(result, i, r) -> list[str]:
+    """Where row i of a batched result (naas_tl.batched.BatchResult) differs from the scalar
+    Result `r` of the same mapping: cycles and every count exactly, energies and utilization
+    to 1e-12 relative. [] when they agree."""
+    import math
+    bad = []
+    if not result.valid[i]:
+        return [f"batched rejects the mapping (reason {result.invalid_reason[i]})"]
+    if result.cycles[i] != r.cycles:
+        bad.append(f"cycles: batched {result.cycles[i]} vs scalar {r.cycles}")
+    for li, ls in enumerate(r.levels):
+        for pv, (tname, ts) in enumerate(ls.tensors.items()):
+            for k in ("reads", "fills", "updates", "utilized_instances"):
+                got = getattr(result, k)[i, li, pv]
+                if got != getattr(ts, k):
+                    bad.append(f"{ls.name}.{tname}.{k}: batched {got} vs scalar "
+                               f"{getattr(ts, k)}")
+        if not math.isclose(result.level_energy_pJ[i, li], ls.energy_pJ, rel_tol=1e-12):
+            bad.append(f"{ls.name} energy: batched {result.level_energy_pJ[i, li]!r} vs scalar "
+                       f"{ls.energy_pJ!r}")
+    for k in ("energy_pJ", "utilization"):
+        if not math.isclose(getattr(result, k)[i], getattr(r, k), rel_tol=1e-12):
+            bad.append(f"{k}: batched {getattr(result, k)[i]!r} vs scalar {getattr(r, k)!r}")
+    return bad

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from naas_tl.model import evaluate
 from naas_tl.nest import build_nest
 from naas_tl.analysis import NestAnalysis
 
-from helpers import ALL_CASES, PROPERTY_CASES, REF, case, small_problem
+from helpers import ALL_CASES, PROPERTY_CASES, REF, batched_vs_scalar, case, small_problem
 
 COMPILED = [False] + ([True] if _dp_kernel.child_delta_sums_kernel is not None else [])
 
@@ -33,16 +32,8 @@ def assert_same(arch, problem, batch, energy, result, i):
         assert not result.valid[i], f"scalar rejects mapping {i}, batched accepts it"
         return False
     assert result.valid[i], f"batched rejects mapping {i} (reason {result.invalid_reason[i]})"
-    assert result.cycles[i] == r.cycles
-    for li, ls in enumerate(r.levels):
-        for pv, (tname, ts) in enumerate(ls.tensors.items()):
-            for k in ("reads", "fills", "updates"):
-                got = getattr(result, k)[i, li, pv]
-                assert got == getattr(ts, k), (ls.name, tname, k, got, getattr(ts, k))
-            assert result.utilized_instances[i, li, pv] == ts.utilized_instances
-        assert math.isclose(result.level_energy_pJ[i, li], ls.energy_pJ, rel_tol=1e-12)
-    assert math.isclose(result.energy_pJ[i], r.energy_pJ, rel_tol=1e-12)
-    assert math.isclose(result.utilization[i], r.utilization, rel_tol=1e-12)
+    diffs = batched_vs_scalar(result, i, r)
+    assert not diffs, f"mapping {i}: " + "; ".join(diffs)
     return True
 
 

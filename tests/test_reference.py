@@ -1,22 +1,53 @@
-"""Every shipped reference case must agree with real Timeloop, number for number.
+"""Every reference case must agree with real Timeloop, number for number.
 
-The expected numbers come from each case's expected.json (what timeloop-model printed) and the
-architecture facts from its timeloop-model.stats.txt; nothing here is hard-coded.
+Two sets of cases:
+* the 45 bundled ones (naas_tl/data/reference: published exercises and dev cases);
+* the rendered ones in ../shared/reference/rendered beside the clone (CI has it): random
+  designs rendered by naas_tl's own templates, each with the real timeloop-model's stats
+  (that folder's README). Without that folder their tests skip, saying so.
+
+Per case: the scalar evaluator (`naas-tl evaluate`) must give Timeloop's cycles and every
+per-level and per-tensor count exactly and every energy within 0.5 %, by this file's checks and
+by `naas-tl compare`'s (naas_tl.cli.compare_case, run on the same result); the batched
+evaluator (what the search runs) must give the scalar result exactly. The expected numbers come
+from each case's expected.json (what timeloop-model printed) and the architecture facts from
+its timeloop-model.stats.txt; nothing here is hard-coded.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
+from helpers import batched_vs_scalar
+from naas_tl.batched import evaluate_batch
+from naas_tl.cli import compare_case, find_cases
+from naas_tl.energy import energy_tables
+from naas_tl.hardware import HardwareConfig
+from naas_tl.mapping_batch import MappingBatch
 from naas_tl.model import evaluate_case
-from naas_tl.spec import load_case_dir
+from naas_tl.report import to_json_dict
+from naas_tl.spec import load_case_dir, parse_architecture, parse_mapping, parse_problem
+from naas_tl.templates import render_arch, render_mapping, render_problem
 
-REFERENCE_ROOT = Path(__file__).resolve().parent.parent / "naas_tl" / "data" / "reference"
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_ROOT = REPO / "naas_tl" / "data" / "reference"
 CASE_DIRS = sorted((p.parent for p in REFERENCE_ROOT.glob("*/*/expected.json")),
                    key=lambda p: (p.parent.name, p.name))
+
+RENDERED_ROOT = REPO.parent / "shared" / "reference" / "rendered"
+RENDERED_DIRS = find_cases(RENDERED_ROOT) if RENDERED_ROOT.is_dir() else []
+_NO_RENDERED = pytest.mark.skip(
+    reason=f"{RENDERED_ROOT} not found: the rendered real-Timeloop cases live in "
+           f"../shared/reference/rendered beside the clone (CI has them)")
+RENDERED = [pytest.param(d, id=f"rendered/{d.name}") for d in RENDERED_DIRS] or \
+    [pytest.param(None, id="rendered", marks=_NO_RENDERED)]
+ALL_CASES = [pytest.param(d, id=d.name) for d in CASE_DIRS] + RENDERED
 
 ENERGY_REL = 5e-3        # 0.5 %
 UTIL_REL = 1e-9
@@ -25,6 +56,58 @@ UTIL_REL = 1e-9
 def test_reference_cases_present():
     assert len(CASE_DIRS) == 45, [p.name for p in CASE_DIRS]
     assert len({p.name for p in CASE_DIRS}) == len(CASE_DIRS), "case folder names must be unique"
+
+
+@pytest.mark.skipif(not RENDERED_DIRS, reason=_NO_RENDERED.kwargs["reason"])
+def test_rendered_cases_complete():
+    """Every folder of the rendered set is a whole case (none silently left out)."""
+    folders = sorted(p for p in RENDERED_ROOT.iterdir() if p.is_dir())
+    assert folders == RENDERED_DIRS
+    for d in folders:
+        missing = [f for f in ("ERT.yaml", "ART.yaml", "timeloop-model.stats.txt")
+                   if not (d / f).is_file()]
+        assert not missing, f"{d.name} lacks {missing}"
+        exp = _expected(d)
+        assert {"hw", "op", "budget"} <= set(exp), d.name
+
+
+@functools.lru_cache(maxsize=None)
+def _case(case_dir: Path):
+    """load_case_dir, once per case for the whole session (three tests read each case)."""
+    return load_case_dir(case_dir)
+
+
+_SHALLOW_STACK = ThreadPoolExecutor(max_workers=1)
+
+
+def _evaluate(case):
+    """evaluate_case, run at a shallow Python stack (a worker thread's); same numbers.
+
+    The scalar nest analysis recurses down the loop nest and back up, over and over. CPython
+    3.11 keeps frames in 16 KiB chunks and frees a chunk as soon as its first frame returns, so
+    when the caller's depth puts a chunk boundary inside that recursion (pytest's stack does,
+    for some cases), every crossing maps and unmaps a chunk: up to 10x slower, mostly system
+    time. A fresh thread starts at the shallow depth `naas-tl compare` runs it from."""
+    return _SHALLOW_STACK.submit(evaluate_case, case).result()
+
+
+def _batched(case):
+    """The batched evaluator on the case's one mapping, with the numba kernels on one thread:
+    one mapping gains nothing from more, and idle OpenMP workers spinning beside the scalar
+    evaluation would cost more CPU than the whole batched check. Same numbers."""
+    try:
+        import numba
+    except ImportError:       # pragma: no cover - numba is a dependency; numpy path then
+        numba = None
+    before = numba.get_num_threads() if numba else None
+    if numba:
+        numba.set_num_threads(1)
+    try:
+        return evaluate_batch(case.arch, case.problem,
+                              MappingBatch.from_mappings([case.mapping]), case.energy)
+    finally:
+        if numba:
+            numba.set_num_threads(before)
 
 
 def _expected(case_dir: Path) -> dict:
@@ -41,11 +124,11 @@ def _rel_ok(got: float, want: float, rel: float) -> bool:
     return abs(got - want) <= rel * abs(want)
 
 
-@pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
+@pytest.mark.parametrize("case_dir", ALL_CASES)
 def test_reference_case(case_dir: Path):
     exp = _expected(case_dir)
-    case = load_case_dir(case_dir)
-    res = evaluate_case(case)
+    case = _case(case_dir)
+    res = _evaluate(case)
     storage_names = {lvl.name for lvl in case.arch.storage}
     bad: list[str] = []
 
@@ -102,6 +185,17 @@ def test_reference_case(case_dir: Path):
                     bad.append(f"{ls.name}.{tname}: we report it kept with {ts.accesses} "
                                f"accesses but timeloop does not list it")
 
+    # `naas-tl compare`'s checks on the same result (counts and totals per level and tensor,
+    # the arithmetic level, levels and tensors shown by one side only).
+    rep = compare_case(case_dir.name, to_json_dict(res, case.arch, case.problem), exp,
+                       ENERGY_REL)
+    bad += [f"compare: {d}" for d in rep.count_diffs]
+    bad += [f"compare: {row[0]}: Timeloop {row[1]} naas_tl {row[2]}" for row in rep.rows
+            if not row[4]]
+
+    # The batched evaluator (the search's) gives exactly the scalar result.
+    bad += [f"batched: {d}" for d in batched_vs_scalar(_batched(case), 0, res)]
+
     assert checked_tensors > 0, "expected.json lists no storage tensors for this case"
     assert not bad, f"{case_dir.name}:\n  " + "\n  ".join(bad)
 
@@ -155,9 +249,9 @@ def test_parse_stats_storage_helper():
     }
 
 
-@pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
+@pytest.mark.parametrize("case_dir", ALL_CASES)
 def test_reference_spec_matches_stats(case_dir: Path):
-    case = load_case_dir(case_dir)
+    case = _case(case_dir)
     printed = parse_stats_storage((case_dir / "timeloop-model.stats.txt").read_text())
     assert printed, "no storage SPECS blocks found in the stats file"
     # Timeloop prints every storage level except dummy ones.
@@ -172,3 +266,32 @@ def test_reference_spec_matches_stats(case_dir: Path):
             if got[k] != want[k]:
                 bad.append(f"{name}.{k}: ours {got[k]!r} vs stats {want[k]!r}")
     assert not bad, f"{case_dir.name}:\n  " + "\n  ".join(bad)
+
+
+# ----------------------------------------------------------------------------------------
+# Rendered cases: today's templates render the very designs Timeloop ran
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case_dir", RENDERED)
+def test_rendered_case_rerenders_identically(case_dir: Path):
+    """Rendered again from its hardware config (expected.json `hw`, `op`) with today's
+    templates, which quote strings for Accelergy, a case parses to the same architecture
+    (every level field and attribute), problem and mapping, and gets the same energy tables.
+    So the evaluator gives the numbers it gives on the files Timeloop ran."""
+    exp = _expected(case_dir)
+    case = _case(case_dir)
+    text = render_arch(HardwareConfig.from_dict(exp["hw"]), exp["op"])
+    arch = parse_architecture(yaml.safe_load(text), "<re-rendered>")
+    assert arch.storage == case.arch.storage
+    assert arch.arithmetic == case.arch.arithmetic
+    for new, old in zip(list(arch.storage) + [arch.arithmetic],
+                        list(case.arch.storage) + [case.arch.arithmetic]):
+        assert new.attributes == old.attributes, new.name
+    ours, theirs = energy_tables(arch), energy_tables(case.arch)
+    assert ours.energy == theirs.energy and ours.area == theirs.area
+    problem = parse_problem(yaml.safe_load(render_problem(case.problem)), "<re-rendered>")
+    assert problem.bounds == case.problem.bounds and problem.dims == case.problem.dims
+    assert problem.data_spaces == case.problem.data_spaces
+    mapping = parse_mapping(yaml.safe_load(render_mapping(case.mapping, arch, problem)), arch,
+                            problem, "<re-rendered>")
+    assert mapping.levels == case.mapping.levels
