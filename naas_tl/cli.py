@@ -608,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Price every component of a Timeloop v0.4 architecture with naas_tl's "
                     "Accelergy-grid energy tables (naas_tl/data/energy) and write Accelergy's "
                     "ERT.yaml (energy per action, pJ) and ART.yaml (area, um^2), as "
-                    "`accelergy ARCH -o DIR` does. Classes: SRAM, smartbuffer_SRAM, "
+                    "`accelergy ARCH -o DIR` does. Classes: SRAM, smartbuffer_SRAM, banked_SRAM, "
                     "smartbuffer_RF, regfile, aladdin_register, DRAM, dummy_storage, intmac, "
                     "shift_mac, adder_mac ('class: storage' with a subclass is priced as the "
                     "subclass); any other class is an error.")

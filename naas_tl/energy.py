@@ -9,6 +9,9 @@ Classes (Accelergy class names; a v0.4 `class: storage, subclass: X` component i
 
 * ``SRAM``, ``smartbuffer_SRAM`` (grid depth 256..65536 x width 16..256) and ``smartbuffer_RF``,
   ``regfile`` (compound, depth 1..512 x width 8/16/32): 2-D surfaces per (class, technology).
+* ``banked_SRAM`` (naas_tl's SRAM buffer, naas_tl/sram_banks.py): ``banks_wide`` x ``banks_deep``
+  ``smartbuffer_SRAM`` macros of ``bank_depth`` x ``bank_width``, summed as its compound class
+  does; exact when the macro is a grid point, which every rendered design's macros are.
 * ``aladdin_register`` (a 1-word register used as a storage level): 1-D in width.
 * ``DRAM``: per-bit energy of its ``type`` (LPDDR4 default; DDR3, LPDDR, GDDR5, HBM2, HMC) times the
   bus ``width`` in bits; technology-independent; leak 0; area 0 (as Accelergy's CACTI table).
@@ -80,7 +83,9 @@ CURRENT_TABLE = DATA_DIR / "energy_table.csv"                   # current Accele
 STACK_2024_05_TABLE = DATA_DIR / "energy_table_accelergy_2024-05.csv"   # made the published ERTs
 
 STORAGE_2D = ("SRAM", "smartbuffer_SRAM", "smartbuffer_RF", "regfile")
-STORAGE_CLASSES = STORAGE_2D + ("aladdin_register", "DRAM", "dummy_storage")
+# banked_SRAM: naas_tl's SRAM buffer of smartbuffer_SRAM grid macros (naas_tl/sram_banks.py).
+BANK_ATTRIBUTES = ("bank_depth", "bank_width", "banks_deep", "banks_wide")
+STORAGE_CLASSES = STORAGE_2D + ("banked_SRAM", "aladdin_register", "DRAM", "dummy_storage")
 # shift_mac / adder_mac: the compute units of NASA's hybrid operators (compound classes in
 # arch_templates/_compound_components.yaml.j2; see _compute for what they are made of).
 ARITHMETIC_CLASSES = ("intmac", "shift_mac", "adder_mac")
@@ -558,7 +563,8 @@ def lookup(cls: str, technology=None, depth=None, width=None, datawidth=None, *,
     """Energy per action and area of one component (see the module docstring for the rules).
 
     attrs: ``type`` (DRAM), ``multiplier_width``/``adder_width`` (intmac), ``subclass``
-    (``class: storage`` components). Unknown attributes are ignored.
+    (``class: storage`` components), ``bank_depth``/``bank_width``/``banks_deep``/``banks_wide``
+    (banked_SRAM). Unknown attributes are ignored.
     """
     grid = grid or load_grid()
     raw_cls = cls
@@ -573,11 +579,16 @@ def lookup(cls: str, technology=None, depth=None, width=None, datawidth=None, *,
     mw = attrs.get("multiplier_width")
     aw = attrs.get("adder_width")
     arith = cls in ARITHMETIC_CLASSES
+    banks = tuple(attrs.get(k) for k in BANK_ATTRIBUTES) if cls == "banked_SRAM" else None
     key = (cls, tech, depth, width, datawidth, dram_type if cls == "DRAM" else None,
-           mw if arith else None, aw if arith else None)
+           mw if arith else None, aw if arith else None, banks)
     hit = grid._cache.get(key)
     if hit is None:
-        hit = _compute(grid, cls, technology, tech, depth, width, datawidth, dram_type, mw, aw)
+        if banks is not None:
+            hit = _banked(grid, technology, tech, banks)
+        else:
+            hit = _compute(grid, cls, technology, tech, depth, width, datawidth, dram_type,
+                           mw, aw)
         if len(grid._cache) >= _CACHE_LIMIT:
             grid._cache.clear()
         grid._cache[key] = hit
@@ -597,6 +608,22 @@ def _with_update(acts: dict) -> dict:
     out["update"] = float(acts.get("update", out["write"]))
     out["leak"] = float(acts.get("leak", 0.0))
     return out
+
+
+def _banked(grid, technology, tech, banks):
+    """banked_SRAM, as its compound class in arch_templates/_compound_components.yaml.j2 sums
+    it: a row access is one smartbuffer_SRAM access per macro across the width; leakage and
+    area are every macro's. Exact whenever the macro is a grid point, as rendered designs'
+    macros always are (naas_tl/sram_banks.py)."""
+    bd, bw, deep, wide = (_positive(v, k, "banked_SRAM") for k, v in zip(BANK_ATTRIBUTES, banks))
+    for k, v in zip(BANK_ATTRIBUTES[2:], (deep, wide)):
+        if v != int(v):
+            raise NaasError(f"banked_SRAM: {k} must be a whole number of macros", value=v)
+    if not tech:
+        raise _tech_error(grid, "banked_SRAM", technology)
+    macro = lookup("smartbuffer_SRAM", technology, depth=bd, width=bw, grid=grid)
+    acts = {a: e * (deep * wide if a == "leak" else wide) for a, e in macro.energy.items()}
+    return acts, macro.area * deep * wide, macro.exact, macro.technology
 
 
 def _compute(grid, cls, technology, tech, depth, width, datawidth, dram_type, mw, aw):
@@ -717,6 +744,13 @@ def _level_lookup(lvl, grid: EnergyGrid, technology, *, arithmetic: bool) -> Loo
         width = a.get("width", a.get("memory_width", lvl.width))
         kw = {"depth": depth, "width": width, "datawidth": lvl.word_bits,
               "type": a.get("type")}
+        if cls == "banked_SRAM":
+            missing = [k for k in BANK_ATTRIBUTES if a.get(k) is None]
+            if missing:
+                raise NaasError(f"level '{lvl.name}': class banked_SRAM needs attribute "
+                                f"'{missing[0]}' (the macros it is built of)",
+                                field=lvl.name)
+            kw.update({k: a[k] for k in BANK_ATTRIBUTES})
     try:
         return lookup(cls, tech, grid=grid, **kw)
     except NaasError as exc:

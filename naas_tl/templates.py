@@ -43,6 +43,7 @@ from .errors import NaasError
 from .hardware import PARALLEL_DIMS, TENSORS, HardwareConfig
 from .render import mapping_to_yaml
 from .spec import Architecture, Mapping, Problem, parse_architecture
+from .sram_banks import banking
 from .workload import OPS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "arch_templates"
@@ -172,6 +173,7 @@ def _env() -> jinja2.Environment:
                              autoescape=False)
     env.filters["y"] = _yaml_value
     env.filters["q"] = _yaml_string
+    env.globals["banking"] = banking
     return env
 
 

@@ -127,7 +127,7 @@ def test_human_design_renders_and_meets_its_budget(name):
     ax, ay, n = hw.array_x, hw.array_y, hw.num_pes
 
     assert [lvl.name for lvl in reversed(arch.storage)] == LAYOUT[hw.template]
-    allowed = {"DRAM", "smartbuffer_SRAM", "smartbuffer_RF", "dummy_storage"}
+    allowed = {"DRAM", "banked_SRAM", "smartbuffer_RF", "dummy_storage"}
     assert {lvl.cls for lvl in arch.storage} <= allowed
     mac = arch.arithmetic
     assert (mac.cls, mac.instances, mac.mesh_x, mac.mesh_y) == ("intmac", n, ax, ay)
@@ -218,6 +218,9 @@ STORAGE_FIELDS = ("name", "cls", "depth", "width", "word_bits", "block_size", "i
 # templates use only classes naas_tl's energy tables cover, so it is a smartbuffer_RF of the
 # same depth and width. Timeloop's model is the same for both.
 CLASS_SUBSTITUTES = {("WeightReg", "storage"): "smartbuffer_RF"}
+# SRAM buffers are rendered as banks of grid macros (naas_tl/sram_banks.py); Timeloop sees
+# the same depth and width, and the reference's n_banks caps the banks in depth.
+SRAM_SUBSTITUTE = {"smartbuffer_SRAM": "banked_SRAM"}
 
 
 def test_reference_designs_found():
@@ -251,9 +254,16 @@ def test_template_reproduces_reference(template, case_dir):
         for f in STORAGE_FIELDS:
             want = getattr(ref, f)
             if f == "cls":
-                want = CLASS_SUBSTITUTES.get((ref.name, want), want)
+                want = CLASS_SUBSTITUTES.get((ref.name, want), SRAM_SUBSTITUTE.get(want, want))
             assert getattr(ours, f) == want, f"{ref.name}.{f}"
-        assert ours.attributes.get("n_banks") == ref.attributes.get("n_banks"), ref.name
+        if ours.cls == "banked_SRAM":
+            a = ours.attributes
+            assert a["banks_deep"] <= ref.attributes["n_banks"] or a["bank_depth"] == 65536
+            assert a["n_banks"] == a["banks_deep"] * a["banks_wide"], ref.name
+            assert a["bank_depth"] * a["banks_deep"] >= ours.depth, ref.name
+            assert a["bank_width"] * a["banks_wide"] >= ours.width, ref.name
+        else:
+            assert ours.attributes.get("n_banks") == ref.attributes.get("n_banks"), ref.name
     ra, oa = case.arch.arithmetic, arch.arithmetic
     for f in ("name", "cls", "instances", "mesh_x", "mesh_y", "word_bits", "ert_name"):
         assert getattr(oa, f) == getattr(ra, f), f
