@@ -67,12 +67,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/naas-table", help="folder of the runs (reused)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", help="comma-separated budgets to run (default: all five)")
+    ap.add_argument("--nets", help="comma-separated networks to run (default: all)")
     args = ap.parse_args(argv)
     out = Path(args.out) / ("quick" if args.quick else f"seed{args.seed}")
     only = set(args.only.split(",")) if args.only else None
+    nets = set(args.nets.split(",")) if args.nets else None
     rows = []
     for budget, net in PAIRS:
-        if only and budget not in only:
+        if (only and budget not in only) or (nets and net not in nets):
             continue
         t0 = time.perf_counter()
         res = run_pair(budget, net, out / f"{budget}-{net}", args.quick, args.seed)
