@@ -55,7 +55,7 @@ def run_pair(budget: str, net: str, out: Path, quick: bool, seed: int) -> dict:
     b = load_budget(budget)
     kw = dict(hw_trials=8, map_trials=256, screen_trials=64) if quick else {}
     cfg = SearchConfig(arch=b.template, budget=budget, workload=net, seed=seed, **kw)
-    resume = (out / "checkpoint.pkl").exists()
+    resume = (out / "checkpoint.json").exists()
     stages = run_search(cfg, out, resume=resume, progress=False)
     return write_outputs(out, cfg, stages, b, load_workload(net))
 

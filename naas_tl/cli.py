@@ -744,9 +744,14 @@ def cmd_search(args) -> int:
                        map_trials=args.map_trials, population=args.population,
                        seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
                        encoding=args.encoding, workers=args.workers, es_share=args.es_share)
-    if args.resume is None and (out / "checkpoint.pkl").exists():
+    from .checkpoint import FILE, LEGACY_FILE
+    if args.resume is None and (out / FILE).exists():
         raise NaasError("output folder holds a search already (use --resume to continue it, "
                         "or another --out)", file=str(out))
+    if args.resume is None and (out / LEGACY_FILE).exists():
+        raise NaasError("output folder holds a search by an older naas_tl, whose pickle "
+                        "checkpoint is no longer loaded for safety (use another --out)",
+                        file=str(out))
     from .executors import make_executor
     executor, close_executor = make_executor(args.executor, args.workers)
     try:
@@ -827,8 +832,9 @@ def cmd_search_nas(args, budget) -> int:
                      n_measured=args.subnets, epochs=args.epochs, data=args.data,
                      device=args.device, workers=args.workers)
     out = Path(args.out or f"runs/{args.arch}-nas-seed{args.seed}")
+    from .checkpoint import FILE, LEGACY_FILE
     for sub in ("fixed-network", "joint-round1"):
-        if (out / sub / "checkpoint.pkl").exists():
+        if (out / sub / FILE).exists() or (out / sub / LEGACY_FILE).exists():
             raise NaasError("output folder holds a joint search already (use another --out; "
                             "the trained supernet in its nas/ folder can be copied over)",
                             file=str(out))

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .batched import evaluate_batch
+from .checkpoint import FILE as CHECKPOINT_FILE
+from .checkpoint import Checkpoint
 from .encoding import EncodingError, HardwareSpace, MappingSpace, connectivities
 from .errors import NaasError
 from .hardware import HardwareConfig
 from .mapper.inner import INVALID_LOSS, MappingSearchResult, search_layer
-from .spec import EnergyTable, Mapping, Problem
+from .search_state import DesignOutcome, LayerOutcome, SearchConfig, StageState
+from .spec import EnergyTable, Problem
 
 
 def process_context():
@@ -116,43 +117,6 @@ def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
 # Designs: a hardware config scored on a whole network
 # --------------------------------------------------------------------------------------
 
-@dataclass
-class LayerOutcome:
-    name: str
-    count: int
-    problem: Problem
-    mapping: Mapping | None
-    energy_pJ: float
-    cycles: int
-    evaluations: int
-    genome: np.ndarray | None = None
-    op: str = "conv"                                  # the compute unit the layer runs on
-
-
-@dataclass
-class DesignOutcome:
-    hw: HardwareConfig
-    layers: list
-    error: str = ""
-
-    @property
-    def valid(self) -> bool:
-        return not self.error and all(l.mapping is not None for l in self.layers)
-
-    @property
-    def energy_pJ(self) -> float:
-        return sum(l.count * l.energy_pJ for l in self.layers) if self.valid else math.inf
-
-    @property
-    def cycles(self) -> int:
-        return sum(l.count * l.cycles for l in self.layers) if self.valid else 0
-
-    @property
-    def edp(self) -> float:
-        """Network EDP in J*cycles: total energy times total cycles (layers run in turn)."""
-        return self.energy_pJ * 1e-12 * self.cycles if self.valid else math.inf
-
-
 def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "importance",
                       op: str | None = None, dataflow: str | None = None):
     """The mapping space of `problem` on `hw` (template bypass, hw's parallel dims); with
@@ -228,77 +192,6 @@ def _stage_id(name: str) -> int:
 # Outer search over hardware, with checkpoints
 # --------------------------------------------------------------------------------------
 
-@dataclass
-class SearchConfig:
-    arch: str                    # template
-    budget: str
-    workload: str
-    mode: str = "full"           # baseline | sizing | full
-    hw_trials: int = 200         # hardware designs per searched stage
-    hw_population: int = 0       # designs per generation; 0: 4 + 3 ln(genome size), CMA's rule
-    map_trials: int = 2560
-    population: int = 256
-    seed: int = 0
-    optimizer: str = "sepcma"    # inner (mapping) optimizer: naas_tl.mapper.optimizers
-    hw_optimizer: str = "CMA"    # outer (hardware) optimizer
-    encoding: str = "importance"
-    workers: int = 0             # 0: one process per core
-    ops: tuple = ()              # PE compute units (hw.ops); () = the human design's own
-    # Full stage: every connectivity is first tried on the human design's sizes with this
-    # many mappings per layer (at most map_trials); the best `screen_keep` start the
-    # optimizer. Skipped when 0 or when the stage tries fewer than 2 * screen_keep designs.
-    screen_trials: int = 256
-    screen_keep: int = 8
-    es_share: float = 0.0        # share of each layer's mappings for the genome search
-
-    @property
-    def screens(self) -> bool:
-        return self.screen_trials > 0 and self.hw_trials >= 2 * self.screen_keep
-
-
-    def stages(self) -> list:
-        """dataflow: the human design running its own published dataflow (tiling searched,
-        NAAS's most plausible baseline); baseline: the human design with the full mapping
-        search; then the searched stages."""
-        return {"baseline": ["dataflow", "baseline"],
-                "sizing": ["dataflow", "baseline", "sizing"],
-                "full": ["dataflow", "baseline", "sizing", "full"]}[self.mode]
-
-
-@dataclass
-class StageState:
-    name: str
-    history: list = field(default_factory=list)     # (candidate index, EDP, hw dict) in order
-    best: DesignOutcome | None = None
-    optimizer: object = None
-    asked: int = 0
-    done: bool = False
-    screen: list | None = None                      # (index, EDP, hw dict) at low fidelity
-
-
-class Checkpoint:
-    """Everything needed to continue a killed search; rewritten after every generation."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def save(self, state: dict) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(state, f)
-        os.replace(tmp, self.path)          # atomic: a kill never leaves half a checkpoint
-
-    def load(self) -> dict:
-        try:
-            with open(self.path, "rb") as f:
-                return pickle.load(f)
-        except FileNotFoundError:
-            raise NaasError("no checkpoint to resume from", file=str(self.path)) from None
-        except (pickle.UnpicklingError, EOFError, AttributeError) as err:
-            raise NaasError(f"checkpoint is unreadable ({type(err).__name__})",
-                            file=str(self.path)) from None
-
-
 def _layers_of(workload) -> list:
     from .workload import layer_to_problem, unique_layers
     return [(layer.name, len(idx), layer_to_problem(layer), layer.op)
@@ -312,9 +205,11 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     from .workload import load_workload
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = Checkpoint(out / "checkpoint.pkl")
+    ckpt = Checkpoint(out / CHECKPOINT_FILE)
+    written = {}                             # versions that wrote the checkpoint
     if resume:
         state = ckpt.load()
+        written = state["written_with"]
         if state["config"] != cfg:
             diff = [k for k in cfg.__dataclass_fields__
                     if getattr(cfg, k) != getattr(state["config"], k)]
@@ -397,6 +292,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 for _e, i in ranked[:cfg.screen_keep]:
                     hw = HardwareConfig.from_dict(st.screen[i][2])
                     st.optimizer.suggest(space.encode(hw))
+                _replay(st, cfg, space.size, ckpt.path, written)
             while st.asked < cfg.hw_trials:
                 n = min(hw_population(cfg, space.size), cfg.hw_trials - st.asked)
                 cands = [st.optimizer.ask() for _ in range(n)]
@@ -415,6 +311,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 for j, (c, o) in enumerate(zip(cands, outcomes)):
                     loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
                     st.optimizer.tell(c, loss)
+                    st.told.append(([float(x) for x in c.value], loss))
                     st.history.append((st.asked + j, o.edp, o.hw.to_dict() if o.hw else None))
                     if o.valid and (st.best is None or o.edp < st.best.edp):
                         st.best = o
@@ -429,6 +326,31 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
         if own_pool and executor is not None:
             executor.shutdown()
     return stages
+
+
+def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: dict) -> None:
+    """Bring a fresh optimizer to the state it had when the checkpoint was written: the same
+    asks and tells, generation by generation, as the run that wrote it. The optimizer is
+    seeded, so each ask must return the recorded genome; a different one (another nevergrad
+    version, an optimizer that is not deterministic) would continue a different search."""
+    if len(st.told) != st.asked:
+        raise NaasError(f"checkpoint is damaged (stage {st.name}: {st.asked} designs asked, "
+                        f"{len(st.told)} told)", file=str(path))
+    done = 0
+    while done < len(st.told):
+        n = min(hw_population(cfg, dim), cfg.hw_trials - done)
+        cands = [st.optimizer.ask() for _ in range(n)]
+        for c, (genome, loss) in zip(cands, st.told[done:done + n]):
+            if not np.array_equal(np.asarray(c.value, float), genome):
+                ng = _ng().__version__
+                was = written.get("nevergrad")
+                why = f" (written with nevergrad {was}, this is {ng})" if was != ng else ""
+                raise NaasError(f"{cfg.hw_optimizer} does not repeat the recorded designs of "
+                                f"stage {st.name}{why}, so resuming cannot reproduce the "
+                                "search; rerun without --resume, in a new --out",
+                                file=str(path))
+            st.optimizer.tell(c, loss)
+        done += n
 
 
 def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, warm) -> list:

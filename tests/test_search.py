@@ -69,16 +69,12 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tiny, tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "naas_tl.cli", *common, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    ckpt = out / "checkpoint.pkl"
+    ckpt = out / "checkpoint.json"
     deadline = time.time() + 120
-    import pickle
     while time.time() < deadline and proc.poll() is None:
         if ckpt.exists():
-            try:
-                state = pickle.loads(ckpt.read_bytes())
-            except Exception:
-                state = None
-            if state and state["stages"]["sizing"].asked >= 2:
+            state = json.loads(ckpt.read_text())    # replaced atomically: never half written
+            if state["stages"]["sizing"]["asked"] >= 2:
                 break
         time.sleep(0.05)
     assert proc.poll() is None, "the search finished before it could be killed"
@@ -139,7 +135,7 @@ def test_resume_continues_a_checkpoint_written_before_the_dataflow_stage(tiny, t
     from naas_tl.search import Checkpoint
     c = cfg(tiny, mode="baseline")
     run_search(c, tmp_path / "r", progress=False)
-    ck = Checkpoint(tmp_path / "r" / "checkpoint.pkl")
+    ck = Checkpoint(tmp_path / "r" / "checkpoint.json")
     state = ck.load()
     del state["stages"]["dataflow"]                     # what an older version wrote
     ck.save(state)

@@ -1,0 +1,162 @@
+"""Checkpoints are JSON that runs no code: a damaged, foreign or old (pickle) one is a
+one-line error that changes nothing on disk; a resume replays the optimizer exactly."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from naas_tl.checkpoint import Checkpoint
+from naas_tl.errors import NaasError
+from naas_tl.search import run_search
+from test_search import TINY, _cli, cfg
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A finished tiny search, and a copy of every checkpoint it wrote, in order."""
+    root = tmp_path_factory.mktemp("ckpt")
+    (root / "tiny.yaml").write_text(TINY)
+    c = cfg(str(root / "tiny.yaml"), mode="sizing", hw_trials=4, hw_population=2,
+            map_trials=16)
+    snaps = []
+    save = Checkpoint.save
+
+    def keep(self, state):
+        save(self, state)
+        snaps.append(self.path.read_bytes())
+    Checkpoint.save = keep
+    try:
+        stages = run_search(c, root / "whole", progress=False)
+    finally:
+        Checkpoint.save = save
+    return root, c, stages, snaps
+
+
+def _files(folder) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _resume_cli(c, folder):
+    return _cli("search", "--arch", c.arch, "--workload", c.workload, "--mode", c.mode,
+                "--hw-trials", str(c.hw_trials), "--hw-population", str(c.hw_population),
+                "--map-trials", str(c.map_trials), "--population", str(c.population),
+                "--seed", str(c.seed), "--workers", "1", "--quiet", "--resume", str(folder))
+
+
+def _damaged(text: bytes) -> dict:
+    doc = json.loads(text)
+    return {
+        "garbage": b"garbage\n",
+        "binary": bytes(range(256)),
+        "truncated": text[:len(text) // 2],
+        "empty": b"",
+        "wrong version": json.dumps({**doc, "version": 99}).encode(),
+        "foreign JSON": json.dumps({"model": "resnet", "epoch": 3}).encode(),
+        "JSON list": b"[1, 2, 3]",
+        "missing stages": json.dumps({k: v for k, v in doc.items() if k != "stages"}).encode(),
+        "bad stage": json.dumps({**doc, "stages": {"sizing": {"name": "sizing"}}}).encode(),
+    }
+
+
+@pytest.mark.parametrize("case", ["garbage", "binary", "truncated", "empty", "wrong version",
+                                  "foreign JSON", "JSON list", "missing stages", "bad stage"])
+def test_a_bad_checkpoint_is_a_one_line_error_that_changes_nothing(runs, case, tmp_path):
+    root, c, _stages, snaps = runs
+    folder = tmp_path / "run"
+    shutil.copytree(root / "whole", folder)
+    (folder / "checkpoint.json").write_bytes(_damaged(snaps[-1])[case])
+    before = _files(folder)
+    r = _resume_cli(c, folder)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(folder / "checkpoint.json") in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert _files(folder) == before
+
+
+class _Plant:
+    """Unpickling this creates a folder: the proof that a pickle was loaded."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_an_old_pickle_checkpoint_is_refused_unread(tmp_path):
+    pickle.loads(pickle.dumps(_Plant(tmp_path / "control")))
+    assert (tmp_path / "control").is_dir()           # the payload works when unpickled
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "checkpoint.pkl").write_bytes(pickle.dumps(_Plant(tmp_path / "planted")))
+    before = _files(folder)
+    for resume in (True, False):
+        args = ["--resume", str(folder)] if resume else ["--out", str(folder)]
+        r = _cli("search", "--arch", "eyeriss", "--hw-trials", "2", "--map-trials", "16",
+                 "--workers", "1", "--quiet", *args)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "pickle" in lines[0] and str(folder) in lines[0], r.stderr
+        if resume:
+            assert "checkpoint.pkl" in lines[0] and "without --resume" in lines[0]
+    assert not (tmp_path / "planted").exists()
+    assert _files(folder) == before
+
+
+def test_the_checkpoint_is_json_and_loads_back_exactly(runs):
+    root, c, stages, snaps = runs
+    path = root / "whole" / "checkpoint.json"
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "naas_tl search checkpoint" and doc["version"] == 1
+    assert not path.read_bytes().startswith(b"\x80")           # a pickle's first byte
+    assert not list((root / "whole").glob("*.pkl")) and not list((root / "whole").glob("*.tmp"))
+    state = Checkpoint(path).load()
+    assert state["config"] == c
+    for name, st in stages.items():
+        got = state["stages"][name]
+        assert (got.history, got.asked, got.done, got.screen, got.told) == \
+            (st.history, st.asked, st.done, st.screen, st.told), name
+        assert got.optimizer is None
+        assert got.best.hw == st.best.hw and got.best.error == st.best.error
+        assert got.best.edp == st.best.edp
+        for a, b in zip(got.best.layers, st.best.layers):
+            assert (a.name, a.count, a.problem, a.mapping, a.energy_pJ, a.cycles,
+                    a.evaluations, a.op) == (b.name, b.count, b.problem, b.mapping,
+                                             b.energy_pJ, b.cycles, b.evaluations, b.op)
+            assert np.array_equal(a.genome, b.genome) and a.genome.dtype == b.genome.dtype
+
+
+def _mid_sizing(snaps) -> bytes:
+    """The checkpoint a kill after the sizing stage's first generation leaves behind."""
+    for s in snaps:
+        d = json.loads(s)["stages"]["sizing"]
+        if d["asked"] == 2 and not d["done"]:
+            return s
+    raise AssertionError("no checkpoint between the sizing stage's generations")
+
+
+def test_resume_replays_the_optimizer_to_the_uninterrupted_result(runs, tmp_path):
+    root, c, stages, snaps = runs
+    (tmp_path / "checkpoint.json").write_bytes(_mid_sizing(snaps))
+    got = run_search(c, tmp_path, resume=True, progress=False)
+    for name in stages:
+        assert got[name].history == stages[name].history, name
+        assert got[name].told == stages[name].told, name
+        assert got[name].best.edp == stages[name].best.edp, name
+
+
+def test_a_checkpoint_the_optimizer_does_not_repeat_is_refused(runs, tmp_path):
+    root, c, _stages, snaps = runs
+    doc = json.loads(_mid_sizing(snaps))
+    doc["stages"]["sizing"]["told"][1][0][0] += 1e-9
+    path = tmp_path / "checkpoint.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(NaasError, match="does not repeat the recorded designs") as err:
+        run_search(c, tmp_path, resume=True, progress=False)
+    assert str(path) in str(err.value)
