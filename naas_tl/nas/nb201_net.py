@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .nb201 import CONV1, CONV3, EDGES, NONE, POOL, SKIP, Cell, cell_name, check_cell
+from .nb201 import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, Cell, cell_name, check_cell
 
 STEM_CHANNELS = 16
 CELLS_PER_STAGE = 5
@@ -124,17 +124,35 @@ def describe(cell: Cell) -> str:
     return f"NAS-Bench-201 cell {''.join(map(str, cell))} = {cell_name(cell)}"
 
 
-_COUNTS: dict = {}
+_EDGE_LAYERS: dict = {}
+
+
+def _edge_layers() -> dict:
+    """Per op: {layer key: (Layer, count)} that one edge of it adds to the network, over
+    its 3 stages x 5 cells; key None: the layers every network has (stem, reductions,
+    classifier). Read off real extractions: the all-none network and, per op, the network
+    with that op on one edge."""
+    from collections import Counter
+    if not _EDGE_LAYERS:
+        def keyed(cell):
+            layers = cell_workload(cell).layers
+            return Counter(layer.key() for layer in layers), {l.key(): l for l in layers}
+        fixed, by_key = keyed((NONE,) * len(EDGES))
+        _EDGE_LAYERS[None] = {k: (by_key[k], n) for k, n in fixed.items()}
+        for op in range(len(OPS)):
+            counts, by_key = keyed((op,) + (NONE,) * (len(EDGES) - 1))
+            _EDGE_LAYERS[op] = {k: (by_key[k], n) for k, n in (counts - fixed).items()}
+    return _EDGE_LAYERS
 
 
 def layer_counts(cell: Cell) -> list[tuple[object, int]]:
     """[(Layer, count)] per unique layer shape of the cell's network. Every edge maps C -> C
-    at its stage's resolution, so an edge's layers depend on its op, not on its position:
-    the shapes are a function of the cell's op multiset, and one extraction serves all the
-    cells with the same multiset (126 instead of 15,625; tests/test_nb201.py checks it)."""
-    from ..workload import unique_layers
-    cell = check_cell(cell)
-    key = tuple(sorted(cell))
-    if key not in _COUNTS:
-        _COUNTS[key] = [(layer, len(idx)) for layer, idx in unique_layers(cell_workload(key))]
-    return _COUNTS[key]
+    at its stage's resolution and runs on its own, so the network's layers are the fixed
+    ones plus each edge's, whatever its position: 6 extractions serve all 15,625 cells
+    (tests/test_nb201_net.py checks the sum against extracting the cell's own network)."""
+    parts = _edge_layers()
+    total: dict = {}
+    for part in [parts[None]] + [parts[op] for op in check_cell(cell)]:
+        for k, (layer, n) in part.items():
+            total[k] = (layer, total.get(k, (layer, 0))[1] + n)
+    return list(total.values())
