@@ -6,6 +6,7 @@ PYTEST_ARGS ?=
 ARCH ?= nvdla
 WORKLOAD ?=
 NAS ?=
+NAS_SPACE ?=
 
 .DEFAULT_GOAL := test
 .PHONY: venv test compare bench search clean
@@ -32,9 +33,9 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/evaluator_throughput.py
 
 # NAAS search: make search ARCH=eyeriss [WORKLOAD=mobilenetv2] [SEARCH_ARGS="--hw-trials 24"]
-# Joint network + accelerator search: make search ARCH=eyeriss NAS=1
+# Joint network + accelerator search: make search ARCH=eyeriss NAS=1 [NAS_SPACE=nb201]
 search: $(VENV)/.installed
-	$(VENV)/bin/naas-tl search --arch $(ARCH) $(if $(WORKLOAD),--workload $(WORKLOAD)) $(if $(filter-out 0,$(NAS)),--nas) $(SEARCH_ARGS)
+	$(VENV)/bin/naas-tl search --arch $(ARCH) $(if $(WORKLOAD),--workload $(WORKLOAD)) $(if $(filter-out 0,$(NAS)),--nas) $(if $(NAS_SPACE),--nas-space $(NAS_SPACE)) $(SEARCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

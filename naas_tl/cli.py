@@ -682,7 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "of 32; default 128,160,192,224; '224' keeps MobileNetV2's). The "
                           "reference network is MobileNetV2 at 224 px, or at the largest "
                           "listed resolution when 224 is not listed")
-    nas.add_argument("--nas-trials", type=int, default=320, help="networks per round")
+    nas.add_argument("--nas-space", choices=["ofa", "nb201"], default="ofa",
+                     help="network space: ofa (MobileNetV2-like supernet with hybrid "
+                          "operators, accuracy from a trained proxy; the default) or nb201 "
+                          "(NAS-Bench-201 cells with measured CIFAR-10 accuracies, nothing "
+                          "trained; needs pip install 'naas-tl[nb201]'; docs/nb201.md)")
+    nas.add_argument("--nas-trials", type=int,
+                     help="networks per round (default 320); nb201: accuracy lookups "
+                          "(default 781, 5 %% of the cells)")
     nas.add_argument("--nas-rounds", type=int, default=1,
                      help="alternations of network search and accelerator search")
     nas.add_argument("--nas-optimizer", default="TwoPointsDE",
@@ -721,6 +728,8 @@ def cmd_search(args) -> int:
                         field="--budget", value=args.budget)
     if args.nas:
         return cmd_search_nas(args, budget)
+    if args.nas_space != "ofa":
+        raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
     for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
         if getattr(args, flag) is not None:
             raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
@@ -791,6 +800,10 @@ def cmd_search_nas(args, budget) -> int:
     except ImportError:
         raise NaasError("--nas needs torch: pip install 'naas-tl[nas]' (torch==2.13.0)",
                         field="--nas") from None
+    if args.nas_space == "nb201":
+        return _search_nb201(args, budget)
+    if args.nas_trials is None:
+        args.nas_trials = JointConfig.nas_trials
     if args.accuracy_floor is not None and not 0.0 <= args.accuracy_floor <= 1.0:
         raise NaasError("expected a fraction in [0, 1]", field="--accuracy-floor",
                         value=args.accuracy_floor)
@@ -850,6 +863,63 @@ def cmd_search_nas(args, budget) -> int:
     else:
         print("no network met the accuracy floor")
     print(f"wrote {out}/result.json, report.md, pareto.png, fixed-network/, joint-round*/")
+    return 0
+
+
+def _search_nb201(args, budget) -> int:
+    """`search --nas --nas-space nb201`: the flags of the trained-proxy space do not apply."""
+    from .joint import JointConfig, run_joint
+    from .joint_nb201 import default_lookups
+    from .nas.nb201 import N_CELLS, load_table
+    for flag in ("nas_resolutions", "epochs", "data"):
+        if getattr(args, flag) is not None:
+            raise NaasError("does not apply to --nas-space nb201 (nothing is trained)",
+                            field="--" + flag.replace("_", "-"), value=getattr(args, flag))
+    if args.nas_ops not in ("conv", "conv,shift,adder"):
+        raise NaasError("NAS-Bench-201 cells have no shift/adder operators",
+                        field="--nas-ops", value=args.nas_ops)
+    if args.accuracy_floor is not None and not 0.0 <= args.accuracy_floor <= 1.0:
+        raise NaasError("expected a fraction in [0, 1]", field="--accuracy-floor",
+                        value=args.accuracy_floor)
+    if args.edp_weight is not None and not args.edp_weight >= 0:
+        raise NaasError("expected a weight >= 0", field="--edp-weight", value=args.edp_weight)
+    trials = default_lookups() if args.nas_trials is None else args.nas_trials
+    for name, v, lo, hi in (("--nas-trials", trials, 1, N_CELLS),
+                            ("--hw-trials", args.hw_trials, 1, None),
+                            ("--map-trials", args.map_trials, 1, None),
+                            ("--hw-population", args.hw_population, 0, None)):
+        if v is not None and (v < lo or (hi is not None and v > hi)):
+            raise NaasError(f"must be in {lo}..{hi}" if hi else f"must be at least {lo}",
+                            field=name, value=v)
+    if args.nas_rounds != 1:
+        raise NaasError("nb201 runs one round (the network search is exact-EDP already)",
+                        field="--nas-rounds", value=args.nas_rounds)
+    load_table()                # fails here, in one line, without the extra
+    try:
+        import sklearn  # noqa: F401 -- the network search's predictor
+    except ImportError:
+        raise NaasError("--nas-space nb201 needs scikit-learn: pip install 'naas-tl[nb201]'",
+                        field="--nas-space") from None
+    jc = JointConfig(arch=args.arch, budget=budget.name, seed=args.seed, space="nb201",
+                     accuracy_floor=args.accuracy_floor, edp_weight=args.edp_weight,
+                     ops=("conv",), nas_trials=trials,
+                     hw_trials=(JointConfig.hw_trials if args.hw_trials is None
+                                else args.hw_trials),
+                     hw_population=args.hw_population,
+                     map_trials=(JointConfig.map_trials if args.map_trials is None
+                                 else args.map_trials), workers=args.workers)
+    out = Path(args.out or f"runs/{args.arch}-nas-nb201-seed{args.seed}")
+    if any((out / "fixed-network" / f).exists() for f in ("checkpoint.json", "checkpoint.pkl")):
+        raise NaasError("output folder holds a joint search already (use another --out)",
+                        file=str(out))
+    result = run_joint(jc, out, progress=not args.quiet)
+    for row in result["comparison"]:
+        print(f"{row['label']}: cell {''.join(map(str, row['cell']))}, accuracy "
+              f"{100 * row['accuracy']:.2f} %, EDP {row['edp_J_cycles']:.4g} J*cycles")
+    ns = result["network_search"]
+    print(f"network search: {ns['lookups']} accuracy lookups "
+          f"({100 * ns['evaluated_fraction']:.2f} % of the cells)")
+    print(f"wrote {out}/result.json, report.md, fixed-network/, joint-*/")
     return 0
 
 

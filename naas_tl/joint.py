@@ -78,6 +78,7 @@ class JointConfig:
     data: str | None = None
     device: str = "cpu"
     workers: int = 0
+    space: str = "ofa"                      # "ofa" (this module) | "nb201" (joint_nb201)
 
 
 # ----------------------------------------------------------------------------------------
@@ -390,6 +391,9 @@ def _write_workload(path: Path, wl, description: str) -> Path:
 
 def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None) -> dict:
     """Run the joint search; writes everything under out_dir and returns result.json's dict."""
+    if jc.space == "nb201":     # measured accuracies: no supernet, no predictor
+        from .joint_nb201 import run_joint_nb201
+        return run_joint_nb201(jc, out_dir, progress=progress, executor=executor)
     from .budget import load_budget
     from .nas.proxy import build_accuracy_model
     from .nas.space import SearchSpace
