@@ -916,6 +916,9 @@ def _search_nb201(args, budget) -> int:
     for row in result["comparison"]:
         print(f"{row['label']}: cell {''.join(map(str, row['cell']))}, accuracy "
               f"{100 * row['accuracy']:.2f} %, EDP {row['edp_J_cycles']:.4g} J*cycles")
+    for c in result["choices"]:
+        if c["cell"] is None:
+            print(f"no cell the search looked up reaches accuracy {100 * c['floor']:.2f} %")
     ns = result["network_search"]
     print(f"network search: {ns['lookups']} accuracy lookups "
           f"({100 * ns['evaluated_fraction']:.2f} % of the cells)")

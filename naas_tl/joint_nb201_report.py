@@ -13,8 +13,8 @@ def format_report(result: dict) -> str:
     lines = [f"# naas_tl joint search, NAS-Bench-201 space: {cfg['arch']} template, budget "
              f"`{cfg['budget']}`", "",
              f"Accuracy: measured CIFAR-10 test accuracy from analog-nasbench, "
-             f"{result['accuracy_metric']} ({result['word_bits']}-bit words). Nothing is "
-             f"trained; see docs/nb201.md.", "",
+             f"{result['accuracy_metric']}, as the accelerator has {result['word_bits']}-bit "
+             f"words. Nothing is trained; see docs/nb201.md.", "",
              "## Comparison", "",
              "| design | cell | accuracy | energy (µJ) | cycles | EDP (J·cycles) | "
              "× lower EDP than (i) | PEs | folder |", "|---|---|---|---|---|---|---|---|---|"]
@@ -48,5 +48,6 @@ def format_report(result: dict) -> str:
               f"{cfg['map_trials']} mappings per layer, the same for (ii) and (iii).", "",
               f"Run time: {t.get('total_s', 0):.0f} s (fixed-network NAAS "
               f"{t.get('fixed_network_naas_s', 0):.0f} s, network search "
-              f"{t.get('network_search_s', 0):.0f} s)."]
+              f"{t.get('network_search_s', 0):.0f} s, accelerator searches "
+              f"{sum(v for k, v in t.items() if k.startswith('accelerator_search')):.0f} s)."]
     return "\n".join(lines) + "\n"

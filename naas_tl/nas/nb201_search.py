@@ -5,7 +5,8 @@ whole space), so the search knows all 15,625 EDPs up front; what it spends is lo
 measured accuracies, and `evaluated_fraction` counts them. It looks for the accuracy-EDP
 Pareto front near the top: everything within `window` of the best accuracy it has seen.
 
-Pareto local search, with two additions found necessary on this table (docs/nb201.md):
+Pareto local search, with three additions that this table needed (README, NAS-Bench-201
+space):
 
 * Neighbours are one-edge changes and swaps of two edges' ops (a swap keeps the EDP).
 * Families: cells with the same EDP and the same *function signature* (the ops along each
