@@ -579,7 +579,7 @@ def lookup(cls: str, technology=None, depth=None, width=None, datawidth=None, *,
     mw = attrs.get("multiplier_width")
     aw = attrs.get("adder_width")
     arith = cls in ARITHMETIC_CLASSES
-    banks = tuple(attrs.get(k) for k in BANK_ATTRIBUTES) if cls == "banked_SRAM" else None
+    banks = _bank_counts(attrs) if cls == "banked_SRAM" else None
     key = (cls, tech, depth, width, datawidth, dram_type if cls == "DRAM" else None,
            mw if arith else None, aw if arith else None, banks)
     hit = grid._cache.get(key)
@@ -610,17 +610,23 @@ def _with_update(acts: dict) -> dict:
     return out
 
 
+def _bank_counts(attrs: dict) -> tuple:
+    """The macro attributes of a banked_SRAM, checked before they key the cache."""
+    vals = tuple(_positive(attrs.get(k), k, "banked_SRAM") for k in BANK_ATTRIBUTES)
+    for k, v in zip(BANK_ATTRIBUTES[2:], vals[2:]):
+        if v != int(v):
+            raise NaasError(f"banked_SRAM: {k} must be a whole number of macros", value=v)
+    return vals
+
+
 def _banked(grid, technology, tech, banks):
     """banked_SRAM, as its compound class in arch_templates/_compound_components.yaml.j2 sums
     it: a row access is one smartbuffer_SRAM access per macro across the width; leakage and
     area are every macro's. Exact whenever the macro is a grid point, as rendered designs'
     macros always are (naas_tl/sram_banks.py)."""
-    bd, bw, deep, wide = (_positive(v, k, "banked_SRAM") for k, v in zip(BANK_ATTRIBUTES, banks))
-    for k, v in zip(BANK_ATTRIBUTES[2:], (deep, wide)):
-        if v != int(v):
-            raise NaasError(f"banked_SRAM: {k} must be a whole number of macros", value=v)
-    if not tech:
-        raise _tech_error(grid, "banked_SRAM", technology)
+    bd, bw, deep, wide = banks
+    if not tech:        # the grid's technologies are its macros'
+        raise _tech_error(grid, "smartbuffer_SRAM", technology)
     macro = lookup("smartbuffer_SRAM", technology, depth=bd, width=bw, grid=grid)
     acts = {a: e * (deep * wide if a == "leak" else wide) for a, e in macro.energy.items()}
     return acts, macro.area * deep * wide, macro.exact, macro.technology

@@ -124,6 +124,26 @@ def test_search_space_renders_exact_macros(budget):
     assert seen >= len(designs)
 
 
+def test_banking_prefers_the_fewest_bits_then_the_wider_macro():
+    assert banking(4096, 24, 2).bank_width == 32          # one 32-bit macro, not 16 + 16
+    assert banking(4096, 112, 2) == banking(4096, 112, 2)
+    assert (banking(4096, 112, 2).bank_width, banking(4096, 112, 2).banks_wide) == (16, 7)
+    assert (banking(4096, 512, 2).bank_width, banking(4096, 512, 2).banks_wide) == (256, 2)
+
+
+@pytest.mark.parametrize("value", [[512], "abc", 0, -256, None])
+def test_a_bad_macro_attribute_is_a_one_line_error(value):
+    with pytest.raises(NaasError, match="bank_depth"):
+        lookup("banked_SRAM", "45nm", depth=1024, width=64, bank_depth=value, bank_width=64,
+               banks_deep=4, banks_wide=1)
+
+
+def test_banked_sram_without_technology_lists_the_grids():
+    with pytest.raises(NaasError, match="45nm"):
+        lookup("banked_SRAM", None, depth=1024, width=64, bank_depth=256, bank_width=64,
+               banks_deep=4, banks_wide=1)
+
+
 def test_banked_sram_needs_its_macros():
     hw = load_budget("nvdla-256").human_design()
     doc = yaml.safe_load(render_arch(hw))
