@@ -32,18 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from naas_tl import cli  # noqa: E402
+from naas_tl.cli import rel_err  # noqa: E402
 from naas_tl.energy import STORAGE_2D, canonical_class, load_grid, normalize_technology  # noqa: E402
 from naas_tl.spec import load_yaml, parse_architecture, parse_art, parse_ert  # noqa: E402
 
 DEFAULT_DIR = ROOT.parent / "shared" / "reference" / "rendered"
-
-
-def rel_err(ours: float, ref: float) -> float:
-    if ours == ref:
-        return 0.0
-    if ref == 0:
-        return math.inf
-    return abs(ours / ref - 1.0)
 
 
 def level_class(lvl) -> str:

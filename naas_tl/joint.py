@@ -153,8 +153,12 @@ class LayerCache:
 
     def network(self, hw: HardwareConfig, workload) -> tuple[float, int, float]:
         """(energy_pJ, cycles, EDP in J*cycles) of a whole network from the cached layers."""
+        return self.cost(hw, [(layer, count) for layer, count, _p in _unique(workload)])
+
+    def cost(self, hw: HardwareConfig, counts) -> tuple[float, int, float]:
+        """(energy_pJ, cycles, EDP in J*cycles) of [(Layer, count)] from the cached layers."""
         energy, cycles = 0.0, 0
-        for layer, count, _problem in _unique(workload):
+        for layer, count in counts:
             e, c = self.table[(hw, layer.key())]
             if not math.isfinite(e):
                 return math.inf, 0, math.inf

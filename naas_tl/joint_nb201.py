@@ -51,21 +51,9 @@ def space_edps(hw, cache: LayerCache, executor=None, workers: int = 1) -> dict:
     for cell in all_cells():
         key = tuple(sorted(cell))
         if key not in by_multiset:
-            by_multiset[key] = network_cost(hw, cache, layer_counts(cell))
+            by_multiset[key] = cache.cost(hw, layer_counts(cell))
         out[cell] = by_multiset[key]
     return out
-
-
-def network_cost(hw, cache: LayerCache, counts) -> tuple[float, int, float]:
-    """(energy_pJ, cycles, EDP in J*cycles) from [(Layer, count)] and the cache."""
-    energy, cycles = 0.0, 0
-    for layer, n in counts:
-        e, c = cache.table[(hw, layer.key())]
-        if not math.isfinite(e):
-            return math.inf, 0, math.inf
-        energy += n * e
-        cycles += n * c
-    return energy, cycles, energy * 1e-12 * cycles
 
 
 def pick(seen: dict, edps: dict, floor: float | None, weight: float | None,

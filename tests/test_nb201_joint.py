@@ -85,7 +85,6 @@ def test_per_shape_cache_equals_direct_evaluation():
     pytest.importorskip("torch")
     from naas_tl.budget import load_budget
     from naas_tl.joint import LayerCache, _key_ints, map_layers
-    from naas_tl.joint_nb201 import network_cost
     from naas_tl.nas.nb201_net import cell_workload, layer_counts
     from naas_tl.search import _child_seed
     from naas_tl.workload import layer_to_problem
@@ -102,7 +101,7 @@ def test_per_shape_cache_equals_direct_evaluation():
         direct = map_layers(hw, items, 4)
         energy = sum(e for e, _c in direct)
         cycles = sum(c for _e, c in direct)
-        e, c, edp = network_cost(hw, cache, layer_counts(cell))
+        e, c, edp = cache.cost(hw, layer_counts(cell))
         assert (e, c) == (pytest.approx(energy, rel=1e-12), cycles)
         assert edp == pytest.approx(energy * 1e-12 * cycles, rel=1e-12)
         assert cache.network(hw, wl) == (pytest.approx(e, rel=1e-12), c,
