@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from naas_tl import cli  # noqa: E402
-from naas_tl.cli import rel_err  # noqa: E402
+from naas_tl.cli import main as cli_main  # noqa: E402
+from naas_tl.cli.main import rel_err  # noqa: E402
 from naas_tl.energy import STORAGE_2D, canonical_class, load_grid, normalize_technology  # noqa: E402
 from naas_tl.spec import load_yaml, parse_architecture, parse_art, parse_ert  # noqa: E402
 
@@ -65,7 +65,7 @@ def naas_tl_tables(arch_path: Path, out: Path) -> tuple[dict, dict]:
     """ERT and ART as `naas-tl energy` writes them (parsed back)."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        rc = cli.main(["energy", str(arch_path), "-o", str(out)])
+        rc = cli_main(["energy", str(arch_path), "-o", str(out)])
     if rc != 0:
         raise SystemExit(f"naas-tl energy failed on {arch_path}: {err.getvalue().strip()}")
     return (parse_ert(load_yaml(out / "ERT.yaml"), str(out / "ERT.yaml")),
@@ -80,10 +80,10 @@ def rerendered(cases) -> dict:
     compound_tables is checked against real Accelergy in tests/test_sram_banks.py."""
     import yaml
 
-    from naas_tl.accelergy_input import accelergy_view, compound_tables
+    from naas_tl.energy.accelergy_input import accelergy_view, compound_tables
     from naas_tl.energy import energy_tables, lookup
-    from naas_tl.hardware import HardwareConfig
-    from naas_tl.templates import render_arch
+    from naas_tl.hardware.config import HardwareConfig
+    from naas_tl.hardware.templates import render_arch
 
     grid = load_grid()
     out = {"n": 0, "n_area": 0, "banked": 0, "off_grid": 0, "worst": 0.0, "worst_area": 0.0}

@@ -6,7 +6,7 @@ the scalar path agree on every mapping both evaluated, and prints as its LAST li
     batched_evals_per_s=<float> scalar_evals_per_s=<float> speedup=<float>
 Both rates are measured in this run, on this machine.
 
---device cuda times the torch path of the batched evaluator (naas_tl.batched_torch) on the GPU,
+--device cuda times the torch path of the batched evaluator (naas_tl.model.batched_torch) on the GPU,
 --torch-cpu the same torch path on the CPU; both also check that the torch path's numbers equal
 the numpy batched path's on every mapping. Without either, the numpy (+ numba) path is timed.
 """
@@ -26,11 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from naas_tl import _dp_kernel  # noqa: E402
-from naas_tl.batched import evaluate_batch  # noqa: E402
-from naas_tl.mapspace import sample_valid_mappings  # noqa: E402
-from naas_tl.model import evaluate  # noqa: E402
-from naas_tl.render import write_mapping  # noqa: E402
+from naas_tl.model import _dp_kernel  # noqa: E402
+from naas_tl.model.batched import evaluate_batch  # noqa: E402
+from naas_tl.mapping.mapspace import sample_valid_mappings  # noqa: E402
+from naas_tl.model.scalar import evaluate  # noqa: E402
+from naas_tl.spec.render import write_mapping  # noqa: E402
 from naas_tl.spec import (EnergyTable, load_case, load_yaml, parse_architecture,  # noqa: E402
                           parse_art, parse_ert, parse_problem)
 
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     if torch_device is not None:
         try:
             import torch
-            from naas_tl.batched_torch import evaluate_batch_torch
+            from naas_tl.model.batched_torch import evaluate_batch_torch
         except ImportError:
             print("error: the torch batched path needs torch (pip install naas-tl[gpu])",
                   file=sys.stderr)

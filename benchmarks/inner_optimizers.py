@@ -38,12 +38,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import numba
     numba.set_num_threads(1)
-    from naas_tl import templates
-    from naas_tl.budget import load_budget
+    from naas_tl.hardware import templates
+    from naas_tl.hardware.budget import load_budget
     from naas_tl.energy import energy_tables
     from naas_tl.errors import NaasError
-    from naas_tl.mapper.inner import search_layer
-    from naas_tl.search import _child_seed, _layers_of, mapping_space_for
+    from naas_tl.search.mapper.inner import search_layer
+    from naas_tl.search.stages import _child_seed, _layers_of, mapping_space_for
     from naas_tl.workload import load_workload
     jobs = []
     for budget in ("eyeriss", "nvdla-256"):

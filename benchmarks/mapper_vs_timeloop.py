@@ -12,7 +12,7 @@ wall time is measured around the process (start-up, imports and loading the comp
 kernels included). The runs are warm: an untimed first run makes sure numba's kernel cache
 is on disk (a cold first run also compiles the kernels: 12.6 s instead of 1.0 s, measured
 once here). The mapping it wrote is evaluated again with the scalar evaluator
-(naas_tl.model.evaluate) and must give the printed cycles and energy. The map.yaml in the case folder is never read by `map`.
+(naas_tl.model.scalar.evaluate) and must give the printed cycles and energy. The map.yaml in the case folder is never read by `map`.
 
 Prints a row per case and as its LAST line:
     cases=<n> edp_le_mapper=<fraction> geomean_edp_ratio=<f> geomean_time_ratio=<f> worst_time_ratio=<f>
@@ -64,7 +64,7 @@ def run_map(case: Path, out: Path, extra: list[str]) -> tuple[dict, float, str]:
 
 def recheck(case: Path, out: Path, got: dict) -> bool:
     """The written map.yaml, evaluated by the scalar evaluator, gives the printed numbers."""
-    from naas_tl.model import evaluate
+    from naas_tl.model.scalar import evaluate
     from naas_tl.spec import load_case
     files = [case / "arch.yaml", case / "problem.yaml", out]
     files += [case / f for f in ("ERT.yaml", "ART.yaml") if (case / f).exists()]

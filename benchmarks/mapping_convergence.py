@@ -27,15 +27,15 @@ CASES = [("eyeriss", "resnet50"), ("eyeriss", "mobilenetv2"),
 
 
 def _run(budget: str, net: str, k: int, trials: int, seed: int) -> tuple:
-    from naas_tl.search import in_worker
+    from naas_tl.search.stages import in_worker
     return in_worker(_layer, budget, net, k, trials, seed)
 
 
 def _layer(budget, net, k, trials, seed):
-    from naas_tl import templates
-    from naas_tl.budget import load_budget
+    from naas_tl.hardware import templates
+    from naas_tl.hardware.budget import load_budget
     from naas_tl.energy import energy_tables
-    from naas_tl.search import SearchConfig, _child_seed, _layers_of, mapping_space_for, \
+    from naas_tl.search.stages import SearchConfig, _child_seed, _layers_of, mapping_space_for, \
         search_mapping
     from naas_tl.workload import load_workload
     cfg = SearchConfig(arch="", budget=budget, workload=net)
@@ -50,7 +50,7 @@ def _layer(budget, net, k, trials, seed):
 
 
 def main(argv=None) -> int:
-    from naas_tl.search import SearchConfig, _layers_of
+    from naas_tl.search.stages import SearchConfig, _layers_of
     from naas_tl.workload import load_workload
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=SearchConfig.map_trials,
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
     ap.add_argument("--quick", action="store_true", help="first 4 layers of each network")
     args = ap.parse_args(argv)
-    from naas_tl.search import process_context
+    from naas_tl.search.stages import process_context
     import os
     jobs = []
     for budget, net in CASES:

@@ -2,7 +2,7 @@
 
 On a fixed accelerator (the budget's human design), every one of the 15,625 cells' EDP is a
 sum over a per-layer-shape cache: the 12 shapes of the space, each mapped once by the same
-mapping search the joint search uses (naas_tl.joint.LayerCache, --map-trials mappings). The
+mapping search the joint search uses (naas_tl.nas.joint.LayerCache, --map-trials mappings). The
 exact Pareto front (accuracy vs EDP) is then known. The joint search's network search
 (naas_tl.nas.nb201_search) runs on the same EDPs and looks accuracies up as it asks for them.
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from naas_tl.budget import load_budget
-from naas_tl.joint import JointConfig, LayerCache
-from naas_tl.joint_nb201 import default_lookups, space_edps
+from naas_tl.hardware.budget import load_budget
+from naas_tl.nas.joint import JointConfig, LayerCache
+from naas_tl.nas.joint_nb201 import default_lookups, space_edps
 from naas_tl.nas.nb201 import N_CELLS, load_table, metric_name
 from naas_tl.nas.nb201_search import front_gap, pareto_front, search_cells
-from naas_tl.search import _child_seed
+from naas_tl.search.stages import _child_seed
 
 WITHIN = 0.01
 

@@ -1,5 +1,5 @@
 """Design evaluations in the search's process pool: kernels on one thread per worker
-(naas_tl.search.in_worker, what run_search does) vs the kernels' default thread count.
+(naas_tl.search.stages.in_worker, what run_search does) vs the kernels' default thread count.
 
 Evaluates the same designs (the Eyeriss human design running MobileNetV2's unique layers,
 different seeds) both ways on a pool of --workers spawned processes, checks both give the
@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from naas_tl.budget import load_budget  # noqa: E402
-from naas_tl.search import (_layers_of, evaluate_design, in_worker,  # noqa: E402
+from naas_tl.hardware.budget import load_budget  # noqa: E402
+from naas_tl.search.stages import (_layers_of, evaluate_design, in_worker,  # noqa: E402
                             process_context)
 from naas_tl.workload import load_workload  # noqa: E402
 

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def designs():
-    from naas_tl.budget import load_budget
-    from naas_tl.encoding import HardwareSpace
+    from naas_tl.hardware.budget import load_budget
+    from naas_tl.mapping.encoding import HardwareSpace
     b = load_budget("nvdla-256")
     human = b.human_design()
     space = HardwareSpace(base=human, max_pes=b.max_pes, max_onchip_bytes=b.max_onchip_bytes,
@@ -50,10 +50,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import numba
     numba.set_num_threads(1)
-    from naas_tl import templates
-    from naas_tl.batched import evaluate_batch
+    from naas_tl.hardware import templates
+    from naas_tl.model.batched import evaluate_batch
     from naas_tl.energy import energy_tables
-    from naas_tl.search import SearchConfig, _layers_of, evaluate_design, mapping_space_for
+    from naas_tl.search.stages import SearchConfig, _layers_of, evaluate_design, mapping_space_for
     from naas_tl.workload import load_workload
     cfg = SearchConfig(arch="nvdla", budget="nvdla-256", workload="resnet50")
     layers = _layers_of(load_workload("resnet50"))

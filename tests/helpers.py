@@ -33,7 +33,7 @@ def small_problem(problem, rng):
 
 
 def batched_vs_scalar(result, i, r) -> list[str]:
-    """Where row i of a batched result (naas_tl.batched.BatchResult) differs from the scalar
+    """Where row i of a batched result (naas_tl.model.batched.BatchResult) differs from the scalar
     Result `r` of the same mapping: cycles and every count exactly, energies and utilization
     to 1e-12 relative. [] when they agree."""
     import math

@@ -1,6 +1,6 @@
 """Every YAML naas_tl writes is input that Accelergy 0.4 (and Timeloop) read as naas_tl means it.
 
-The rules are naas_tl.accelergy_input's (derived from Accelergy's parser; see its docstring).
+The rules are naas_tl.energy.accelergy_input's (derived from Accelergy's parser; see its docstring).
 * every template, with every compute-unit op, renders an architecture that breaks none of
   them; Accelergy evaluates every attribute to the value naas_tl (and Timeloop) read;
 * problem, map, ERT and ART files (design folders, `naas-tl map`, `naas-tl energy`) break none;
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import yaml
 
-from naas_tl.accelergy_input import (Quoted, accelergy_view, check_accelergy_input, evaluate,
+from naas_tl.energy.accelergy_input import (Quoted, accelergy_view, check_accelergy_input, evaluate,
                                      resolve_yaml12, AccelergyEvalError)
-from naas_tl.budget import list_budgets, load_budget
+from naas_tl.hardware.budget import list_budgets, load_budget
 from naas_tl.cli import main
 from naas_tl.energy import art_yaml, energy_tables, ert_yaml, write_art, write_ert
-from naas_tl.mapspace import sample_valid_mappings
+from naas_tl.mapping.mapspace import sample_valid_mappings
 from naas_tl.spec import parse_architecture, parse_problem
-from naas_tl.templates import TEMPLATES, arch_for, keep_matrix, render_arch, write_design
+from naas_tl.hardware.templates import TEMPLATES, arch_for, keep_matrix, render_arch, write_design
 from naas_tl.workload import OPS
 
 RENDERED_0000 = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "rendered"

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from naas_tl import _dp_kernel
-from naas_tl.batched import (BAD_FACTORS, BAD_FANOUT, OVER_CAPACITY, evaluate_batch)
+from naas_tl.model import _dp_kernel
+from naas_tl.model.batched import (BAD_FACTORS, BAD_FANOUT, OVER_CAPACITY, evaluate_batch)
 from naas_tl.errors import MappingInvalid, NaasError
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.mapspace import sample_mappings
-from naas_tl.model import evaluate
-from naas_tl.nest import build_nest
-from naas_tl.analysis import NestAnalysis
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.mapping.mapspace import sample_mappings
+from naas_tl.model.scalar import evaluate
+from naas_tl.model.nest import build_nest
+from naas_tl.model.analysis import NestAnalysis
 
 from helpers import ALL_CASES, PROPERTY_CASES, REF, batched_vs_scalar, case, small_problem
 

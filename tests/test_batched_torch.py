@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install naas-tl[gpu])")
 
-from naas_tl.batched import evaluate_batch  # noqa: E402
-from naas_tl.batched_torch import evaluate_batch_torch  # noqa: E402
-from naas_tl.mapping_batch import MappingBatch  # noqa: E402
-from naas_tl.mapspace import sample_mappings  # noqa: E402
+from naas_tl.model.batched import evaluate_batch  # noqa: E402
+from naas_tl.model.batched_torch import evaluate_batch_torch  # noqa: E402
+from naas_tl.mapping.batch import MappingBatch  # noqa: E402
+from naas_tl.mapping.mapspace import sample_mappings  # noqa: E402
 from helpers import ALL_CASES, PROPERTY_CASES as RANDOM_CASES, REF, case, small_problem  # noqa: E402,E501
 
 EXACT = ("valid", "invalid_reason", "cycles", "reads", "fills", "updates",

@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from naas_tl.checkpoint import Checkpoint
+from naas_tl.search.checkpoint import Checkpoint
 from naas_tl.errors import NaasError
-from naas_tl.search import run_search
+from naas_tl.search.stages import run_search
 from test_search import TINY, _cli, cfg
 
 

@@ -1,4 +1,4 @@
-"""Timeloop mapspace constraints (naas_tl.mapper.constraints) and the dataflow files of the
+"""Timeloop mapspace constraints (naas_tl.mapping.constraints) and the dataflow files of the
 human designs (budgets/dataflows/)."""
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from naas_tl import templates
-from naas_tl.budget import load_budget
+from naas_tl.hardware import templates
+from naas_tl.hardware.budget import load_budget
 from naas_tl.errors import NaasError
-from naas_tl.mapper.constraints import (Constraints, conflicts, load_constraints, project,
+from naas_tl.mapping.constraints import (Constraints, conflicts, load_constraints, project,
                                         satisfied)
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.mapspace import fits_capacity, sample_mappings
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.mapping.mapspace import fits_capacity, sample_mappings
 from naas_tl.spec import load_case_dir, validate_mapping
 from naas_tl.workload import available_workloads, layer_to_problem, load_workload
 

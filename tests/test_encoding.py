@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from naas_tl.encoding import EncodingError, HardwareSpace, MappingSpace
-from naas_tl.hardware import PARALLEL_DIMS, HardwareConfig
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.mapspace import fits_capacity
+from naas_tl.mapping.encoding import EncodingError, HardwareSpace, MappingSpace
+from naas_tl.hardware.config import PARALLEL_DIMS, HardwareConfig
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.mapping.mapspace import fits_capacity
 from naas_tl.spec import load_case_dir
 
 REF = Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"

@@ -10,7 +10,7 @@ import pytest
 
 from naas_tl import energy as E
 from naas_tl.errors import NaasError
-from naas_tl.model import evaluate
+from naas_tl.model.scalar import evaluate
 from naas_tl.spec import load_case, load_case_dir, load_yaml, parse_art, parse_ert
 
 REF = Path(__file__).resolve().parent.parent / "naas_tl" / "data" / "reference"
@@ -277,7 +277,7 @@ def test_energy_and_area_non_decreasing_in_depth_and_width(cls, depths, widths):
 # Whole architectures
 # ----------------------------------------------------------------------------------------
 
-# Total energy of each dev case evaluated by naas_tl.model with the generated tables vs with the
+# Total energy of each dev case evaluated by naas_tl.model.scalar with the generated tables vs with the
 # case's real ERT (same mapping). Measured: |error| < 1e-5 on the 11 Eyeriss-like, the 2 NVDLA
 # 16x16 8-bit and the 4 Simba-like cases (on grid, or smartbuffer_RF off grid), +0.011 % on
 # simple_ws_16x16; the SRAM extrapolations dominate the rest: nvdla_32x32 vgg16_conv4_2 -6.36 %,

@@ -10,8 +10,8 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from naas_tl.errors import NaasError
-from naas_tl.executors import make_executor, parse_spec
-from naas_tl.search import SearchConfig, run_search
+from naas_tl.search.executors import make_executor, parse_spec
+from naas_tl.search.stages import SearchConfig, run_search
 
 from test_search import TINY
 

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from naas_tl import energy as E
-from naas_tl import templates
-from naas_tl.budget import load_budget
+from naas_tl.hardware import templates
+from naas_tl.hardware.budget import load_budget
 from naas_tl.errors import NaasError
-from naas_tl.search import evaluate_design
+from naas_tl.search.stages import evaluate_design
 from naas_tl.spec import parse_architecture
 from naas_tl.workload import Layer, layer_to_problem
 
@@ -94,8 +94,8 @@ def test_same_mapping_differs_only_in_mac_energy():
     layer = Layer("l", "conv", C=32, M=32, R=3, S=3, P=14, Q=14)
     prob = layer_to_problem(layer)
     conv = evaluate_design(hw, [("l", 1, prob, "conv")], 64, 3)
-    from naas_tl.batched import evaluate_batch
-    from naas_tl.mapping_batch import MappingBatch
+    from naas_tl.model.batched import evaluate_batch
+    from naas_tl.mapping.batch import MappingBatch
     m = conv.layers[0].mapping
     res = {}
     for op in HYBRID:
@@ -116,6 +116,6 @@ def test_same_mapping_differs_only_in_mac_energy():
 
 
 def test_hardware_dict_round_trip_keeps_ops():
-    from naas_tl.hardware import HardwareConfig
+    from naas_tl.hardware.config import HardwareConfig
     hw = load_budget("eyeriss").human_design().with_(ops=("conv", "adder"))
     assert HardwareConfig.from_dict(hw.to_dict()) == hw

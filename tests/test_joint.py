@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from naas_tl.budget import load_budget
-from naas_tl.joint import LayerCache, accuracy_se, naas_best, pareto_front
-from naas_tl.search import _layers_of, evaluate_design
+from naas_tl.hardware.budget import load_budget
+from naas_tl.nas.joint import LayerCache, accuracy_se, naas_best, pareto_front
+from naas_tl.search.stages import _layers_of, evaluate_design
 from naas_tl.workload import Layer, Workload
 
 
@@ -26,7 +26,7 @@ def test_accuracy_se_is_the_binomial_standard_error():
 
 
 def test_naas_best_takes_the_lowest_edp_searched_stage():
-    from naas_tl.search import StageState
+    from naas_tl.search.stages import StageState
 
     class Out:
         def __init__(self, edp, valid=True):
@@ -57,7 +57,7 @@ class _FakeAccuracy:
 
 
 def test_choose_measures_in_edp_order_until_one_clears_the_floor():
-    from naas_tl.joint import FLOOR_SLACK, MAX_MEASURED, Candidate, choose
+    from naas_tl.nas.joint import FLOOR_SLACK, MAX_MEASURED, Candidate, choose
 
     def cand(name, pred, edp):
         return Candidate(name, pred, 1.0, 1, edp, 1)
@@ -92,7 +92,7 @@ def test_choose_measures_in_edp_order_until_one_clears_the_floor():
 
 
 def test_refit_measures_the_most_promising_unmeasured_networks():
-    from naas_tl.joint import PER_REFIT, Candidate, _refit
+    from naas_tl.nas.joint import PER_REFIT, Candidate, _refit
 
     class Model(_FakeAccuracy):
         learned = []
@@ -142,8 +142,8 @@ def test_layer_cache_network_totals_match_a_design_evaluation():
         tot_e += len(idx) * le
         tot_c += len(idx) * lc
     # ... and each is what a mapping search of that layer alone gives with its seed.
-    from naas_tl.joint import _key_ints, map_layers
-    from naas_tl.search import _child_seed
+    from naas_tl.nas.joint import _key_ints, map_layers
+    from naas_tl.search.stages import _child_seed
     from naas_tl.workload import layer_to_problem
     for layer, _idx in unique_layers(wl):
         item = (_child_seed(3, *_key_ints(layer.key())), layer.name, layer_to_problem(layer),

@@ -1,4 +1,4 @@
-"""`naas-tl map`: the timeloop-mapper drop-in (naas_tl.mapper.case_mapper + cli.cmd_map)."""
+"""`naas-tl map`: the timeloop-mapper drop-in (naas_tl.search.mapper.case_mapper + cli.cmd_map)."""
 import json
 import shutil
 import subprocess
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from naas_tl.cli import MAP_OUTPUT, main
-from naas_tl.mapper.case_mapper import candidate_patterns, keep_freedom, map_case
-from naas_tl.mapper.constraints import load_constraints, satisfied
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.mapspace import level_capacities
-from naas_tl.model import evaluate
+from naas_tl.cli.main import MAP_OUTPUT, main
+from naas_tl.search.mapper.case_mapper import candidate_patterns, keep_freedom, map_case
+from naas_tl.mapping.constraints import load_constraints, satisfied
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.mapping.mapspace import level_capacities
+from naas_tl.model.scalar import evaluate
 from naas_tl.spec import load_case, load_case_dir, load_inputs
 
 REPO = Path(__file__).resolve().parents[1]

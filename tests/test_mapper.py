@@ -7,19 +7,19 @@ import math
 import numpy as np
 import pytest
 
-from naas_tl import templates
-from naas_tl.batched import evaluate_batch
-from naas_tl.budget import load_budget
+from naas_tl.hardware import templates
+from naas_tl.model.batched import evaluate_batch
+from naas_tl.hardware.budget import load_budget
 from naas_tl.energy import energy_tables
 from naas_tl.errors import NaasError
-from naas_tl.mapper import optimizers
-from naas_tl.mapper.candidates import fit_to_space, structured_candidates
-from naas_tl.mapper.constraints import satisfied
-from naas_tl.mapper.inner import search_layer
-from naas_tl.mapper.polish import neighbours, retilings, unique_rows
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.mapspace import fits_capacity, level_capacities, capacity_usage
-from naas_tl.search import _layers_of, mapping_space_for
+from naas_tl.search.mapper import optimizers
+from naas_tl.mapping.candidates import fit_to_space, structured_candidates
+from naas_tl.mapping.constraints import satisfied
+from naas_tl.search.mapper.inner import search_layer
+from naas_tl.mapping.polish import neighbours, retilings, unique_rows
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.mapping.mapspace import fits_capacity, level_capacities, capacity_usage
+from naas_tl.search.stages import _layers_of, mapping_space_for
 from naas_tl.spec import LevelMapping, Mapping, validate_mapping
 from naas_tl.workload import load_workload
 
@@ -257,7 +257,8 @@ def test_a_dataflow_search_meets_its_constraints():
 
 
 def test_compiled_capacity_usage_equals_the_numpy_one(monkeypatch):
-    from naas_tl import _dp_kernel, mapspace
+    from naas_tl.model import _dp_kernel
+    from naas_tl.mapping import mapspace
     if _dp_kernel.usage_kernel is None:
         pytest.skip("numba is not installed")
     for budget in BUDGETS:
@@ -273,7 +274,7 @@ def test_compiled_capacity_usage_equals_the_numpy_one(monkeypatch):
 
 
 def test_compiled_repair_equals_the_numpy_one(monkeypatch):
-    from naas_tl import _dp_kernel
+    from naas_tl.model import _dp_kernel
     if _dp_kernel.repair_kernel is None:
         pytest.skip("numba is not installed")
     for budget in BUDGETS:
@@ -294,7 +295,7 @@ def test_compiled_repair_equals_the_numpy_one(monkeypatch):
 def test_fitting_a_mapping_into_its_own_generic_space_keeps_it():
     """Levels that offer every dim on both axes (naas-tl map's spaces): the fitted mapping
     keeps its unrolling on the axis it had (one axis per dim, decode's rule)."""
-    from naas_tl.mapper.case_mapper import case_space
+    from naas_tl.search.mapper.case_mapper import case_space
     from naas_tl.spec import load_case_dir
     from pathlib import Path
     case = load_case_dir(Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"

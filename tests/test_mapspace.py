@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from naas_tl.errors import MappingInvalid
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.mapspace import (MapspaceExhausted, _usage, capacity_usage, fits_capacity,
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.mapping.mapspace import (MapspaceExhausted, _usage, capacity_usage, fits_capacity,
                               prime_factors, sample_mappings, sample_valid_mappings)
-from naas_tl.model import evaluate
+from naas_tl.model.scalar import evaluate
 from naas_tl.spec import load_case_dir, validate_mapping
 
 REF = Path(__file__).resolve().parent.parent / "naas_tl" / "data" / "reference"

@@ -26,16 +26,16 @@ import pytest
 import yaml
 
 from helpers import batched_vs_scalar
-from naas_tl.batched import evaluate_batch
-from naas_tl.cli import compare_case, find_cases
+from naas_tl.model.batched import evaluate_batch
+from naas_tl.cli.main import compare_case, find_cases
 from naas_tl.energy import BANK_ATTRIBUTES, energy_tables
 from naas_tl.energy import lookup as energy_lookup
-from naas_tl.hardware import HardwareConfig
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.model import evaluate_case
-from naas_tl.report import to_json_dict
+from naas_tl.hardware.config import HardwareConfig
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.model.scalar import evaluate_case
+from naas_tl.model.summary import to_json_dict
 from naas_tl.spec import load_case_dir, parse_architecture, parse_mapping, parse_problem
-from naas_tl.templates import render_arch, render_mapping, render_problem
+from naas_tl.hardware.templates import render_arch, render_mapping, render_problem
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_ROOT = REPO / "naas_tl" / "data" / "reference"

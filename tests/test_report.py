@@ -1,11 +1,11 @@
-"""naas_tl.report: expected.json-shaped dictionaries and the Timeloop-like summary."""
+"""naas_tl.model.summary: expected.json-shaped dictionaries and the Timeloop-like summary."""
 import json
 from pathlib import Path
 
 import pytest
 
-from naas_tl.model import evaluate_case
-from naas_tl.report import format_summary, summary_stats, to_json_dict
+from naas_tl.model.scalar import evaluate_case
+from naas_tl.model.summary import format_summary, summary_stats, to_json_dict
 from naas_tl.spec import load_case_dir
 
 REF = Path(__file__).resolve().parent.parent / "naas_tl" / "data" / "reference"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from naas_tl.batched import VALID, evaluate_batch
+from naas_tl.model.batched import VALID, evaluate_batch
 from naas_tl.errors import NaasError
-from naas_tl.mapping_batch import MappingBatch
-from naas_tl.model import evaluate
-from naas_tl.render import mapping_to_yaml
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.model.scalar import evaluate
+from naas_tl.spec.render import mapping_to_yaml
 from naas_tl.spec import load_case_dir, parse_mapping
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from naas_tl.budget import load_budget
-from naas_tl.search import SearchConfig, run_search
+from naas_tl.hardware.budget import load_budget
+from naas_tl.search.stages import SearchConfig, run_search
 
 TINY = """network: tiny
 input: [8, 8, 8]
@@ -113,7 +113,7 @@ def test_search_errors_are_one_line(args, needle, tmp_path):
 def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_path):
     """The full stage tries every connectivity on the human sizes first; the optimizer's
     first designs are the best screened ones, and no stage ends worse than (b)."""
-    from naas_tl.encoding import connectivities
+    from naas_tl.mapping.encoding import connectivities
     c = cfg(tiny, mode="full", hw_trials=16, hw_population=8, map_trials=32, screen_trials=16,
             screen_keep=8)
     assert c.screens
@@ -132,7 +132,7 @@ def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_pa
 
 
 def test_resume_continues_a_checkpoint_written_before_the_dataflow_stage(tiny, tmp_path):
-    from naas_tl.search import Checkpoint
+    from naas_tl.search.stages import Checkpoint
     c = cfg(tiny, mode="baseline")
     run_search(c, tmp_path / "r", progress=False)
     ck = Checkpoint(tmp_path / "r" / "checkpoint.json")

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import yaml
 
-from naas_tl.accelergy_input import accelergy_view, compound_tables
-from naas_tl.budget import list_budgets, load_budget
-from naas_tl.encoding import HardwareSpace
+from naas_tl.energy.accelergy_input import accelergy_view, compound_tables
+from naas_tl.hardware.budget import list_budgets, load_budget
+from naas_tl.mapping.encoding import HardwareSpace
 from naas_tl.energy import CURRENT_TABLE, energy_tables, lookup
 from naas_tl.errors import NaasError
 from naas_tl.spec import parse_architecture
-from naas_tl.sram_banks import MACRO_DEPTHS, MACRO_WIDTHS, banking
-from naas_tl.templates import arch_for, render_arch
+from naas_tl.hardware.sram_banks import MACRO_DEPTHS, MACRO_WIDTHS, banking
+from naas_tl.hardware.templates import arch_for, render_arch
 
 
 def _grid_rows():

@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 import yaml
 
-from naas_tl.budget import (ARCH_DEFAULT_BUDGET, BUDGETS_FILE, budget_for_arch, list_budgets,
+from naas_tl.hardware.budget import (ARCH_DEFAULT_BUDGET, BUDGETS_FILE, budget_for_arch, list_budgets,
                             load_budget)
 from naas_tl.errors import NaasError
-from naas_tl.hardware import HardwareConfig
-from naas_tl.mapspace import sample_valid_mappings
-from naas_tl.model import evaluate
+from naas_tl.hardware.config import HardwareConfig
+from naas_tl.mapping.mapspace import sample_valid_mappings
+from naas_tl.model.scalar import evaluate
 from naas_tl.spec import (load_case, load_case_dir, parse_architecture, parse_mapping,
                           parse_problem)
-from naas_tl.templates import (TEMPLATES, arch_for, arch_onchip_bytes, canonical_mapping,
+from naas_tl.hardware.templates import (TEMPLATES, arch_for, arch_onchip_bytes, canonical_mapping,
                                keep_matrix, parallel_dim, render_arch, render_mapping,
                                render_problem, spatial_roles, template_info, write_design)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from naas_tl import timeloop_backend as tb
+from naas_tl.model import timeloop as tb
 from naas_tl.cli import main
 from naas_tl.errors import NaasError
-from naas_tl.model import evaluate_case
-from naas_tl.report import to_json_dict
+from naas_tl.model.scalar import evaluate_case
+from naas_tl.model.summary import to_json_dict
 from naas_tl.spec import load_case_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Workloads from torch models (naas_tl.torch_extract, naas_tl.nets, `workload from-torch`)."""
+"""Workloads from torch models (naas_tl.workload.torch_extract, naas_tl.workload.nets, `workload from-torch`)."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -11,8 +11,8 @@ from torch import nn
 
 from naas_tl.cli import main
 from naas_tl.errors import NaasError
-from naas_tl.nets import NETS
-from naas_tl.torch_extract import extract_workload
+from naas_tl.workload.nets import NETS
+from naas_tl.workload.torch_extract import extract_workload
 from naas_tl.workload import (WORKLOADS_DIR, Layer, Workload, dump_workload, load_workload,
                               parse_workload)
 
@@ -225,7 +225,7 @@ def test_user_mistakes_are_naas_errors(kwargs, field):
 
 
 # ----------------------------------------------------------------------------------------
-# The bundled networks, from naas_tl.nets
+# The bundled networks, from naas_tl.workload.nets
 # ----------------------------------------------------------------------------------------
 
 def _extract_on_meta(name: str) -> tuple[Workload, list[str]]:
@@ -273,7 +273,7 @@ def run(capsys, *argv):
 
 def test_cli_writes_a_loadable_workload(capsys, tmp_path):
     path = tmp_path / "sq.yaml"
-    rc, out, err = run(capsys, "naas_tl.nets:squeezenet", "--input-shape", "1,3,224,224",
+    rc, out, err = run(capsys, "naas_tl.workload.nets:squeezenet", "--input-shape", "1,3,224,224",
                        "-o", path)
     assert rc == 0
     assert out == f"squeezenet: 26 layers (26 conv, 0 fc), 349,151,936 MACs -> {path}\n"
@@ -353,8 +353,8 @@ def test_cli_failure_leaves_the_old_file(capsys, tmp_path, model_file, monkeypat
 @pytest.mark.parametrize("target, shape, extra, field, value", [
     ("no_such_pkg.models:net", "1,3,8,8", (), "MODULE", "no_such_pkg.models"),
     ("{dir}/missing.py:make", "1,3,8,8", (), "MODULE", "missing.py"),
-    ("naas_tl.nets:nothere", "1,3,8,8", (), "FACTORY", "nothere"),
-    ("naas_tl.nets", "1,3,8,8", (), "MODULE:FACTORY", "naas_tl.nets"),
+    ("naas_tl.workload.nets:nothere", "1,3,8,8", (), "FACTORY", "nothere"),
+    ("naas_tl.workload.nets", "1,3,8,8", (), "MODULE:FACTORY", "naas_tl.workload.nets"),
     ("{model}:not_a_model", "1,3,8,8", (), "FACTORY", "not_a_model"),
     ("{model}:broken", "1,3,8,8", (), "FACTORY", "no weights here"),
     ("{model}:Net", "1,3,x", (), "--input-shape", "1,3,x"),

@@ -14,6 +14,6 @@ Modules (only :mod:`.space` is imported here; it does not need torch):
 * :mod:`.predictor` -- ``AccuracyPredictor``, ``kendall_tau``;
 * :mod:`.proxy` -- ``build_accuracy_model`` (all of the above in one call).
 """
-from .space import ArchConfig, SearchSpace, config_from_name
+from naas_tl.nas.space import ArchConfig, SearchSpace, config_from_name
 
 __all__ = ["ArchConfig", "SearchSpace", "config_from_name"]

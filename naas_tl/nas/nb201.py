@@ -21,7 +21,7 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NaasError
+from naas_tl.errors import NaasError
 
 OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 SKIP, NONE, CONV3, CONV1, POOL = range(5)

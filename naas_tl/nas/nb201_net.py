@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .nb201 import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, Cell, cell_name, check_cell
+from naas_tl.nas.nb201 import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, Cell, cell_name, check_cell
 
 STEM_CHANNELS = 16
 CELLS_PER_STAGE = 5
@@ -110,7 +110,7 @@ class NB201Network(nn.Module):
 
 def cell_workload(cell: Cell, batch: int = 1):
     """The Workload (conv and FC layers in execution order) of the cell's network."""
-    from ..torch_extract import extract_workload
+    from naas_tl.workload.torch_extract import extract_workload
     cell = check_cell(cell)
     # Meta device: only shapes are needed, nothing is allocated or computed.
     with torch.device("meta"):

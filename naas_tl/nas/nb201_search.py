@@ -33,8 +33,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..joint import pareto_front
-from .nb201 import EDGES, NONE, OPS, SKIP, Cell, live_edges
+from naas_tl.nas.joint import pareto_front
+from naas_tl.nas.nb201 import EDGES, NONE, OPS, SKIP, Cell, live_edges
 
 #: The four input -> output paths of the cell, as edge positions.
 PATHS = ((2,), (0, 4), (1, 5), (0, 3, 5))

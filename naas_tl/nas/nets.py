@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import OP_MODULES
-from .space import ArchConfig, SearchSpace
+from naas_tl.nas.ops import OP_MODULES
+from naas_tl.nas.space import ArchConfig, SearchSpace
 
 
 def make_conv(op: str, cin: int, cout: int, kernel: int, stride: int = 1,

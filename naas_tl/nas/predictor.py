@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NaasError
-from .space import ArchConfig, SearchSpace
+from naas_tl.errors import NaasError
+from naas_tl.nas.space import ArchConfig, SearchSpace
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:

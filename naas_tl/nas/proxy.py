@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NaasError
-from .data import NasData, load_dataset
-from .predictor import AccuracyPredictor, kendall_tau
-from .space import ArchConfig, SearchSpace
+from naas_tl.errors import NaasError
+from naas_tl.nas.data import NasData, load_dataset
+from naas_tl.nas.predictor import AccuracyPredictor, kendall_tau
+from naas_tl.nas.space import ArchConfig, SearchSpace
 
 FORMAT_VERSION = 1
 HELD_OUT_FRACTION = 0.2
@@ -118,7 +118,7 @@ class AccuracyModel:
 
     def measure(self, cfg: ArchConfig, split: str = "val") -> float:
         """Measured proxy accuracy (BatchNorm recalibrated) on ``split`` (val | test)."""
-        from .train import evaluate_subnet
+        from naas_tl.nas.train import evaluate_subnet
         key = (cfg, split)
         if key not in self._cache:
             self._cache[key] = evaluate_subnet(self.supernet, cfg, self.data, split,
@@ -166,8 +166,8 @@ def build_accuracy_model(space: SearchSpace | None = None, data_dir: str | Path 
     predictor on 80 % of them and compute Kendall tau on the rest (module docstring)."""
     import torch
 
-    from .supernet import SuperNet
-    from .train import (
+    from naas_tl.nas.supernet import SuperNet
+    from naas_tl.nas.train import (
         DEFAULT_BATCH_SIZE,
         DEFAULT_EPOCHS,
         _progress_fn,

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NaasError
-from ..workload import OPS
+from naas_tl.errors import NaasError
+from naas_tl.workload import OPS
 
 #: Value stored in the kernel / expand / op slots of inactive blocks (blocks beyond a stage's
 #: depth), so that equal networks compare (and hash) equal.

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import StaticNet, build_static, deploy_module  # noqa: F401 (re-export)
-from .ops import op_conv2d
-from .space import ArchConfig, SearchSpace
+from naas_tl.nas.nets import StaticNet, build_static, deploy_module  # noqa: F401 (re-export)
+from naas_tl.nas.ops import op_conv2d
+from naas_tl.nas.space import ArchConfig, SearchSpace
 
 #: Proxy input resolution = deploy resolution // RESOLUTION_DIV (224 -> 28, 128 -> 16).
 RESOLUTION_DIV = 8

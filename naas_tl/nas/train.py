@@ -39,10 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import NaasError
-from .data import NasData
-from .space import ArchConfig, SearchSpace
-from .supernet import SuperNet, extract_subnet, proxy_resolution
+from naas_tl.errors import NaasError
+from naas_tl.nas.data import NasData
+from naas_tl.nas.space import ArchConfig, SearchSpace
+from naas_tl.nas.supernet import SuperNet, extract_subnet, proxy_resolution
 
 #: Defaults sized for the 15-minute joint search on a 2-core CPU (see README).
 DEFAULT_EPOCHS = 12

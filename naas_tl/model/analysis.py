@@ -1,0 +1,393 @@
+"""Timeloop's dense nest analysis, re-implemented step by step (the scalar reference path).
+
+This follows the algorithm of Timeloop's ``NestAnalysis`` (loop-analysis/nest-analysis.cpp):
+
+* Working sets are axis-aligned hyper-rectangles (AAHR) in each data space, projected from the
+  box of operation-space points that the loops at and below a level walk.
+* Accesses are counted as deltas between the working set of successive invocations of a level
+  (``AAHR - AAHR``, with Timeloop's "reset on stride change" rule: a tile that moves by a
+  different translation than last time, or in two dimensions at once, is counted whole).
+* Temporal loops are extrapolated the way Timeloop does it: iteration #0 is simulated, and
+  iteration #1 is simulated once with its deltas weighted by (n - 1).
+* Spatial loops deliver a delta to every child instance; equal deltas are multicast, and a
+  delta equal to what a mesh neighbour received in the previous invocation may come over a
+  link instead (used only when that lowers the parent's accesses).
+
+Timeloop simulates every spatial instance. Deltas of sibling instances are exact translations
+of each other (the AAHR algebra is translation-invariant and factorizations are perfect), so we
+simulate instance 0 and translate: same numbers, far fewer steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from naas_tl.model.nest import Nest
+from naas_tl.spec import Architecture, Problem
+
+ZERO_GRAD = (0, 0)
+
+
+class FractureError(RuntimeError):
+    """Timeloop asserts on this AAHR subtraction; so do we."""
+
+
+# --------------------------------------------------------------------------------------
+# AAHR algebra (per data space). A box is (lo, hi) tuples, hi exclusive.
+# --------------------------------------------------------------------------------------
+
+def box_size(lo, hi) -> int:
+    s = 1
+    for a, b in zip(lo, hi):
+        s *= b - a
+    return s
+
+
+def aahr_subtract(lo, hi, slo, shi):
+    """Timeloop's AxisAlignedHyperRectangle::Subtract: returns (dlo, dhi, gradient)."""
+    n = len(lo)
+    if box_size(lo, hi) == 0 or box_size(slo, shi) == 0:
+        return lo, hi, ZERO_GRAD
+    if lo == slo and hi == shi:
+        z = (0,) * n
+        return z, z, ZERO_GRAD
+    for d in range(n):
+        if shi[d] <= lo[d] or slo[d] >= hi[d]:
+            return lo, hi, ZERO_GRAD
+    ulo, uhi = list(lo), list(hi)
+    grad = ZERO_GRAD
+    found = False
+    for d in range(n):
+        if lo[d] != slo[d] or hi[d] != shi[d]:
+            if found:
+                return lo, hi, ZERO_GRAD          # not a hyper-rectangle: keep all of it
+            found = True
+            if slo[d] <= lo[d]:
+                if shi[d] <= hi[d]:
+                    grad = (d, 1)
+                    ulo[d] = shi[d]
+                else:
+                    grad = ZERO_GRAD
+                    uhi[d] = lo[d]
+            else:
+                if shi[d] < hi[d]:
+                    raise FractureError("AAHR subtraction fractures the tile")
+                grad = (d, -1)
+                uhi[d] = slo[d]
+            if ulo[d] == uhi[d]:
+                z = (0,) * n
+                return z, z, ZERO_GRAD
+    return tuple(ulo), tuple(uhi), grad
+
+
+def aahr_minus(cur, prev):
+    """Timeloop's OperationSpace::SaveAndSubtractIfSameStride for one data space.
+
+    ``cur`` is (lo, hi); ``prev`` is (lo, hi, translation) where translation is the step the
+    tile took last time, or None. The delta is the AAHR difference only while the tile keeps
+    moving by the same translation vector; when the stride changes the whole tile is
+    re-fetched and the remembered translation is cleared.
+    Returns (delta_lo, delta_hi, translation to remember)."""
+    lo, hi = cur
+    plo, phi, ptr = prev
+    tr = None if box_size(plo, phi) == 0 else tuple(a - b for a, b in zip(lo, plo))
+    if tr is not None and not any(tr):
+        z = (0,) * len(lo)
+        return z, z, ptr
+    if ptr is None:
+        dlo, dhi, _ = aahr_subtract(lo, hi, plo, phi)
+        return dlo, dhi, tr
+    if tr == ptr:
+        dlo, dhi, _ = aahr_subtract(lo, hi, plo, phi)
+        return dlo, dhi, ptr
+    return lo, hi, None
+
+
+# --------------------------------------------------------------------------------------
+# Results of the analysis, per valid loop level and data space (Timeloop's DataMovementInfo)
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class LoopTile:
+    size: int
+    access_stats: dict            # (multicast, scatter) -> accesses (float)
+    link_transfers: float
+    replication_factor: int
+    fanout: int
+    is_on_storage_boundary: bool
+    is_master_spatial: bool
+    storage_level: int
+
+
+@dataclass
+class NestResult:
+    tiles: list                   # per data space: list[LoopTile], innermost first
+    compute_cycles: int           # temporal iterations seen by instance 0 (Timeloop's compute accesses)
+
+
+@dataclass
+class _State:
+    last: list                    # per pv: (lo, hi, grad)
+    max_size: list
+    access: list                  # per pv: dict
+    link: list
+    prev_spatial: list | None = None   # per pv: (lo, hi) of instance-0 delta, or None
+
+
+class _SpatialGroup:
+    """Static geometry of one master spatial level: instance translations and mesh pairs."""
+
+    def __init__(self, analysis: "NestAnalysis", master: int):
+        loops = analysis.nest.loops
+        members = []
+        lvl = master
+        while lvl >= 0 and loops[lvl].spatial:
+            members.append(lvl)
+            lvl -= 1
+        self.members = members                 # outermost first
+        self.innermost = members[-1]
+        self.fanout = math.prod(loops[m].end for m in members)
+        n_dim = len(analysis.problem.dims)
+        # Operation-space translation of each instance; the linear index is mixed radix with
+        # the outermost spatial loop most significant (Timeloop's FillSpatialDeltas).
+        idx = np.arange(self.fanout)
+        t_op = np.zeros((self.fanout, n_dim), dtype=np.int64)
+        rem = idx.copy()
+        for m in reversed(members):            # innermost loop = least significant digit
+            end = loops[m].end
+            digit = rem % end
+            rem //= end
+            t_op[:, loops[m].dim] += digit * analysis.vector_strides[m][loops[m].dim]
+        self.t_op = t_op
+        # Per data space: translations in data-space coordinates, and multicast groups.
+        self.t_ds = []
+        self.group_ids = []
+        for proj in analysis.projections:
+            t = np.zeros((self.fanout, len(proj)), dtype=np.int64)
+            for k, expr in enumerate(proj):
+                for d, c in expr:
+                    t[:, k] += c * t_op[:, d]
+            self.t_ds.append(t)
+            _, inv = np.unique(t, axis=0, return_inverse=True)
+            self.group_ids.append(inv.reshape(-1))
+        # Physical mesh neighbours (Timeloop's ComputeNetworkLinkTransfers, non-toroidal).
+        sl = loops[master].storage_level
+        h, v = analysis.arch.fanout(sl)
+        pairs = []
+        for hid in range(h):
+            for vid in range(1, v):
+                pairs.append((vid * h + hid, (vid - 1) * h + hid))
+            for vid in range(0, v - 1):
+                pairs.append((vid * h + hid, (vid + 1) * h + hid))
+        for vid in range(v):
+            for hid in range(1, h):
+                pairs.append((vid * h + hid, vid * h + hid - 1))
+            for hid in range(0, h - 1):
+                pairs.append((vid * h + hid, vid * h + hid + 1))
+        pairs = [(c, p) for c, p in pairs if c < self.fanout and p < self.fanout]
+        self.pair_cur = np.array([c for c, _ in pairs], dtype=np.int64)
+        self.pair_prev = np.array([p for _, p in pairs], dtype=np.int64)
+        self.pair_dt = [t[self.pair_cur] - t[self.pair_prev] if pairs else None
+                        for t in self.t_ds]
+
+
+class NestAnalysis:
+    def __init__(self, arch: Architecture, problem: Problem, nest: Nest):
+        self.arch = arch
+        self.problem = problem
+        self.nest = nest
+        loops = nest.loops
+        n = len(loops)
+        n_dim = len(problem.dims)
+        self.projections = [ds.projection for ds in problem.data_spaces]
+        self.n_pv = len(self.projections)
+        self.boundary = [False] * n
+        for b in nest.boundaries:
+            self.boundary[b] = True
+        # Vector strides and molds (InitPerLevelDimScales).
+        scale = [1] * n_dim
+        self.vector_strides = []
+        self.mold_high = []
+        for lp in loops:
+            self.vector_strides.append(list(scale))
+            scale[lp.dim] *= lp.end
+            self.mold_high.append([s - 1 for s in scale])
+        # Spatial bookkeeping (InitNumSpatialElems / InitSpatialFanouts).
+        self.num_spatial_elems = [1] * n
+        self.master = [False] * n
+        product = 1
+        prev_spatial = False
+        for i in range(n - 1, -1, -1):
+            self.num_spatial_elems[i] = product
+            if loops[i].spatial:
+                self.master[i] = not prev_spatial
+                product *= loops[i].end
+                prev_spatial = True
+            else:
+                prev_spatial = False
+        self.groups = {i: _SpatialGroup(self, i) for i in range(n) if self.master[i]}
+        self.spatial_fanout = [1] * n
+        for i, g in self.groups.items():
+            self.spatial_fanout[i] = g.fanout
+        for i in range(n):
+            if loops[i].spatial and not self.master[i]:
+                self.spatial_fanout[i] = 0
+
+    # ---------------------------------------------------------------------------------
+    def project(self, low, high):
+        """Data-space boxes of the op-space box [low, high] (inclusive corners)."""
+        out = []
+        for proj in self.projections:
+            lo = tuple(sum(c * low[d] for d, c in expr) for expr in proj)
+            hi = tuple(sum(c * high[d] for d, c in expr) + 1 for expr in proj)
+            out.append((lo, hi))
+        return out
+
+    def run(self) -> NestResult:
+        n = len(self.nest.loops)
+        empty = [((0,) * len(p), (0,) * len(p), None) for p in self.projections]
+        self.states = [_State(last=list(empty), max_size=[0] * self.n_pv,
+                              access=[{} for _ in range(self.n_pv)],
+                              link=[0.0] * self.n_pv) for _ in range(n)]
+        self.transform = [0] * len(self.problem.dims)
+        self.epochs = 1
+        self.compute_cycles = 0
+        self._deltas(n - 1)
+        return NestResult(tiles=self._collect(), compute_cycles=self.compute_cycles)
+
+    def _deltas(self, level: int):
+        loop = self.nest.loops[level]
+        st = self.states[level]
+        if loop.spatial:
+            self._spatial(level, st)
+        else:
+            self._temporal(level, st)
+        t = self.transform
+        mh = self.mold_high[level]
+        boxes = self.project(t, [a + b for a, b in zip(t, mh)])
+        if self.boundary[level] or self.master[level]:
+            for pv, (lo, hi) in enumerate(boxes):
+                s = box_size(lo, hi)
+                if s > st.max_size[pv]:
+                    st.max_size[pv] = s
+        deltas = []
+        for pv, (lo, hi) in enumerate(boxes):
+            dlo, dhi, tr = aahr_minus((lo, hi), st.last[pv])
+            st.last[pv] = (lo, hi, tr)
+            deltas.append((dlo, dhi))
+        return deltas
+
+    def _temporal(self, level: int, st: _State):
+        loop = self.nest.loops[level]
+        n = loop.end
+        if level == 0:
+            body = n * self.epochs
+            self.compute_cycles += body
+            for pv in range(self.n_pv):
+                st.access[pv][(1, 1)] = st.access[pv].get((1, 1), 0.0) + body
+            return
+        dim = loop.dim
+        scale = self.vector_strides[level][dim]
+        saved = self.transform[dim]
+        sizes = []
+        d0 = self._deltas(level - 1)
+        sizes.append(([box_size(lo, hi) for lo, hi in d0], 1))
+        self.transform[dim] += scale
+        if n >= 2:
+            saved_epochs = self.epochs
+            self.epochs *= n - 1
+            d1 = self._deltas(level - 1)
+            self.epochs = saved_epochs
+            sizes.append(([box_size(lo, hi) for lo, hi in d1], n - 1))
+        self.transform[dim] = saved
+        if self.boundary[level - 1]:
+            for pv in range(self.n_pv):
+                final = sum(sz[pv] * w for sz, w in sizes)
+                st.access[pv][(1, 1)] = st.access[pv].get((1, 1), 0.0) + final * self.epochs
+
+    def _spatial(self, level: int, st: _State):
+        g = self.groups[level]
+        if g.innermost == 0:
+            # Deltas are single operation points: one per instance and invocation.
+            self.compute_cycles += self.epochs
+            p = self.project(self.transform, self.transform)
+            delta0 = [(lo, hi) for lo, hi in p]
+        else:
+            delta0 = self._deltas(g.innermost - 1)
+        sizes = [box_size(lo, hi) for lo, hi in delta0]
+        everyone = np.ones(g.fanout, dtype=bool)
+        without = self._multicast(g, sizes, everyone)
+        chosen = without
+        # Link transfers (every master spatial level is "linked" in Timeloop).
+        prev = st.prev_spatial
+        reused_any = False
+        if prev is not None and len(g.pair_cur):
+            remaining = []
+            links = []
+            for pv in range(self.n_pv):
+                mask = np.ones(g.fanout, dtype=bool)
+                link = 0.0
+                if sizes[pv] > 0 and prev[pv] is not None:
+                    (clo, chi), (plo, phi) = delta0[pv], prev[pv]
+                    if box_size(plo, phi) > 0 and \
+                            tuple(b - a for a, b in zip(clo, chi)) == \
+                            tuple(b - a for a, b in zip(plo, phi)):
+                        shift = np.array(plo, dtype=np.int64) - np.array(clo, dtype=np.int64)
+                        hit = np.all(g.pair_dt[pv] == shift, axis=1)
+                        if hit.any():
+                            reused = np.unique(g.pair_cur[hit])
+                            mask[reused] = False
+                            link = float(len(reused) * sizes[pv] * self.epochs)
+                            reused_any = True
+                remaining.append(mask)
+                links.append(link)
+            if reused_any:
+                with_links = [self._multicast_pv(g, pv, sizes[pv], remaining[pv])
+                              for pv in range(self.n_pv)]
+                chosen = list(without)
+                for pv in range(self.n_pv):
+                    if sum(with_links[pv].values()) < sum(without[pv].values()):
+                        chosen[pv] = with_links[pv]
+                        st.link[pv] += links[pv]
+        st.prev_spatial = [d if s > 0 else None for d, s in zip(delta0, sizes)]
+        for pv in range(self.n_pv):
+            acc = st.access[pv]
+            for key, val in chosen[pv].items():
+                acc[key] = acc.get(key, 0.0) + val
+
+    def _multicast(self, g: _SpatialGroup, sizes, mask):
+        return [self._multicast_pv(g, pv, sizes[pv], mask) for pv in range(self.n_pv)]
+
+    def _multicast_pv(self, g: _SpatialGroup, pv: int, size: int, mask) -> dict:
+        if size == 0:
+            return {}
+        counts = np.bincount(g.group_ids[pv][mask])
+        counts = counts[counts > 0]
+        out: dict = {}
+        mc, n_groups = np.unique(counts, return_counts=True)
+        for m, k in zip(mc.tolist(), n_groups.tolist()):
+            out[(m, k)] = float(size * self.epochs * k)
+        return out
+
+    def _collect(self):
+        loops = self.nest.loops
+        tiles = [[] for _ in range(self.n_pv)]
+        for i, lp in enumerate(loops):
+            if lp.spatial and not self.master[i]:
+                continue
+            st = self.states[i]
+            for pv in range(self.n_pv):
+                tiles[pv].append(LoopTile(
+                    size=st.max_size[pv], access_stats=dict(st.access[pv]),
+                    link_transfers=st.link[pv],
+                    replication_factor=self.num_spatial_elems[i],
+                    fanout=self.spatial_fanout[i],
+                    is_on_storage_boundary=self.boundary[i],
+                    is_master_spatial=self.master[i], storage_level=lp.storage_level))
+        return tiles
+
+
+def analyze(arch: Architecture, problem: Problem, nest: Nest) -> NestResult:
+    return NestAnalysis(arch, problem, nest).run()

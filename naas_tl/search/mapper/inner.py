@@ -1,0 +1,250 @@
+"""The search of one layer's mapping on one architecture (NAAS's inner level).
+
+Three phases share the evaluation budget (`trials`), every batch evaluated in one call:
+  1. seeds: structured candidates (naas_tl.mapping.candidates), the same layer's best mapping
+     on another design (warm start), its genome, and a few uniform random genomes;
+  2. genome search (no share of the budget by default): an array ask/tell optimizer
+     (naas_tl.search.mapper.optimizers) over NAAS's encoding (importance vectors for loop orders,
+     ratios for tilings; naas_tl.mapping.encoding), starting from the best seed;
+  3. polish: a beam of the best distinct mappings climbs through single moves
+     (naas_tl.mapping.polish), then re-tilings; then iterated local search until the budget
+     or the patience is spent.
+Every decoded or moved mapping is projected onto the space's constraints (when it has
+any) and repaired to fit the buffers before it is evaluated. docs/mapper.md has the
+measurements behind each choice.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from naas_tl.model.batched import evaluate_batch
+from naas_tl.mapping.encoding import MappingSpace
+from naas_tl.mapping.batch import MappingBatch
+from naas_tl.mapping.mapspace import _concat
+from naas_tl.spec import EnergyTable, Mapping
+from naas_tl.search.mapper import optimizers
+from naas_tl.mapping.candidates import fit_to_space, structured_candidates
+from naas_tl.mapping.polish import move_table, neighbours, retilings, row_hash, unique_rows
+
+INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
+
+
+@dataclass
+class MappingSearchResult:
+    mapping: Mapping | None
+    energy_pJ: float
+    cycles: int
+    evaluations: int
+    history: list = field(default_factory=list)     # best EDP after each batch
+    genome: np.ndarray | None = None                 # decodes close to `mapping`
+
+    @property
+    def edp(self) -> float:
+        return self.energy_pJ * 1e-12 * self.cycles if self.mapping else math.inf
+
+
+@dataclass
+class _Best:
+    """The k best distinct mappings seen so far, with their EDPs."""
+    k: int
+    batch: MappingBatch | None = None
+    edp: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def add(self, batch: MappingBatch, res) -> bool:
+        ok = np.nonzero(res.valid)[0]
+        if not len(ok):
+            return False
+        before = self.edp[0] if len(self.edp) else math.inf
+        if len(self.edp) >= self.k:
+            # Only mappings better than the beam's worst can enter it.
+            ok = ok[res.edp[ok] < self.edp[-1]]
+            if not len(ok):
+                return False
+        ok = ok[np.argsort(res.edp[ok], kind="stable")][: 8 * self.k]
+        cand = batch.take(ok)
+        edp, en, cy = res.edp[ok], res.energy_pJ[ok], res.cycles[ok]
+        if self.batch is not None:
+            cand = _concat([self.batch, cand])
+            edp = np.concatenate([self.edp, edp])
+            en = np.concatenate([self.energy, en])
+            cy = np.concatenate([self.cycles, cy])
+        # Stable: among equal EDPs the one seen first stays first (seeded determinism).
+        order = np.argsort(edp, kind="stable")
+        cand, edp, en, cy = cand.take(order), edp[order], en[order], cy[order]
+        u = unique_rows(cand)[: self.k]
+        self.batch, self.edp, self.energy, self.cycles = cand.take(u), edp[u], en[u], cy[u]
+        return self.edp[0] < before
+
+    @property
+    def best_edp(self) -> float:
+        return float(self.edp[0]) if len(self.edp) else math.inf
+
+
+@dataclass(frozen=True)
+class InnerSettings:
+    """Knobs of the per-layer search. The defaults were chosen on every unique layer of
+    ResNet-50 and MobileNetV2 on the human Eyeriss and NVDLA-256 designs at 2,560 mappings
+    per layer, two seeds, against a 16x longer search (docs/mapper.md)."""
+    optimizer: str = "sepcma"      # genome optimizer (naas_tl.search.mapper.optimizers)
+    population: int = 256          # genomes per ask
+    sigma: float = 0.25            # its initial step, in genes
+    es_share: float = 0.0          # budget share of the genome search
+    random_share: float = 0.02     # budget share of uniform random genomes among the seeds
+    masks: int = 8                 # seed variants with skipped PE levels (1 = none)
+    beam: int = 16                 # distinct mappings the polish climbs from
+    chunk: int = 512               # neighbours evaluated before the beam is updated
+    ils_beam: int = 2              # beam of the climbs after a kick
+    kick: tuple = (2, 4)           # random moves per kick (min, max)
+    patience: int = 50             # kicks in a row without a better mapping end the search
+                                   # (a small space is exhausted long before its budget)
+
+
+def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
+                 init: np.ndarray | None = None, warm: list | None = None,
+                 settings: InnerSettings = InnerSettings(), **overrides) -> MappingSearchResult:
+    """Search `trials` mappings of space.problem on space.arch; the best one.
+
+    init: a genome to seed with (e.g. the same layer's best on the human design).
+    warm: Mappings of the same problem on another design of this template (or this one),
+    evaluated first after fitting them to this space (candidates.fit_to_space).
+    overrides: InnerSettings fields (optimizer=..., population=..., ...)."""
+    import dataclasses
+    st = dataclasses.replace(settings, **overrides) if overrides else settings
+    arch, problem = space.arch, space.problem
+    rng = np.random.default_rng(seed)
+    best = _Best(st.beam)
+    history: list = []
+    evals = 0
+    frozen = _frozen(space)
+
+    seen = np.zeros(0, dtype=np.int64)      # hashes of every mapping evaluated so far
+
+    def run(batch: MappingBatch) -> tuple:
+        """Evaluate a batch (after projection and repair), skipping mappings already
+        evaluated (they would only spend budget: after repair a third or more of a batch
+        can be repeats): (evaluated batch, result, the rows of the input evaluated)."""
+        nonlocal evals, seen
+        batch, kept = _prepare(space, batch, frozen)
+        h = row_hash(batch)
+        _, first = np.unique(h, return_index=True)
+        new = np.sort(first[~np.isin(h[first], seen)])
+        batch, kept = batch.take(new), kept[new]
+        seen = np.concatenate([seen, h[new]])
+        res = evaluate_batch(arch, problem, batch, energy)
+        evals += len(batch)
+        best.add(batch, res)
+        history.append(best.best_edp)
+        return batch, res, kept
+
+    # 1. Seeds.
+    parts = []
+    if warm:
+        parts.append(fit_to_space(space, MappingBatch.from_mappings(list(warm))))
+    parts.append(structured_candidates(space, max_masks=st.masks,
+                                       limit=max(1, trials - sum(len(p) for p in parts))))
+    genes = []
+    if init is not None:
+        genes.append(np.clip(np.asarray(init, float), 0.0, 1.0)[None, :])
+    n_rand = max(0, min(trials - sum(len(p) for p in parts) - len(genes),
+                        int(trials * st.random_share)))
+    genes.append(rng.random((n_rand, space.size)))
+    parts.append(space.decode(np.concatenate(genes)))
+    seed_batch = _concat(parts)
+    run(seed_batch.take(np.arange(min(len(seed_batch), trials))))
+    # 2. Genome search from the best seed's genome.
+    if space.encoding == "importance" and best.batch is not None:
+        x0 = space.encode_factors(best.batch, 0)
+    else:
+        x0 = np.full(space.size, 0.5) if init is None else np.asarray(init, float)
+    es_budget = min(trials - evals, int(trials * st.es_share))
+    if es_budget >= max(8, st.population // 4):
+        opt = optimizers.make(st.optimizer, x0, st.sigma, seed, st.population,
+                              budget=es_budget)
+        spent = 0
+        while spent < es_budget:
+            n = min(st.population, es_budget - spent)
+            X = opt.ask(n)
+            _, r, kept = run(space.decode(X))
+            loss = np.full(n, INVALID_LOSS)
+            loss[kept] = np.where(r.valid, np.log(np.maximum(r.edp, 1e-300)), INVALID_LOSS)
+            opt.tell(X, loss)
+            spent += n
+    # 3. Polish: climb from the beam; then, while budget is left, kick a beam mapping a few
+    # random moves away and climb again (iterated local search).
+    moves = move_table(space)
+
+    def chunks(local: _Best, cands: MappingBatch) -> bool | None:
+        """Evaluate cands in chunks until one improves the beam: True; none: False;
+        budget spent: None."""
+        for lo in range(0, len(cands), st.chunk):
+            left = trials - evals
+            if left <= 0:
+                return None
+            before = local.edp.copy()
+            b, r, _ = run(cands.take(np.arange(lo, min(len(cands), lo + st.chunk, lo + left))))
+            local.add(b, r)
+            if not np.array_equal(before, local.edp):
+                return True
+        return False
+
+    def climb(local: _Best) -> None:
+        while evals < trials and local.batch is not None:
+            nb, _ = neighbours(space, local.batch, space.free_keep, moves)
+            got = chunks(local, nb.take(rng.permutation(unique_rows(nb))))
+            if got is False:
+                # A local optimum of single moves: try re-tiling each dim of the best.
+                rt = retilings(space, local.batch, rng)
+                got = chunks(local, rt.take(rng.permutation(unique_rows(rt))))
+            if not got:
+                return               # converged, or the budget is spent
+
+    climb(best)
+    stale = 0
+    while evals < trials and best.batch is not None and stale < st.patience:
+        before = best.best_edp
+        start = best.batch.take([int(rng.integers(len(best.batch)))])
+        for _ in range(int(rng.integers(st.kick[0], st.kick[1] + 1))):
+            nb, _ = neighbours(space, start, space.free_keep, moves)
+            if not len(nb):
+                break
+            start = nb.take([int(rng.integers(len(nb)))])
+        local = _Best(st.ils_beam)
+        b, r, _ = run(start)
+        local.add(b, r)
+        if local.batch is not None:
+            climb(local)
+        stale = 0 if best.best_edp < before else stale + 1
+    if best.batch is None:
+        return MappingSearchResult(None, math.inf, 0, evals, history, None)
+    m = best.batch.mapping(0, source="<searched>")
+    genome = space.encode_factors(best.batch, 0) if space.encoding == "importance" else x0
+    return MappingSearchResult(m, float(best.energy[0]), int(best.cycles[0]), evals,
+                               history, genome)
+
+
+def _frozen(space: MappingSpace):
+    c = space.constraints
+    if c is None:
+        return None, None
+    return c.temporal > 0, c.spatial > 0
+
+
+def _prepare(space: MappingSpace, batch: MappingBatch, frozen) -> tuple:
+    """Project onto the constraints, repair to fit the buffers, and drop what still breaks
+    a constraint (a repair can push a factor where a constraint forbids it). Returns the
+    batch and the indices of the input rows it holds."""
+    c = space.constraints
+    if c is not None:
+        from naas_tl.mapping.constraints import project
+        batch = project(c, batch)
+    batch = space.repair(batch, *frozen)
+    if c is None:
+        return batch, np.arange(len(batch))
+    from naas_tl.mapping.constraints import satisfied
+    kept = np.nonzero(satisfied(c, batch))[0]
+    return batch.take(kept), kept

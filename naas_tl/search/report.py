@@ -1,0 +1,239 @@
+"""What a search leaves behind: result.json, report.md, the designs as Timeloop YAML, plots."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from naas_tl.model.batched import evaluate_batch
+from naas_tl.mapping.batch import MappingBatch
+
+STAGE_TITLES = {"dataflow": "(a) human design, its own dataflow (tiling searched)",
+                "baseline": "(b) human design, full mapping search",
+                "sizing": "NAAS sizing only (human connectivity)",
+                "full": "NAAS full (sizing + connectivity + mapping)"}
+
+
+def level_energies(outcome) -> dict:
+    """Energy per storage level (+ the MACs), summed over the network's layers."""
+    from naas_tl.hardware import templates
+    from naas_tl.energy import energy_tables
+    arch = templates.arch_for(outcome.hw)
+    totals = {"MAC": 0.0}
+    totals.update({lvl.name: 0.0 for lvl in arch.storage})
+    for lay in outcome.layers:
+        arch = templates.arch_for(outcome.hw, lay.op)
+        energy = energy_tables(arch)
+        res = evaluate_batch(arch, lay.problem, MappingBatch.from_mappings([lay.mapping]), energy)
+        totals["MAC"] += lay.count * float(res.mac_energy_pJ[0])
+        for li, lvl in enumerate(arch.storage):
+            totals[lvl.name] += lay.count * float(res.level_energy_pJ[0, li])
+    return totals
+
+
+def _stage_dict(st) -> dict:
+    b = st.best
+    d = {"stage": st.name, "title": STAGE_TITLES[st.name], "candidates": st.asked,
+         "history": [{"candidate": i, "edp_J_cycles": (None if not math.isfinite(e) else e),
+                      "hw": hw} for i, e, hw in st.history]}
+    if b is not None and b.valid:
+        d.update({"edp_J_cycles": b.edp, "energy_pJ": b.energy_pJ, "cycles": b.cycles,
+                  "hardware": b.hw.to_dict(),
+                  "layers": [{"name": l.name, "count": l.count, "op": l.op, "energy_pJ": l.energy_pJ,
+                              "cycles": l.cycles, "edp_J_cycles": l.energy_pJ * 1e-12 * l.cycles,
+                              "mapping_evaluations": l.evaluations} for l in b.layers]})
+    return d
+
+
+def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
+    """Write every artefact of a finished search; returns the result dict."""
+    from naas_tl.hardware import templates
+    from naas_tl.energy import energy_tables, write_art, write_ert
+    out = Path(out_dir)
+    result = {"config": vars(cfg).copy(), "budget": _budget_dict(budget),
+              "workload": {"network": workload.network, "layers": len(workload.layers),
+                           "unique_layers": len(stages["baseline"].best.layers)
+                           if stages["baseline"].best else None,
+                           "macs": sum(l.macs for l in workload.layers)},
+              "stages": {name: _stage_dict(st) for name, st in stages.items()}}
+    final_name = cfg.stages()[-1]
+    for ref_name, key in (("baseline", "vs_baseline"), ("dataflow", "vs_dataflow")):
+        ref = stages[ref_name].best if ref_name in stages else None
+        if ref is None or not ref.valid:
+            continue
+        for name, st in stages.items():
+            if st.best is not None and st.best.valid:
+                d = result["stages"][name]
+                d[f"edp_improvement_{key}"] = ref.edp / st.best.edp
+                d[f"speedup_{key}"] = ref.cycles / st.best.cycles
+                d[f"energy_saving_{key}"] = ref.energy_pJ / st.best.energy_pJ
+    if "sizing" in stages and "full" in stages and stages["sizing"].best and \
+            stages["full"].best and stages["full"].best.valid:
+        result["stages"]["full"]["edp_improvement_vs_sizing"] = \
+            stages["sizing"].best.edp / stages["full"].best.edp
+    result["best_stage"] = final_name
+    # Designs as Timeloop inputs a user can re-run.
+    for name, st in stages.items():
+        if st.best is None or not st.best.valid:
+            continue
+        d = out / ("design" if name == final_name else f"design-{name}")
+        arch = templates.arch_for(st.best.hw)
+        table = energy_tables(arch)
+        templates.write_design(d, st.best.hw)
+        write_ert(d / "ERT.yaml", arch, table)
+        write_art(d / "ART.yaml", arch, table)
+        for lay in st.best.layers:
+            ld = d / "layers" / lay.name
+            ld.mkdir(parents=True, exist_ok=True)
+            (ld / "problem.yaml").write_text(templates.render_problem(lay.problem))
+            (ld / "map.yaml").write_text(templates.render_mapping(lay.mapping, arch,
+                                                                  lay.problem))
+            if lay.op != st.best.hw.ops[0]:
+                # Timeloop models one compute unit per run: this layer's own arch + ERT/ART.
+                op_arch = templates.arch_for(st.best.hw, lay.op)
+                op_table = energy_tables(op_arch)
+                (ld / "arch.yaml").write_text(templates.render_arch(st.best.hw, lay.op))
+                write_ert(ld / "ERT.yaml", op_arch, op_table)
+                write_art(ld / "ART.yaml", op_arch, op_table)
+        result["stages"][name]["design_dir"] = str(d.relative_to(out))
+    # Energy breakdowns.
+    breakdown = {}
+    for name, st in stages.items():
+        if st.best is not None and st.best.valid:
+            breakdown[name] = level_energies(st.best)
+    result["energy_breakdown_pJ"] = breakdown
+    (out / "result.json").write_text(json.dumps(result, indent=1, default=float))
+    (out / "report.md").write_text(format_report(result))
+    plot_convergence(out / "convergence.png", result)
+    plot_breakdown(out / "energy-breakdown.png", breakdown)
+    return result
+
+
+def _budget_dict(budget) -> dict:
+    import dataclasses
+    d = {f.name: getattr(budget, f.name) for f in dataclasses.fields(budget)}
+    return {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in d.items()}
+
+
+def format_report(result: dict) -> str:
+    cfg, budget = result["config"], result["budget"]
+    lines = [f"# naas_tl search: {cfg['arch']} template, budget `{cfg['budget']}`, "
+             f"{result['workload']['network']}", ""]
+    lines += ["## Budget", "",
+              f"- PEs ≤ {budget['max_pes']}, on-chip ≤ {budget['max_onchip_bytes']:,} B, "
+              f"DRAM bandwidth ≤ {budget['max_dram_bandwidth']} words/cycle, "
+              f"{budget['word_bits']}-bit words, {budget['technology']}",
+              f"- Search steps: PEs by {budget['pe_step']}, buffers by "
+              f"{budget['buffer_step_bytes']} B, array dims by {budget['dim_step']}", ""]
+    lines += ["## Results", "",
+              "Two baselines: (a) the human design running its own published dataflow "
+              "(`budgets/dataflows/`, Timeloop mapspace constraints) with the tiling "
+              "searched, the most plausible reading of NAAS's \"human design\"; (b) the "
+              "human design with naas_tl's full mapping search, the stronger baseline. "
+              "Ratios: speedup (cycles), energy saving and EDP reduction (>1: better than "
+              "the baseline).", "",
+              "| stage | EDP (J·cycles) | energy (µJ) | cycles | vs (a): speedup / energy / "
+              "EDP | vs (b): speedup / energy / EDP | designs tried |",
+              "|---|---|---|---|---|---|---|"]
+    for name, st in result["stages"].items():
+        if "edp_J_cycles" not in st:
+            lines.append(f"| {st['title']} | no valid design | | | | | {st['candidates']} |")
+            continue
+        cols = []
+        for key in ("vs_dataflow", "vs_baseline"):
+            if f"edp_improvement_{key}" in st:
+                cols.append(f"{st[f'speedup_{key}']:.2f}x / {st[f'energy_saving_{key}']:.2f}x"
+                            f" / {st[f'edp_improvement_{key}']:.2f}x")
+            else:
+                cols.append("")
+        lines.append(f"| {st['title']} | {st['edp_J_cycles']:.4g} | "
+                     f"{st['energy_pJ'] / 1e6:.4g} | {st['cycles']:,} | {cols[0]} | {cols[1]} "
+                     f"| {st['candidates']} |")
+    full = result["stages"].get("full", {})
+    if "edp_improvement_vs_sizing" in full:
+        lines += ["", f"Full NAAS vs sizing only: {full['edp_improvement_vs_sizing']:.2f}x "
+                      f"lower EDP."]
+    lines += ["", "EDP is the network's total energy times its total cycles (layers run one "
+                  "after another); improvements are EDP ratios (>1: lower EDP than the "
+                  "human design).", ""]
+    for name, st in result["stages"].items():
+        if "hardware" not in st:
+            continue
+        hw = st["hardware"]
+        lines += [f"## {st['title']}", "",
+                  f"- array {hw['array_x']}×{hw['array_y']} = {hw['num_pes']} PEs, parallel "
+                  f"dims X: {hw['parallel_x']}, Y: {hw['parallel_y']}",
+                  f"- per-PE buffers (words): {hw['pe_words']}; global buffer "
+                  f"{hw['glb_bytes']:,} B; on-chip total {hw['onchip_bytes']:,} B; DRAM "
+                  f"{hw['dram_bandwidth']} words/cycle",
+                  f"- Timeloop inputs: `{st.get('design_dir', '')}/` (arch.yaml, ERT.yaml, "
+                  f"ART.yaml, layers/<layer>/problem.yaml + map.yaml)", "",
+                  "| layer | × | energy (µJ) | cycles | EDP (J·cycles) |", "|---|---|---|---|---|"]
+        for lay in st["layers"]:
+            lines.append(f"| {lay['name']} | {lay['count']} | {lay['energy_pJ'] / 1e6:.4g} | "
+                         f"{lay['cycles']:,} | {lay['edp_J_cycles']:.3g} |")
+        lines.append("")
+    lines += ["## Re-running in Timeloop", "",
+              "Each design folder holds Timeloop's native inputs: "
+              "`timeloop-model arch.yaml layers/<layer>/problem.yaml layers/<layer>/map.yaml "
+              "ERT.yaml ART.yaml`.", "",
+              "Plots: `convergence.png` (best EDP per stage vs designs tried), "
+              "`energy-breakdown.png` (energy per level, whole network)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_convergence(path, result: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, st in result["stages"].items():
+        edps = [h["edp_J_cycles"] for h in st["history"]]
+        best, xs, ys = math.inf, [], []
+        for i, e in enumerate(edps):
+            if e is not None and e < best:
+                best = e
+            if math.isfinite(best):
+                xs.append(i + 1)
+                ys.append(best)
+        if not ys:
+            continue
+        if name in ("baseline", "dataflow"):
+            ax.axhline(ys[0], color="gray" if name == "baseline" else "black",
+                       linestyle="--" if name == "baseline" else ":", label=STAGE_TITLES[name])
+        else:
+            ax.step(xs, ys, where="post", label=STAGE_TITLES[name])
+    ax.set_yscale("log")
+    ax.set_xlabel("hardware designs evaluated")
+    ax.set_ylabel("best network EDP (J·cycles)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_breakdown(path, breakdown: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(breakdown)
+    levels = []
+    for b in breakdown.values():
+        for k in b:
+            if k not in levels:
+                levels.append(k)
+    bottom = np.zeros(len(names))
+    for lvl in levels:
+        vals = np.array([breakdown[n].get(lvl, 0.0) / 1e6 for n in names])
+        if not vals.any():
+            continue
+        ax.bar(names, vals, bottom=bottom, label=lvl)
+        bottom += vals
+    ax.set_ylabel("energy (µJ, whole network)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,98 @@
+"""What the search knows: its settings, each stage's progress and the designs it scored.
+A checkpoint (naas_tl.search.checkpoint) holds exactly this, less the live optimizer."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from naas_tl.hardware.config import HardwareConfig
+from naas_tl.spec import Mapping, Problem
+
+
+@dataclass
+class LayerOutcome:
+    name: str
+    count: int
+    problem: Problem
+    mapping: Mapping | None
+    energy_pJ: float
+    cycles: int
+    evaluations: int
+    genome: np.ndarray | None = None
+    op: str = "conv"                                  # the compute unit the layer runs on
+
+
+@dataclass
+class DesignOutcome:
+    hw: HardwareConfig
+    layers: list
+    error: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.error and all(l.mapping is not None for l in self.layers)
+
+    @property
+    def energy_pJ(self) -> float:
+        return sum(l.count * l.energy_pJ for l in self.layers) if self.valid else math.inf
+
+    @property
+    def cycles(self) -> int:
+        return sum(l.count * l.cycles for l in self.layers) if self.valid else 0
+
+    @property
+    def edp(self) -> float:
+        """Network EDP in J*cycles: total energy times total cycles (layers run in turn)."""
+        return self.energy_pJ * 1e-12 * self.cycles if self.valid else math.inf
+
+
+@dataclass
+class SearchConfig:
+    arch: str                    # template
+    budget: str
+    workload: str
+    mode: str = "full"           # baseline | sizing | full
+    hw_trials: int = 200         # hardware designs per searched stage
+    hw_population: int = 0       # designs per generation; 0: 4 + 3 ln(genome size), CMA's rule
+    map_trials: int = 2560
+    population: int = 256
+    seed: int = 0
+    optimizer: str = "sepcma"    # inner (mapping) optimizer: naas_tl.search.mapper.optimizers
+    hw_optimizer: str = "CMA"    # outer (hardware) optimizer
+    encoding: str = "importance"
+    workers: int = 0             # 0: one process per core
+    ops: tuple = ()              # PE compute units (hw.ops); () = the human design's own
+    # Full stage: every connectivity is first tried on the human design's sizes with this
+    # many mappings per layer (at most map_trials); the best `screen_keep` start the
+    # optimizer. Skipped when 0 or when the stage tries fewer than 2 * screen_keep designs.
+    screen_trials: int = 256
+    screen_keep: int = 8
+    es_share: float = 0.0        # share of each layer's mappings for the genome search
+
+    @property
+    def screens(self) -> bool:
+        return self.screen_trials > 0 and self.hw_trials >= 2 * self.screen_keep
+
+    def stages(self) -> list:
+        """dataflow: the human design running its own published dataflow (tiling searched,
+        NAAS's most plausible baseline); baseline: the human design with the full mapping
+        search; then the searched stages."""
+        return {"baseline": ["dataflow", "baseline"],
+                "sizing": ["dataflow", "baseline", "sizing"],
+                "full": ["dataflow", "baseline", "sizing", "full"]}[self.mode]
+
+
+@dataclass
+class StageState:
+    name: str
+    history: list = field(default_factory=list)     # (candidate index, EDP, hw dict) in order
+    best: DesignOutcome | None = None
+    optimizer: object = None                        # live, rebuilt on resume
+    asked: int = 0
+    done: bool = False
+    screen: list | None = None                      # (index, EDP, hw dict) at low fidelity
+    # (genome, loss) of every design told to the optimizer, in order. The optimizer itself
+    # is never saved: a resume rebuilds it from the seed and replays these.
+    told: list = field(default_factory=list)

@@ -1,0 +1,88 @@
+"""Accelergy's energy and area reference tables (ERT/ART) as an EnergyTable."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from naas_tl.errors import NaasError
+from naas_tl.spec.arch import Architecture
+from naas_tl.spec.values import _num
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """ERT: energy per action (pJ) keyed by component base name; ART: area (um^2)."""
+    energy: dict                      # name -> {action: pJ}
+    area: dict = field(default_factory=dict)   # name -> um^2
+    source: str = ""
+
+    def lookup(self, name: str) -> dict | None:
+        return self.energy.get(name)
+
+
+def _ert_key(full: str) -> str:
+    base = re.sub(r"\[\d+\.\.\d+\]$", "", str(full).strip())
+    return base.split(".")[-1]
+
+
+def parse_ert(data: dict, file: str = "<ERT>") -> dict:
+    root = data.get("ERT", data)
+    tables = root.get("tables") if isinstance(root, dict) else None
+    if not isinstance(tables, list):
+        raise NaasError("expected 'ERT: {tables: [...]}'", file=file, field="ERT.tables")
+    out: dict[str, dict[str, float]] = {}
+    for j, t in enumerate(tables):
+        if not isinstance(t, dict) or "name" not in t:
+            raise NaasError("expected {name, actions}", file=file, field=f"ERT.tables[{j}]",
+                            value=t)
+        acts: dict[str, float] = {}
+        for k, a in enumerate(t.get("actions") or []):
+            if not isinstance(a, dict) or "name" not in a:
+                raise NaasError("expected {name, energy}", file=file,
+                                field=f"ERT.tables[{j}].actions[{k}]", value=a)
+            if "energy" in a:
+                e = a["energy"]
+            elif "arguments" in a and isinstance(a["arguments"], list) and a["arguments"]:
+                e = a["arguments"][0].get("energy")   # old ERT: per-argument energies
+            else:
+                e = None
+            acts[str(a["name"])] = _num(e, file=file,
+                                        fld=f"ERT.tables[{j}].actions[{a['name']}].energy",
+                                        positive=False)
+        out[_ert_key(t["name"])] = acts
+    return out
+
+
+def parse_art(data: dict, file: str = "<ART>") -> dict:
+    root = data.get("ART", data)
+    tables = root.get("tables") if isinstance(root, dict) else None
+    if not isinstance(tables, list):
+        raise NaasError("expected 'ART: {tables: [...]}'", file=file, field="ART.tables")
+    out = {}
+    for j, t in enumerate(tables):
+        if not isinstance(t, dict) or "name" not in t:
+            raise NaasError("expected {name, area}", file=file, field=f"ART.tables[{j}]",
+                            value=t)
+        out[_ert_key(t["name"])] = _num(t.get("area", 0), file=file,
+                                        fld=f"ART.tables[{j}].area", positive=False)
+    return out
+
+
+def check_energy_table(arch: Architecture, table: EnergyTable) -> None:
+    """Every level that Timeloop charges must have its actions in the ERT."""
+    for lvl in arch.storage:
+        if lvl.cls == "dummy_storage":
+            continue
+        acts = table.lookup(lvl.name)
+        if acts is None:
+            raise NaasError(f"no ERT table for storage level '{lvl.name}' (expected one named "
+                            f"like '{lvl.ert_name}')", file=table.source, field="ERT.tables")
+        for a in ("read",):
+            if a not in acts:
+                raise NaasError(f"ERT entry lacks action '{a}'", file=table.source,
+                                field=f"ERT.tables[{lvl.ert_name}].actions", value=sorted(acts))
+    acts = table.lookup(arch.arithmetic.name)
+    if acts is None:
+        raise NaasError(f"no ERT table for the compute level '{arch.arithmetic.name}' (expected "
+                        f"one named like '{arch.arithmetic.ert_name}')", file=table.source,
+                        field="ERT.tables")

@@ -1,0 +1,55 @@
+"""YAML loading and the checked number fields every spec parser shares."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from naas_tl.errors import NaasError
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise NaasError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise NaasError("is a directory, expected a YAML file", file=str(path)) from None
+    except PermissionError:
+        raise NaasError("permission denied", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise NaasError(f"not a text file ({exc.reason} at byte {exc.start})",
+                        file=str(path)) from None
+    except OSError as exc:
+        raise NaasError(f"cannot read file ({exc.strerror or exc})", file=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "parse"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NaasError(f"malformed YAML: {problem}", file=str(path), field=where) from None
+    if not isinstance(data, dict):
+        raise NaasError("expected a YAML mapping at top level", file=str(path),
+                        value=type(data).__name__)
+    return data
+
+
+def _num(value: Any, *, file: str, fld: str, integer: bool = False, positive: bool = True):
+    if isinstance(value, bool) or value is None:
+        raise NaasError("expected a number", file=file, field=fld, value=value)
+    try:
+        num = float(value)
+    except (TypeError, ValueError):
+        raise NaasError("expected a number", file=file, field=fld, value=value) from None
+    if math.isnan(num) or (positive and num <= 0) or (not positive and num < 0):
+        raise NaasError("expected a positive number" if positive else "expected a number >= 0",
+                        file=file, field=fld, value=value)
+    if integer:
+        if num != int(num):
+            raise NaasError("expected an integer", file=file, field=fld, value=value)
+        return int(num)
+    return num
