@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from naas_tl.cli import main as cli_main  # noqa: E402
-from naas_tl.cli.main import rel_err  # noqa: E402
+from naas_tl.model.reference import rel_err  # noqa: E402
 from naas_tl.energy import STORAGE_2D, canonical_class, load_grid, normalize_technology  # noqa: E402
 from naas_tl.spec import load_yaml, parse_architecture, parse_art, parse_ert  # noqa: E402
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from naas_tl.cli.main import MAP_OUTPUT, main
+from naas_tl.cli import main
+from naas_tl.cli.map import MAP_OUTPUT
 from naas_tl.search.mapper.case_mapper import candidate_patterns, keep_freedom, map_case
 from naas_tl.mapping.constraints import load_constraints, satisfied
 from naas_tl.mapping.batch import MappingBatch

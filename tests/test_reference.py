@@ -27,7 +27,8 @@ import yaml
 
 from helpers import batched_vs_scalar
 from naas_tl.model.batched import evaluate_batch
-from naas_tl.cli.main import compare_case, find_cases
+from naas_tl.cli.compare import find_cases
+from naas_tl.model.reference import compare_case
 from naas_tl.energy import BANK_ATTRIBUTES, energy_tables
 from naas_tl.energy import lookup as energy_lookup
 from naas_tl.hardware.config import HardwareConfig

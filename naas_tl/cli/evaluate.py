@@ -1,0 +1,39 @@
+"""`naas-tl evaluate`: one case through the built-in model (or real Timeloop with --backend)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from naas_tl.errors import NaasError
+from naas_tl.model.scalar import evaluate_case
+from naas_tl.model.summary import format_summary, to_json_dict
+from naas_tl.spec import load_case, load_case_dir
+
+
+def _load_from_paths(paths: list[str]):
+    if len(paths) == 1:
+        p = Path(paths[0])
+        if not p.exists():
+            raise NaasError("no such case folder", file=str(p))
+        if not p.is_dir():
+            raise NaasError("expected a case folder (or ARCH PROBLEM MAP [ERT [ART]])",
+                            file=str(p))
+        return load_case_dir(p), p.name
+    if not 3 <= len(paths) <= 5:
+        raise NaasError(f"evaluate takes CASE_DIR or ARCH PROBLEM MAP [ERT [ART]], "
+                        f"got {len(paths)} paths")
+    return load_case(*paths), Path(paths[2]).name
+
+
+def cmd_evaluate(args) -> int:
+    if getattr(args, "backend", "builtin") != "builtin":   # real Timeloop (optional)
+        from naas_tl.model.timeloop import evaluate_cli
+        return evaluate_cli(args.paths, args.backend, args.json)
+    case, title = _load_from_paths(args.paths)
+    result = evaluate_case(case)
+    if args.json:
+        print(json.dumps(to_json_dict(result, case.arch, case.problem), indent=1))
+    else:
+        sys.stdout.write(format_summary(result, case.arch, case.problem, title=title))
+    return 0

@@ -1,0 +1,136 @@
+"""`naas-tl map`: the timeloop-mapper drop-in."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from naas_tl.cli.output import PROG, _check_output, _same_file, write_atomically
+from naas_tl.errors import NaasError
+from naas_tl.model.summary import format_summary, to_json_dict
+
+MAP_TRIALS = 6000    # default --trials of `naas-tl map` (benchmarks/mapper_vs_timeloop.py)
+MAP_OUTPUT = "naas-tl.map.yaml"   # in the working directory, as timeloop-mapper writes
+                                  # timeloop-mapper.map.yaml
+
+
+def _map_paths(paths: list[str], constraints: str | None) -> dict:
+    """The input files of `naas-tl map` (CASE_DIR or ARCH PROBLEM [ERT [ART]]). A map.yaml in
+    CASE_DIR is not read (the search starts from nothing); a constraints.yaml there is used
+    unless --constraints names another file."""
+    files: dict = {"constraints": constraints}
+    if len(paths) == 1:
+        d = Path(paths[0])
+        if not d.exists():
+            raise NaasError("no such case folder", file=str(d))
+        if not d.is_dir():
+            raise NaasError("expected a case folder (or ARCH PROBLEM [ERT [ART]])", file=str(d))
+        for key, name in (("arch", "arch.yaml"), ("problem", "problem.yaml")):
+            if not (d / name).is_file():
+                raise NaasError(f"case folder lacks {name}", file=str(d / name))
+            files[key] = d / name
+        for key, name in (("ert", "ERT.yaml"), ("art", "ART.yaml")):
+            files[key] = d / name if (d / name).exists() else None
+        if constraints is None and (d / "constraints.yaml").exists():
+            files["constraints"] = d / "constraints.yaml"
+        files["ignored_map"] = d / "map.yaml"
+        return files
+    if not 2 <= len(paths) <= 4:
+        raise NaasError(f"map takes CASE_DIR or ARCH PROBLEM [ERT [ART]], got {len(paths)} "
+                        f"paths")
+    files.update(arch=Path(paths[0]), problem=Path(paths[1]),
+                 ert=Path(paths[2]) if len(paths) > 2 else None,
+                 art=Path(paths[3]) if len(paths) > 3 else None)
+    return files
+
+
+def cmd_map(args) -> int:
+    """Search a mapping (loop orders, tiling, spatial factors, bypass) like timeloop-mapper,
+    write it as Timeloop map YAML, and print what `naas-tl evaluate` prints for it."""
+    import time
+    t0 = time.perf_counter()
+    if args.trials < 1:
+        raise NaasError("must be at least 1", field="--trials", value=args.trials)
+    if args.seed < 0:
+        raise NaasError("must be >= 0", field="--seed", value=args.seed)
+    files = _map_paths(args.paths, args.constraints)
+    out = _check_output(args.output or MAP_OUTPUT)
+    inputs = [files[k] for k in ("arch", "problem", "ert", "art", "constraints", "ignored_map")
+              if files.get(k) is not None]
+    for f in inputs:
+        if _same_file(out, Path(f)):
+            what = ("the case folder's map.yaml" if f == files.get("ignored_map")
+                    else "an input file")
+            raise NaasError(f"would overwrite {what}", field="-o", value=str(out))
+    from naas_tl.spec import (
+        EnergyTable,
+        check_energy_table,
+        load_yaml,
+        parse_architecture,
+        parse_art,
+        parse_ert,
+        parse_mapping,
+        parse_problem,
+    )
+    arch_data = load_yaml(files["arch"])
+    arch = parse_architecture(arch_data, str(files["arch"]))
+    prob_data = load_yaml(files["problem"])
+    problem = parse_problem(prob_data, str(files["problem"]))
+    ert_path, art_path = files["ert"], files["art"]
+    ert = parse_ert(load_yaml(ert_path), str(ert_path)) if ert_path else {}
+    art = parse_art(load_yaml(art_path), str(art_path)) if art_path else {}
+    table = EnergyTable(energy=ert, area=art, source=str(ert_path or ""))
+    if ert_path:
+        check_energy_table(arch, table)
+    from naas_tl.search.mapper.case_mapper import load_case_constraints, map_case
+    constraints = load_case_constraints(
+        arch, problem, files["constraints"],
+        documents=((str(files["arch"]), arch_data), (str(files["problem"]), prob_data)))
+    search_table = table
+    if not ert_path:
+        # timeloop-mapper would run Accelergy; rank mappings by naas_tl's Accelergy-grid
+        # estimates, and print (like `evaluate` without an ERT) no energies.
+        from naas_tl.energy import energy_tables
+        try:
+            search_table = energy_tables(arch)
+        except NaasError as exc:
+            raise NaasError(f"no ERT given, and naas_tl cannot estimate the energies itself "
+                            f"({exc}); give an ERT.yaml", file=str(files["arch"])) from None
+        print(f"{PROG}: note: no ERT: the search ranks mappings by naas_tl's Accelergy-grid "
+              f"energy estimates; the energies below are 0, as `evaluate` prints them without "
+              f"an ERT", file=sys.stderr)
+    try:   # the compiled kernels on one thread: the search's batches are small, and OpenMP
+        import numba  # threads cost more than they save there (see search.in_worker)
+        numba.set_num_threads(1)
+    except ImportError:   # pragma: no cover - numba is optional
+        pass
+    found = map_case(arch, problem, search_table, args.trials, args.seed, constraints)
+    if found.mapping is None:
+        raise NaasError(f"no valid mapping found in {found.evaluations} evaluations: the "
+                        f"buffers may be too small for any tile of the problem, or the "
+                        f"constraints too tight (more --trials may help)",
+                        file=str(files["arch"]))
+    from naas_tl.hardware.templates import canonical_mapping, render_mapping
+    from naas_tl.model.scalar import evaluate
+    text = render_mapping(found.mapping, arch, problem)
+    mapping = parse_mapping(yaml.safe_load(text), arch, problem, str(out))
+    result = evaluate(arch, problem, mapping, table)
+    check = evaluate(arch, problem, mapping, search_table) if search_table is not table \
+        else result
+    if mapping.levels != canonical_mapping(found.mapping, arch).levels or \
+            check.cycles != found.cycles or \
+            abs(check.energy_pJ - found.energy_pJ) > 1e-9 * max(1.0, abs(found.energy_pJ)):
+        print(f"{PROG}: warning: the written mapping evaluates to {check.cycles} cycles, "
+              f"{check.energy_pJ:.6g} pJ; the search had {found.cycles} cycles, "
+              f"{found.energy_pJ:.6g} pJ", file=sys.stderr)
+    write_atomically(out, text)
+    if args.json:
+        print(json.dumps(to_json_dict(result, arch, problem), indent=1))
+    else:
+        sys.stdout.write(format_summary(result, arch, problem, title=out.name))
+    print(f"{PROG}: wrote {out} ({found.evaluations} mapping(s) evaluated, "
+          f"{found.patterns} keep/bypass pattern(s) searched, "
+          f"{time.perf_counter() - t0:.2f} s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,69 @@
+"""What the commands print and write: the one-line error form, and output files checked before
+any work and written atomically, so nothing already there is lost on failure."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from naas_tl.errors import NaasError
+
+PROG = "naas-tl"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("naas-tl")
+    except Exception:   # running from a source tree that is not installed
+        return "unknown"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _check_output(path: str) -> Path:
+    """Fail on an impossible -o before importing and running the model."""
+    out = Path(path)
+    if out.is_dir():
+        raise NaasError("is a directory, expected a file path", field="-o", value=path)
+    if not out.parent.is_dir():
+        raise NaasError(f"no such directory: {out.parent}", field="-o", value=path)
+    return out
+
+
+def _new_file_mode(path: Path) -> int:
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)    # read the umask: os offers no other way
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a temp file beside `path`, then rename it over `path`: a reader never sees half
+    a file, and a failure leaves the old file as it was."""
+    import tempfile
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise NaasError(f"cannot write there: {exc.strerror or exc}", field="-o",
+                        value=str(path)) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, _new_file_mode(path))   # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise NaasError(f"cannot write the file: {exc.strerror or exc}", field="-o",
+                        value=str(path)) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())

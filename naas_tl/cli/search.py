@@ -1,0 +1,222 @@
+"""`naas-tl search`: the NAAS search, and with --nas the joint network + accelerator search."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from naas_tl.errors import NaasError
+
+
+def cmd_search(args) -> int:
+    from naas_tl.hardware.budget import ARCH_DEFAULT_BUDGET, load_budget
+    from naas_tl.search.report import write_outputs
+    from naas_tl.search.stages import SearchConfig, run_search
+    from naas_tl.workload import load_workload
+    if getattr(args, "verify_with", None) == "timeloop":   # fail before searching
+        from naas_tl.model.timeloop import require_timeloop
+        require_timeloop()
+    arch = args.arch
+    if arch not in ARCH_DEFAULT_BUDGET:
+        raise NaasError("unknown --arch (templates: " + ", ".join(sorted(ARCH_DEFAULT_BUDGET))
+                        + ")", field="--arch", value=arch)
+    budget = load_budget(args.budget or ARCH_DEFAULT_BUDGET[arch])
+    if budget.template != arch:
+        raise NaasError(f"budget '{budget.name}' is for the {budget.template} template",
+                        field="--budget", value=args.budget)
+    if args.nas:
+        return cmd_search_nas(args, budget)
+    if args.nas_space != "ofa":
+        raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
+    for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
+        if getattr(args, flag) is not None:
+            raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
+                            value=getattr(args, flag))
+    args.workload = args.workload or "resnet50"
+    args.hw_trials = SearchConfig.hw_trials if args.hw_trials is None else args.hw_trials
+    args.map_trials = SearchConfig.map_trials if args.map_trials is None else args.map_trials
+    args.population = SearchConfig.population if args.population is None else args.population
+    args.optimizer = SearchConfig.optimizer if args.optimizer is None else args.optimizer
+    workload = load_workload(args.workload)
+    for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("population", 1),
+                          ("hw_population", 0)):
+        if getattr(args, name) < minimum:
+            raise NaasError(f"must be at least {minimum}", field="--" + name.replace("_", "-"),
+                            value=getattr(args, name))
+    if not 0.0 <= args.es_share <= 1.0:
+        raise NaasError("expected a fraction in [0, 1]", field="--es-share", value=args.es_share)
+    out = Path(args.resume or args.out or f"runs/{arch}-{workload.network}-seed{args.seed}")
+    cfg = SearchConfig(arch=arch, budget=budget.name, workload=args.workload, mode=args.mode,
+                       hw_trials=args.hw_trials, hw_population=args.hw_population,
+                       map_trials=args.map_trials, population=args.population,
+                       seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
+                       encoding=args.encoding, workers=args.workers, es_share=args.es_share)
+    from naas_tl.search.checkpoint import FILE, LEGACY_FILE
+    if args.resume is None and (out / FILE).exists():
+        raise NaasError("output folder holds a search already (use --resume to continue it, "
+                        "or another --out)", file=str(out))
+    if args.resume is None and (out / LEGACY_FILE).exists():
+        raise NaasError("output folder holds a search by an older naas_tl, whose pickle "
+                        "checkpoint is no longer loaded for safety (use another --out)",
+                        file=str(out))
+    from naas_tl.search.executors import make_executor
+    executor, close_executor = make_executor(args.executor, args.workers)
+    try:
+        stages = run_search(cfg, out, resume=args.resume is not None, progress=not args.quiet,
+                            executor=executor)
+    finally:
+        close_executor()
+    result = write_outputs(out, cfg, stages, budget, workload)
+    for name, st in result["stages"].items():
+        if "edp_J_cycles" in st:
+            vs = [f"{st[f'edp_improvement_{k}']:.2f}x vs {tag}"
+                  for k, tag in (("vs_dataflow", "(a)"), ("vs_baseline", "(b)"))
+                  if f"edp_improvement_{k}" in st and name not in ("dataflow", "baseline")]
+            print(f"{st['title']}: EDP {st['edp_J_cycles']:.4g} J*cycles"
+                  + (f" ({', '.join(vs)})" if vs else ""))
+    print(f"wrote {out}/result.json, report.md, design/, convergence.png, energy-breakdown.png")
+    if getattr(args, "verify_with", None) == "timeloop":
+        from naas_tl.model.timeloop import verify_design
+        return verify_design(out, result)
+    return 0
+
+
+def cmd_search_nas(args, budget) -> int:
+    from naas_tl.nas.joint import JointConfig, run_joint
+    from naas_tl.workload import OPS
+    if args.workload is not None:
+        raise NaasError("--nas searches the network; it takes no --workload", field="--workload",
+                        value=args.workload)
+    if args.resume is not None:
+        raise NaasError("--nas has no --resume (a re-run with the same --out reuses the trained "
+                        "supernet and measured subnets)", field="--resume", value=args.resume)
+    if args.executor != "local":
+        raise NaasError("--nas runs on local processes only", field="--executor",
+                        value=args.executor)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise NaasError("--nas needs torch: pip install 'naas-tl[nas]' (torch==2.13.0)",
+                        field="--nas") from None
+    if args.nas_space == "nb201":
+        return _search_nb201(args, budget)
+    if args.nas_trials is None:
+        args.nas_trials = JointConfig.nas_trials
+    if args.accuracy_floor is not None and not 0.0 <= args.accuracy_floor <= 1.0:
+        raise NaasError("expected a fraction in [0, 1]", field="--accuracy-floor",
+                        value=args.accuracy_floor)
+    if args.edp_weight is not None and not args.edp_weight >= 0:
+        raise NaasError("expected a weight >= 0", field="--edp-weight", value=args.edp_weight)
+    ops = tuple(o.strip() for o in args.nas_ops.split(",") if o.strip())
+    if not ops or any(o not in OPS for o in ops) or len(set(ops)) != len(ops):
+        raise NaasError(f"expected distinct operators from {', '.join(OPS)}",
+                        field="--nas-ops", value=args.nas_ops)
+    if "conv" not in ops:
+        raise NaasError("the space's fixed layers (stem, last conv, classifier) are conv: "
+                        "include conv", field="--nas-ops", value=args.nas_ops)
+    try:
+        resolutions = (JointConfig.resolutions if args.nas_resolutions is None else
+                       tuple(int(r) for r in args.nas_resolutions.split(",") if r.strip()))
+    except ValueError:
+        resolutions = ()
+    if not resolutions or len(set(resolutions)) != len(resolutions) or \
+            any(r % 32 or not 32 <= r <= 512 for r in resolutions):
+        raise NaasError("expected distinct multiples of 32 in 32..512, comma-separated",
+                        field="--nas-resolutions", value=args.nas_resolutions)
+    for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("nas_trials", 1),
+                          ("nas_rounds", 1), ("subnets", 8), ("epochs", 1),
+                          ("hw_population", 0)):
+        v = getattr(args, name)
+        if v is not None and v < minimum:
+            raise NaasError(f"must be at least {minimum}", field="--" + name.replace("_", "-"),
+                            value=v)
+    jc = JointConfig(arch=args.arch, budget=budget.name, seed=args.seed,
+                     accuracy_floor=args.accuracy_floor, edp_weight=args.edp_weight, ops=ops,
+                     resolutions=tuple(sorted(resolutions)),
+                     rounds=args.nas_rounds, nas_trials=args.nas_trials,
+                     nas_optimizer=args.nas_optimizer,
+                     hw_trials=(JointConfig.hw_trials if args.hw_trials is None
+                                else args.hw_trials),
+                     hw_population=args.hw_population,
+                     map_trials=(JointConfig.map_trials if args.map_trials is None
+                                 else args.map_trials),
+                     n_measured=args.subnets, epochs=args.epochs, data=args.data,
+                     device=args.device, workers=args.workers)
+    out = Path(args.out or f"runs/{args.arch}-nas-seed{args.seed}")
+    from naas_tl.search.checkpoint import FILE, LEGACY_FILE
+    for sub in ("fixed-network", "joint-round1"):
+        if (out / sub / FILE).exists() or (out / sub / LEGACY_FILE).exists():
+            raise NaasError("output folder holds a joint search already (use another --out; "
+                            "the trained supernet in its nas/ folder can be copied over)",
+                            file=str(out))
+    result = run_joint(jc, out, progress=not args.quiet)
+    for row in result["comparison"]:
+        acc = row["test_accuracy"]
+        print(f"{row['label']}: EDP {row['edp_J_cycles']:.4g} J*cycles, accuracy "
+              f"{100 * row['val_accuracy']:.2f} % val / {100 * acc:.2f} % test")
+    dom = result.get("dominates")
+    if dom:
+        print(f"joint vs human design: {dom['edp_improvement_vs_human']:.2f}x lower EDP; vs "
+              f"fixed-network NAAS: {dom['edp_improvement_vs_fixed_network_naas']:.2f}x")
+    else:
+        print("no network met the accuracy floor")
+    print(f"wrote {out}/result.json, report.md, pareto.png, fixed-network/, joint-round*/")
+    return 0
+
+
+def _search_nb201(args, budget) -> int:
+    """`search --nas --nas-space nb201`: the flags of the trained-proxy space do not apply."""
+    from naas_tl.nas.joint import JointConfig, run_joint
+    from naas_tl.nas.joint_nb201 import default_lookups
+    from naas_tl.nas.nb201 import N_CELLS, load_table
+    for flag in ("nas_resolutions", "epochs", "data"):
+        if getattr(args, flag) is not None:
+            raise NaasError("does not apply to --nas-space nb201 (nothing is trained)",
+                            field="--" + flag.replace("_", "-"), value=getattr(args, flag))
+    if args.nas_ops not in ("conv", "conv,shift,adder"):
+        raise NaasError("NAS-Bench-201 cells have no shift/adder operators",
+                        field="--nas-ops", value=args.nas_ops)
+    if args.accuracy_floor is not None and not 0.0 <= args.accuracy_floor <= 1.0:
+        raise NaasError("expected a fraction in [0, 1]", field="--accuracy-floor",
+                        value=args.accuracy_floor)
+    if args.edp_weight is not None and not args.edp_weight >= 0:
+        raise NaasError("expected a weight >= 0", field="--edp-weight", value=args.edp_weight)
+    trials = default_lookups() if args.nas_trials is None else args.nas_trials
+    for name, v, lo, hi in (("--nas-trials", trials, 1, N_CELLS),
+                            ("--hw-trials", args.hw_trials, 1, None),
+                            ("--map-trials", args.map_trials, 1, None),
+                            ("--hw-population", args.hw_population, 0, None)):
+        if v is not None and (v < lo or (hi is not None and v > hi)):
+            raise NaasError(f"must be in {lo}..{hi}" if hi else f"must be at least {lo}",
+                            field=name, value=v)
+    if args.nas_rounds != 1:
+        raise NaasError("nb201 runs one round (the network search is exact-EDP already)",
+                        field="--nas-rounds", value=args.nas_rounds)
+    load_table()                # fails here, in one line, without the extra
+    try:
+        import sklearn  # noqa: F401 -- the network search's predictor
+    except ImportError:
+        raise NaasError("--nas-space nb201 needs scikit-learn: pip install 'naas-tl[nb201]'",
+                        field="--nas-space") from None
+    jc = JointConfig(arch=args.arch, budget=budget.name, seed=args.seed, space="nb201",
+                     accuracy_floor=args.accuracy_floor, edp_weight=args.edp_weight,
+                     ops=("conv",), nas_trials=trials,
+                     hw_trials=(JointConfig.hw_trials if args.hw_trials is None
+                                else args.hw_trials),
+                     hw_population=args.hw_population,
+                     map_trials=(JointConfig.map_trials if args.map_trials is None
+                                 else args.map_trials), workers=args.workers)
+    out = Path(args.out or f"runs/{args.arch}-nas-nb201-seed{args.seed}")
+    if any((out / "fixed-network" / f).exists() for f in ("checkpoint.json", "checkpoint.pkl")):
+        raise NaasError("output folder holds a joint search already (use another --out)",
+                        file=str(out))
+    result = run_joint(jc, out, progress=not args.quiet)
+    for row in result["comparison"]:
+        print(f"{row['label']}: cell {''.join(map(str, row['cell']))}, accuracy "
+              f"{100 * row['accuracy']:.2f} %, EDP {row['edp_J_cycles']:.4g} J*cycles")
+    for c in result["choices"]:
+        if c["cell"] is None:
+            print(f"no cell the search looked up reaches accuracy {100 * c['floor']:.2f} %")
+    ns = result["network_search"]
+    print(f"network search: {ns['lookups']} accuracy lookups "
+          f"({100 * ns['evaluated_fraction']:.2f} % of the cells)")
+    print(f"wrote {out}/result.json, report.md, fixed-network/, joint-*/")
+    return 0
