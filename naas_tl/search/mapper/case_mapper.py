@@ -234,7 +234,7 @@ def load_case_constraints(arch: Architecture, problem: Problem, path=None,
     path: a constraints file (any form naas_tl.mapping.constraints.load_constraints reads);
     documents: (file name, loaded YAML) of the other inputs, whose constraint sections
     (embedded_constraints) are merged with it. A section given twice is an error."""
-    from naas_tl.mapping.constraints import _read_yaml, load_constraints
+    from naas_tl.mapping.constraints.sources import load_constraints, read_yaml
     merged: dict = {}
     where: dict = {}
     for name, data in documents:
@@ -247,7 +247,7 @@ def load_case_constraints(arch: Architecture, problem: Problem, path=None,
         return None if path is None else load_constraints(path, arch, problem)
     label = " + ".join(dict.fromkeys(where.values()))
     if path is not None:
-        data = _read_yaml(Path(path))
+        data = read_yaml(Path(path))
         own = embedded_constraints(data)
         if not own and data is not None:
             # a bare list, {targets: ...} or {constraints: ...}: the mapspace constraints
