@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 def designs():
     from naas_tl.hardware.budget import load_budget
-    from naas_tl.mapping.encoding import HardwareSpace
+    from naas_tl.hardware.space import HardwareSpace
     b = load_budget("nvdla-256")
     human = b.human_design()
     space = HardwareSpace(base=human, max_pes=b.max_pes, max_onchip_bytes=b.max_onchip_bytes,

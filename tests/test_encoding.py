@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from naas_tl.mapping.encoding import EncodingError, HardwareSpace, MappingSpace
+from naas_tl.hardware.space import EncodingError, HardwareSpace
+from naas_tl.mapping.encoding import MappingSpace
 from naas_tl.hardware.config import PARALLEL_DIMS, HardwareConfig
 from naas_tl.mapping.batch import MappingBatch
 from naas_tl.mapping.mapspace import fits_capacity

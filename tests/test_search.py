@@ -113,7 +113,7 @@ def test_search_errors_are_one_line(args, needle, tmp_path):
 def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_path):
     """The full stage tries every connectivity on the human sizes first; the optimizer's
     first designs are the best screened ones, and no stage ends worse than (b)."""
-    from naas_tl.mapping.encoding import connectivities
+    from naas_tl.hardware.space import connectivities
     c = cfg(tiny, mode="full", hw_trials=16, hw_population=8, map_trials=32, screen_trials=16,
             screen_keep=8)
     assert c.screens

@@ -19,7 +19,7 @@ import yaml
 
 from naas_tl.energy.accelergy_input import accelergy_view, compound_tables
 from naas_tl.hardware.budget import list_budgets, load_budget
-from naas_tl.mapping.encoding import HardwareSpace
+from naas_tl.hardware.space import HardwareSpace
 from naas_tl.energy import CURRENT_TABLE, energy_tables, lookup
 from naas_tl.errors import NaasError
 from naas_tl.spec import parse_architecture

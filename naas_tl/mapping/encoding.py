@@ -1,4 +1,4 @@
-"""NAAS encodings: real-valued genomes <-> mappings and hardware configurations.
+"""NAAS's mapping encoding: real-valued genomes <-> mappings of one layer on one architecture.
 
 Mapping genome (per layer, for a fixed architecture), every gene in [0, 1]:
   * order: one importance value per (temporal level, dim). Sorting gives the loop order of
@@ -13,14 +13,7 @@ Mapping genome (per layer, for a fixed architecture), every gene in [0, 1]:
     permutation of the dims per level, the k-th feasible divisor per slot.
 Bypass (keep) is the template's, not searched.
 
-Hardware genome (per design, for a budget), every gene in [0, 1]:
-  * PEs as a fraction of the budget (log scale) and the X:Y aspect; array dims are multiples
-    of dim_step, and the PE count is rounded down to a multiple of pe_step when possible.
-  * one share per on-chip buffer (each per-PE buffer, and the global buffer): the budget's
-    on-chip bytes are split in proportion, rounded down to buffer_step bytes.
-  * connectivity: one importance per dim of hardware.PARALLEL_DIMS; the top two are the
-    dims unrolled along X and Y (modes that fix connectivity ignore these genes).
-Decoding returns a design within the budget or raises EncodingError saying why.
+The hardware genome is naas_tl.hardware.space's; EncodingError lives there.
 """
 from __future__ import annotations
 
@@ -31,13 +24,9 @@ from itertools import permutations
 import numpy as np
 
 from naas_tl.errors import NaasError
-from naas_tl.hardware.config import PARALLEL_DIMS, HardwareConfig
 from naas_tl.mapping.batch import MappingBatch
+from naas_tl.hardware.space import EncodingError
 from naas_tl.spec import Architecture, Problem
-
-
-class EncodingError(NaasError):
-    """A genome that cannot be decoded into a valid design (with the reason)."""
 
 
 def divisors(n: int) -> np.ndarray:
@@ -406,138 +395,3 @@ def _all_perms(D: int) -> np.ndarray:
             raise EncodingError("index encoding supports at most 8 dims", value=D)
         _PERMS[D] = np.array(list(permutations(range(D))), dtype=np.int64)
     return _PERMS[D]
-
-
-# --------------------------------------------------------------------------------------
-# Hardware
-# --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class HardwareSpace:
-    """Decodes hardware genomes into designs within a budget."""
-    base: HardwareConfig              # template, word sizes, technology, default connectivity
-    max_pes: int
-    max_onchip_bytes: int
-    max_dram_bandwidth: float
-    pe_step: int = 8
-    buffer_step_bytes: int = 16
-    dim_step: int = 2
-    search_connectivity: bool = True
-
-    @property
-    def buffers(self) -> tuple:
-        return tuple(t for t, _ in self.base.pe_words)
-
-    @property
-    def size(self) -> int:
-        # connectivity: an importance per dim, plus one gene per axis for a second dim
-        return 2 + len(self.buffers) + 1 + (len(PARALLEL_DIMS) + 2 if self.search_connectivity
-                                            else 0)
-
-    def decode(self, genes) -> HardwareConfig:
-        g = np.clip(np.asarray(genes, dtype=np.float64), 0.0, 1.0)
-        if g.shape != (self.size,):
-            raise EncodingError(f"hardware genome has {g.shape} genes, expected "
-                                f"({self.size},)", field="genome")
-        step = self.dim_step
-        # Array: PE count on a log scale between step*step and the budget, then the aspect.
-        lo = math.log(step * step)
-        hi = math.log(max(self.max_pes, step * step))
-        pes = math.exp(lo + g[0] * (hi - lo))
-        aspect = math.exp((g[1] - 0.5) * 2 * math.log(8.0))          # X:Y within 1/8..8
-        ax = max(step, int(round(math.sqrt(pes * aspect) / step)) * step)
-        ay = max(step, int(round(pes / ax / step)) * step)
-        while ax * ay > self.max_pes and ay > step:
-            ay -= step
-        while ax * ay > self.max_pes and ax > step:
-            ax -= step
-        if ax * ay > self.max_pes:
-            raise EncodingError("the budget cannot hold the smallest array", value=ax * ay)
-        # Keep the PE count a multiple of pe_step where the dims allow it.
-        while (ax * ay) % self.pe_step and ay > step:
-            ay -= step
-        n_pes = ax * ay
-        # Buffers: split the on-chip bytes by the shares.
-        shares = g[2:2 + len(self.buffers) + 1] + 1e-3
-        shares = shares / shares.sum()
-        budget = self.max_onchip_bytes
-        bits = {t: (self.base.psum_bits if t == "Outputs" else self.base.word_bits)
-                for t in self.buffers}
-        pe_words = []
-        for k, t in enumerate(self.buffers):
-            per_pe_bytes = budget * shares[k] / n_pes
-            words = int(per_pe_bytes * 8 // bits[t])
-            words = words // step * step if words >= step else max(1, words)
-            pe_words.append((t, words))
-        # Per-PE buffers were rounded down, so their share plus the GLB's stays in budget.
-        glb = int(budget * shares[-1]) // self.buffer_step_bytes * self.buffer_step_bytes
-        if glb < self.buffer_step_bytes * 16:
-            raise EncodingError("no room left for the global buffer", value=glb)
-        px, py = self.base.parallel_x, self.base.parallel_y
-        if self.search_connectivity:
-            # NAAS: the top-2 dims of the importance vector are unrolled along X and Y. As an
-            # extension an axis may also take the 3rd (X) or 4th (Y) dim, so that designs like
-            # Eyeriss's row-stationary rows (S and C) are in the space.
-            imp = g[-len(PARALLEL_DIMS) - 2:-2]
-            order = [PARALLEL_DIMS[i] for i in np.argsort(-imp, kind="stable")]
-            px = order[0] + ("," + order[2] if g[-2] > 0.5 else "")
-            py = order[1] + ("," + order[3] if g[-1] > 0.5 else "")
-        hw = self.base.with_(array_x=ax, array_y=ay, parallel_x=px, parallel_y=py,
-                             pe_words=tuple(pe_words), glb_bytes=glb,
-                             dram_bandwidth=self.max_dram_bandwidth, name="")
-        if hw.onchip_bytes() > self.max_onchip_bytes:
-            raise EncodingError("decoded design exceeds the on-chip budget",
-                                value=hw.onchip_bytes())
-        return hw
-
-    def encode(self, hw: HardwareConfig) -> np.ndarray:
-        """A genome decoding to (approximately) `hw`, e.g. to seed with the human design."""
-        step = self.dim_step
-        lo = math.log(step * step)
-        hi = math.log(max(self.max_pes, step * step))
-        g0 = (math.log(hw.num_pes) - lo) / (hi - lo) if hi > lo else 1.0
-        g1 = math.log(hw.array_x / hw.array_y) / (2 * math.log(8.0)) + 0.5
-        bits = {t: (self.base.psum_bits if t == "Outputs" else self.base.word_bits)
-                for t in self.buffers}
-        per = [dict(hw.pe_words).get(t, 0) * bits[t] * hw.num_pes / 8 for t in self.buffers]
-        tot = sum(per) + hw.glb_bytes
-        shares = [p / tot for p in per] + [hw.glb_bytes / tot]
-        genes = [g0, g1] + shares
-        if self.search_connectivity:
-            xs, ys = hw.parallel_x.split(","), hw.parallel_y.split(",")
-            ranked = [xs[0], ys[0], xs[1] if len(xs) > 1 else None,
-                      ys[1] if len(ys) > 1 else None]
-            rest = [d for d in PARALLEL_DIMS if d not in ranked]
-            for k in range(4):
-                if ranked[k] is None:
-                    ranked[k] = rest.pop(0)
-            ranked += rest
-            imp = [0.0] * len(PARALLEL_DIMS)
-            for k, d in enumerate(ranked):
-                imp[PARALLEL_DIMS.index(d)] = 1.0 - 0.1 * k
-            # Near the 0.5 threshold: an optimizer step can add or drop an axis's 2nd dim.
-            genes += imp + [0.75 if len(xs) > 1 else 0.25, 0.75 if len(ys) > 1 else 0.25]
-        return np.clip(np.array(genes), 0.0, 1.0)
-
-    def connectivity_seeds(self) -> list:
-        """The base design with every connectivity of the space: one or two dims per axis
-        (X and Y disjoint; 240 for six dims). The full stage screens them cheaply first,
-        because one step in connectivity can change a network's EDP 10x (MobileNetV2 on
-        NVDLA-256: C / M leaves depthwise layers on one lane) and an optimizer stepping
-        from the human design rarely makes it."""
-        return [self.base.with_(parallel_x=",".join(xs), parallel_y=",".join(ys), name="")
-                for xs, ys in connectivities()]
-
-
-def connectivities() -> list:
-    """Every (X dims, Y dims) the hardware genome can express: one or two of PARALLEL_DIMS
-    per axis, the axes disjoint."""
-    from itertools import combinations
-    out = []
-    for kx in (1, 2):
-        for xs in combinations(PARALLEL_DIMS, kx):
-            rest = [d for d in PARALLEL_DIMS if d not in xs]
-            for ky in (1, 2):
-                for ys in combinations(rest, ky):
-                    out.append((xs, ys))
-    return out

@@ -26,7 +26,8 @@ import numpy as np
 from naas_tl.model.batched import evaluate_batch
 from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.mapping.encoding import EncodingError, HardwareSpace, MappingSpace, connectivities
+from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
+from naas_tl.mapping.encoding import MappingSpace
 from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
 from naas_tl.search.mapper.inner import INVALID_LOSS, MappingSearchResult, search_layer
