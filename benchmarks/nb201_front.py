@@ -24,7 +24,7 @@ import time
 
 from naas_tl.hardware.budget import load_budget
 from naas_tl.nas.joint import JointConfig, LayerCache
-from naas_tl.nas.joint_nb201 import default_lookups, space_edps
+from naas_tl.nas.joint.nb201 import default_lookups, space_edps
 from naas_tl.nas.nb201 import N_CELLS, load_table, metric_name
 from naas_tl.nas.nb201_search import front_gap, pareto_front, search_cells
 from naas_tl.search.stages import _child_seed

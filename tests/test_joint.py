@@ -92,7 +92,7 @@ def test_choose_measures_in_edp_order_until_one_clears_the_floor():
 
 
 def test_refit_measures_the_most_promising_unmeasured_networks():
-    from naas_tl.nas.joint import PER_REFIT, Candidate, _refit
+    from naas_tl.nas.joint.networks import PER_REFIT, Candidate, _refit
 
     class Model(_FakeAccuracy):
         learned = []
@@ -142,7 +142,7 @@ def test_layer_cache_network_totals_match_a_design_evaluation():
         tot_e += len(idx) * le
         tot_c += len(idx) * lc
     # ... and each is what a mapping search of that layer alone gives with its seed.
-    from naas_tl.nas.joint import _key_ints, map_layers
+    from naas_tl.nas.joint.layers import _key_ints, map_layers
     from naas_tl.search.stages import _child_seed
     from naas_tl.workload import layer_to_problem
     for layer, _idx in unique_layers(wl):

@@ -84,7 +84,7 @@ def test_per_shape_cache_equals_direct_evaluation():
     with the same per-shape mapping search (seeded by the layer's shape)."""
     pytest.importorskip("torch")
     from naas_tl.hardware.budget import load_budget
-    from naas_tl.nas.joint import LayerCache, _key_ints, map_layers
+    from naas_tl.nas.joint.layers import LayerCache, _key_ints, map_layers
     from naas_tl.nas.nb201_net import cell_workload, layer_counts
     from naas_tl.search.stages import _child_seed
     from naas_tl.workload import layer_to_problem

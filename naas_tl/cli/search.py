@@ -165,7 +165,7 @@ def cmd_search_nas(args, budget) -> int:
 def _search_nb201(args, budget) -> int:
     """`search --nas --nas-space nb201`: the flags of the trained-proxy space do not apply."""
     from naas_tl.nas.joint import JointConfig, run_joint
-    from naas_tl.nas.joint_nb201 import default_lookups
+    from naas_tl.nas.joint.nb201 import default_lookups
     from naas_tl.nas.nb201 import N_CELLS, load_table
     for flag in ("nas_resolutions", "epochs", "data"):
         if getattr(args, flag) is not None:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from naas_tl.nas.joint import pareto_front
+from naas_tl.nas.joint.networks import pareto_front
 from naas_tl.nas.nb201 import EDGES, NONE, OPS, SKIP, Cell, live_edges
 
 #: The four input -> output paths of the cell, as edge positions.

@@ -24,8 +24,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from naas_tl.nas.joint import (JointConfig, LayerCache, _design_dir, _json_default, _search_cfg,
-                    _searched, _write_workload)
+from naas_tl.nas.joint.config import JointConfig
+from naas_tl.nas.joint.layers import LayerCache
+from naas_tl.nas.joint.run import (design_dir, json_default, search_config, searched_design,
+                                   write_workload)
 from naas_tl.search.stages import _child_seed, _progress, process_context, run_search
 
 #: Default floors below the most accurate cell's accuracy (issue 13: 0.5 pp and 1 pp).
@@ -91,7 +93,7 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
     floors = ([jc.accuracy_floor] if jc.accuracy_floor is not None else
               [] if jc.edp_weight is not None else [acc[ref] - d for d in FLOOR_DROPS])
     timings: dict[str, float] = {}
-    ref_path = _write_workload(out / "networks" / "reference.yaml", cell_workload(ref),
+    ref_path = write_workload(out / "networks" / "reference.yaml", cell_workload(ref),
                                f"most accurate cell: {describe(ref)}")
     own_pool = executor is None
     n_workers = jc.workers or (os.cpu_count() or 1)
@@ -100,14 +102,14 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
     joint_rows, choices = [], []
     try:
         t = time.time()
-        fixed_cfg = _search_cfg(jc, ref_path, (), 0)
+        fixed_cfg = search_config(jc, ref_path, (), 0)
         fixed = run_search(fixed_cfg, out / "fixed-network", progress=progress,
                            executor=executor)
         write_outputs(out / "fixed-network", fixed_cfg, fixed, budget,
                       cell_workload(ref))
         timings["fixed_network_naas_s"] = time.time() - t
         human = fixed["baseline"].best
-        fixed_stage, fixed_best = _searched(fixed, out / "fixed-network")
+        fixed_stage, fixed_best = searched_design(fixed, out / "fixed-network")
 
         # The network search on the human design: every cell's EDP from 12 mapping
         # searches, accuracies looked up as the search asks for them.
@@ -135,13 +137,13 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
             if cell not in done:
                 t = time.time()
                 run = f"joint-{k}"
-                path = _write_workload(out / "networks" / f"{run}.yaml", cell_workload(cell),
+                path = write_workload(out / "networks" / f"{run}.yaml", cell_workload(cell),
                                        describe(cell))
-                cfg = _search_cfg(jc, path, (), k)
+                cfg = search_config(jc, path, (), k)
                 stages = run_search(cfg, out / run, progress=progress, executor=executor)
                 write_outputs(out / run, cfg, stages, budget, cell_workload(cell))
-                stage, best = _searched(stages, out / run)
-                done[cell] = (_design_dir(run, stage), best)
+                stage, best = searched_design(stages, out / run)
+                done[cell] = (design_dir(run, stage), best)
                 timings[f"accelerator_search_{k}_s"] = time.time() - t
             folder, best = done[cell]
             what = (f"accuracy >= {100 * floor:.2f} %" if floor is not None else
@@ -154,7 +156,7 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
     rows = [_row(f"(i) {jc.budget} human design + most accurate cell", ref, acc[ref], human,
                  "fixed-network/design-baseline"),
             _row("(ii) fixed-network NAAS (accelerator searched for that cell)", ref,
-                 acc[ref], fixed_best, _design_dir("fixed-network", fixed_stage))] + joint_rows
+                 acc[ref], fixed_best, design_dir("fixed-network", fixed_stage))] + joint_rows
     for r in rows[1:]:
         r["edp_improvement_vs_human"] = human.edp / r["edp_J_cycles"]
     seen_cells = list(seen)
@@ -169,7 +171,7 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
                   "front": [{"cell": list(seen_cells[i]), "accuracy": seen[seen_cells[i]],
                              "edp_J_cycles": edps[seen_cells[i]][2]} for i in front]},
               "timings": timings}
-    (out / "result.json").write_text(json.dumps(result, indent=1, default=_json_default))
-    from naas_tl.nas.joint_nb201_report import format_report
+    (out / "result.json").write_text(json.dumps(result, indent=1, default=json_default))
+    from naas_tl.nas.joint.nb201_report import format_report
     (out / "report.md").write_text(format_report(result))
     return result

@@ -1,4 +1,4 @@
-"""report.md of a joint search in the NAS-Bench-201 space (naas_tl.nas.joint_nb201)."""
+"""report.md of a joint search in the NAS-Bench-201 space (naas_tl.nas.joint.nb201)."""
 from __future__ import annotations
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 import math
 
 
+def accuracy_se(acc: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on n images."""
+    return math.sqrt(max(acc * (1.0 - acc), 0.0) / n) if n > 0 else math.inf
+
+
 def _net(d: dict) -> str:
     """A network's compact name: ``r<resolution>-`` then per stage, per active block,
     kernel, expand ratio and op letter (c conv, s shift, a adder): ``r224-36c36c-...``."""
@@ -114,7 +119,6 @@ def format_joint_report(result: dict) -> str:
 
 def _noise_lines(result: dict) -> list[str]:
     """How far apart two measured accuracies must be to mean anything on these splits."""
-    from naas_tl.nas.joint import accuracy_se
     sizes = result.get("split_sizes")
     rows = result["comparison"]
     if not sizes or len(rows) < 3:
