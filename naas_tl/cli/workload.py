@@ -5,18 +5,20 @@ import sys
 
 from naas_tl.cli.output import PROG, _check_output, write_atomically
 from naas_tl.errors import NaasError
+from naas_tl.workload import dump_workload
 
 
-def _torch_extract():
-    """naas_tl.workload.torch_extract, imported only here: the rest of naas-tl runs without torch."""
+def _torch_modules():
+    """naas_tl.workload.torch_extract and torch_target, imported only here: the rest of naas-tl
+    runs without torch."""
     try:
-        from naas_tl.workload import torch_extract
+        from naas_tl.workload import torch_extract, torch_target
     except ModuleNotFoundError as exc:
         if exc.name != "torch":
             raise
         raise NaasError("needs torch (pip install 'naas-tl[gpu]')",
                         field="workload from-torch") from None
-    return torch_extract
+    return torch_extract, torch_target
 
 
 _EXTRACT_FIELDS = {"input_shape": "--input-shape", "network": "--network",
@@ -24,11 +26,11 @@ _EXTRACT_FIELDS = {"input_shape": "--input-shape", "network": "--network",
 
 
 def cmd_workload_from_torch(args) -> int:
-    te = _torch_extract()
-    shape = te.parse_input_shape(args.input_shape)
-    kwargs = te.parse_kwargs(args.kwargs)
+    te, target = _torch_modules()
+    shape = target.parse_input_shape(args.input_shape)
+    kwargs = target.parse_kwargs(args.kwargs)
     out = _check_output(args.output) if args.output else None
-    model, factory = te.build_model(args.target, kwargs)
+    model, factory = target.build_model(args.target, kwargs)
     try:
         wl, notes = te.extract_workload(model, shape, network=args.network or factory)
     except NaasError as exc:   # name the command-line option, not the Python argument
@@ -40,7 +42,7 @@ def cmd_workload_from_torch(args) -> int:
     for note in notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     made_with = f" {args.kwargs}" if args.kwargs else ""
-    text = te.dump_workload(wl, description=(
+    text = dump_workload(wl, description=(
         f"Extracted from the torch model {args.target}{made_with} (input "
         f"{'x'.join(map(str, shape))}) by naas-tl workload from-torch; rerun it, do not edit."))
     convs = sum(layer.type == "conv" for layer in wl.layers)
