@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from naas_tl.energy import energy_tables
     from naas_tl.errors import NaasError
     from naas_tl.search.mapper.inner import search_layer
-    from naas_tl.search.stages import _child_seed, _layers_of, mapping_space_for
+    from naas_tl.search.design import child_seed, layers_of, mapping_space_for
     from naas_tl.workload import load_workload
     jobs = []
     for budget in ("eyeriss", "nvdla-256"):
@@ -51,10 +51,10 @@ def main(argv=None) -> int:
         arch = templates.arch_for(hw, "conv")
         energy = energy_tables(arch)
         for net in ("resnet50", "mobilenetv2"):
-            for k, (name, _c, problem, op) in enumerate(_layers_of(load_workload(net))):
+            for k, (name, _c, problem, op) in enumerate(layers_of(load_workload(net))):
                 if k % args.stride == 0:
                     jobs.append((f"{budget}/{net}/{name}", mapping_space_for(hw, problem),
-                                 energy, _child_seed(0, k)))
+                                 energy, child_seed(0, k)))
     results, seconds = {}, {}
     for m in args.methods.split(","):
         kw = METHODS[m]

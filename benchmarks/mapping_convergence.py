@@ -27,7 +27,7 @@ CASES = [("eyeriss", "resnet50"), ("eyeriss", "mobilenetv2"),
 
 
 def _run(budget: str, net: str, k: int, trials: int, seed: int) -> tuple:
-    from naas_tl.search.stages import in_worker
+    from naas_tl.search.workers import in_worker
     return in_worker(_layer, budget, net, k, trials, seed)
 
 
@@ -35,22 +35,23 @@ def _layer(budget, net, k, trials, seed):
     from naas_tl.hardware import templates
     from naas_tl.hardware.budget import load_budget
     from naas_tl.energy import energy_tables
-    from naas_tl.search.stages import SearchConfig, _child_seed, _layers_of, mapping_space_for, \
-        search_mapping
+    from naas_tl.search.state import SearchConfig
+    from naas_tl.search.design import child_seed, layers_of, mapping_space_for, search_mapping
     from naas_tl.workload import load_workload
     cfg = SearchConfig(arch="", budget=budget, workload=net)
     hw = load_budget(budget).human_design()
-    name, count, problem, op = _layers_of(load_workload(net))[k]
+    name, count, problem, op = layers_of(load_workload(net))[k]
     arch = templates.arch_for(hw, op)
     space = mapping_space_for(hw, problem, op=op)
     t0 = time.perf_counter()
-    r = search_mapping(space, energy_tables(arch), trials, _child_seed(seed, k),
+    r = search_mapping(space, energy_tables(arch), trials, child_seed(seed, k),
                        optimizer=cfg.optimizer, population=cfg.population)
     return name, count, r.energy_pJ, r.cycles, r.edp, time.perf_counter() - t0, r.evaluations
 
 
 def main(argv=None) -> int:
-    from naas_tl.search.stages import SearchConfig, _layers_of
+    from naas_tl.search.state import SearchConfig
+    from naas_tl.search.design import layers_of
     from naas_tl.workload import load_workload
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=SearchConfig.map_trials,
@@ -60,11 +61,11 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
     ap.add_argument("--quick", action="store_true", help="first 4 layers of each network")
     args = ap.parse_args(argv)
-    from naas_tl.search.stages import process_context
+    from naas_tl.search.workers import process_context
     import os
     jobs = []
     for budget, net in CASES:
-        n = len(_layers_of(load_workload(net)))
+        n = len(layers_of(load_workload(net)))
         for k in range(min(n, 4) if args.quick else n):
             jobs.append((budget, net, k))
     workers = args.workers or os.cpu_count() or 1

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from naas_tl.mapping.encoding import MappingSpace  # noqa: E402
 from naas_tl.hardware.config import PARALLEL_DIMS  # noqa: E402
 from naas_tl.model.scalar import evaluate  # noqa: E402
-from naas_tl.search.stages import random_mapping_search, search_mapping  # noqa: E402
+from naas_tl.search.design import random_mapping_search, search_mapping  # noqa: E402
 from naas_tl.spec import load_case_dir  # noqa: E402
 
 CASE = ROOT / "naas_tl" / "data" / "reference" / "dev" / "eyeriss_12x14_45nm_8b_glb64k__vgg16_conv3_2"

@@ -47,7 +47,8 @@ def _gm(xs):
 
 def run_pair(budget: str, net: str, out: Path, quick: bool, seed: int) -> dict:
     from naas_tl.hardware.budget import load_budget
-    from naas_tl.search.stages import SearchConfig, run_search
+    from naas_tl.search.state import SearchConfig
+    from naas_tl.search.stages import run_search
     from naas_tl.search.report import write_outputs
     from naas_tl.workload import load_workload
     if (out / "result.json").exists():

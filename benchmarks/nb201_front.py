@@ -27,7 +27,7 @@ from naas_tl.nas.joint import JointConfig, LayerCache
 from naas_tl.nas.joint.nb201 import default_lookups, space_edps
 from naas_tl.nas.nb201 import N_CELLS, load_table, metric_name
 from naas_tl.nas.nb201_search import front_gap, pareto_front, search_cells
-from naas_tl.search.stages import _child_seed
+from naas_tl.search.design import child_seed
 
 WITHIN = 0.01
 
@@ -50,7 +50,7 @@ def main() -> None:
         acc = table.metric(budget.word_bits)
         t = time.time()
         # The joint search's own cache seed, so the EDPs are the ones it sees.
-        cache = LayerCache(args.map_trials, _child_seed(args.seed, 5))
+        cache = LayerCache(args.map_trials, child_seed(args.seed, 5))
         edps = {c: v[2] for c, v in space_edps(hw, cache).items()}
         t_edp = time.time() - t
         cells = sorted(edps)

@@ -1,5 +1,5 @@
 """Design evaluations in the search's process pool: kernels on one thread per worker
-(naas_tl.search.stages.in_worker, what run_search does) vs the kernels' default thread count.
+(naas_tl.search.workers.in_worker, what run_search does) vs the kernels' default thread count.
 
 Evaluates the same designs (the Eyeriss human design running MobileNetV2's unique layers,
 different seeds) both ways on a pool of --workers spawned processes, checks both give the
@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from naas_tl.hardware.budget import load_budget  # noqa: E402
-from naas_tl.search.stages import (_layers_of, evaluate_design, in_worker,  # noqa: E402
-                            process_context)
+from naas_tl.search.design import layers_of, evaluate_design
+from naas_tl.search.workers import in_worker, process_context
 from naas_tl.workload import load_workload  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def main() -> int:
     ap.add_argument("--map-trials", type=int, default=128)
     args = ap.parse_args()
     hw = load_budget("eyeriss").human_design()
-    layers = _layers_of(load_workload("mobilenetv2"))
+    layers = layers_of(load_workload("mobilenetv2"))
     jobs = [(hw, layers, args.map_trials, seed) for seed in range(args.designs)]
     ways = {"one_thread": lambda p, *a: p.submit(in_worker, evaluate_design, *a),
             "default_threads": lambda p, *a: p.submit(evaluate_design, *a)}

@@ -53,10 +53,11 @@ def main(argv=None) -> int:
     from naas_tl.hardware import templates
     from naas_tl.model.batched import evaluate_batch
     from naas_tl.energy import energy_tables
-    from naas_tl.search.stages import SearchConfig, _layers_of, evaluate_design, mapping_space_for
+    from naas_tl.search.state import SearchConfig
+    from naas_tl.search.design import layers_of, evaluate_design, mapping_space_for
     from naas_tl.workload import load_workload
     cfg = SearchConfig(arch="nvdla", budget="nvdla-256", workload="resnet50")
-    layers = _layers_of(load_workload("resnet50"))
+    layers = layers_of(load_workload("resnet50"))
     if args.layers:
         layers = layers[:args.layers]
     hws = designs()

@@ -11,7 +11,8 @@ import pytest
 
 from naas_tl.errors import NaasError
 from naas_tl.search.executors import make_executor, parse_spec
-from naas_tl.search.stages import SearchConfig, run_search
+from naas_tl.search.state import SearchConfig
+from naas_tl.search.stages import run_search
 
 from test_search import TINY
 

@@ -11,7 +11,7 @@ from naas_tl import energy as E
 from naas_tl.hardware import templates
 from naas_tl.hardware.budget import load_budget
 from naas_tl.errors import NaasError
-from naas_tl.search.stages import evaluate_design
+from naas_tl.search.design import evaluate_design
 from naas_tl.spec import parse_architecture
 from naas_tl.workload import Layer, layer_to_problem
 

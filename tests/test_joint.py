@@ -7,7 +7,7 @@ import pytest
 
 from naas_tl.hardware.budget import load_budget
 from naas_tl.nas.joint import LayerCache, accuracy_se, naas_best, pareto_front
-from naas_tl.search.stages import _layers_of, evaluate_design
+from naas_tl.search.design import layers_of, evaluate_design
 from naas_tl.workload import Layer, Workload
 
 
@@ -26,7 +26,7 @@ def test_accuracy_se_is_the_binomial_standard_error():
 
 
 def test_naas_best_takes_the_lowest_edp_searched_stage():
-    from naas_tl.search.stages import StageState
+    from naas_tl.search.state import StageState
 
     class Out:
         def __init__(self, edp, valid=True):
@@ -143,14 +143,14 @@ def test_layer_cache_network_totals_match_a_design_evaluation():
         tot_c += len(idx) * lc
     # ... and each is what a mapping search of that layer alone gives with its seed.
     from naas_tl.nas.joint.layers import _key_ints, map_layers
-    from naas_tl.search.stages import _child_seed
+    from naas_tl.search.design import child_seed
     from naas_tl.workload import layer_to_problem
     for layer, _idx in unique_layers(wl):
-        item = (_child_seed(3, *_key_ints(layer.key())), layer.name, layer_to_problem(layer),
+        item = (child_seed(3, *_key_ints(layer.key())), layer.name, layer_to_problem(layer),
                 layer.op)
         assert map_layers(hw, [item], 32) == [cache.table[(hw, layer.key())]]
     assert (tot_e, tot_c) == (e, c)
-    assert [l[3] for l in _layers_of(wl)] == ["conv", "shift"]
+    assert [l[3] for l in layers_of(wl)] == ["conv", "shift"]
 
 
 def test_layer_cache_does_not_depend_on_batching():

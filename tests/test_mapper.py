@@ -19,7 +19,7 @@ from naas_tl.search.mapper.inner import search_layer
 from naas_tl.mapping.polish import neighbours, retilings, unique_rows
 from naas_tl.mapping.batch import MappingBatch
 from naas_tl.mapping.mapspace import fits_capacity, level_capacities, capacity_usage
-from naas_tl.search.stages import _layers_of, mapping_space_for
+from naas_tl.search.design import layers_of, mapping_space_for
 from naas_tl.spec import LevelMapping, Mapping, validate_mapping
 from naas_tl.workload import load_workload
 
@@ -27,7 +27,7 @@ BUDGETS = ["eyeriss", "nvdla-256", "shidiannao", "edgetpu"]
 
 
 def _layer(net, name):
-    return next(l for l in _layers_of(load_workload(net)) if l[0] == name)
+    return next(l for l in layers_of(load_workload(net)) if l[0] == name)
 
 
 def _factor_valid(space, batch):
@@ -106,7 +106,7 @@ def _best_spatial_product(space):
 @pytest.mark.parametrize("budget", BUDGETS)
 def test_seeds_fill_the_array_whenever_a_mapping_can(budget):
     hw = load_budget(budget).human_design()
-    layers = _layers_of(load_workload("resnet50")) + _layers_of(load_workload("mobilenetv2"))
+    layers = layers_of(load_workload("resnet50")) + layers_of(load_workload("mobilenetv2"))
     for name, _count, problem, op in layers[::3]:
         space = mapping_space_for(hw, problem, op=op)
         seeds = space.repair(structured_candidates(space))
@@ -263,7 +263,7 @@ def test_compiled_capacity_usage_equals_the_numpy_one(monkeypatch):
         pytest.skip("numba is not installed")
     for budget in BUDGETS:
         hw = load_budget(budget).human_design()
-        for _n, _c, problem, op in _layers_of(load_workload("alexnet"))[:3]:
+        for _n, _c, problem, op in layers_of(load_workload("alexnet"))[:3]:
             space = mapping_space_for(hw, problem, op=op)
             batch = space.decode(np.random.default_rng(1).random((200, space.size)))
             fast = mapspace.capacity_usage(space.arch, problem, batch)
@@ -279,7 +279,7 @@ def test_compiled_repair_equals_the_numpy_one(monkeypatch):
         pytest.skip("numba is not installed")
     for budget in BUDGETS:
         hw = load_budget(budget).human_design()
-        for _n, _c, problem, op in _layers_of(load_workload("mobilenetv2"))[:4]:
+        for _n, _c, problem, op in layers_of(load_workload("mobilenetv2"))[:4]:
             space = mapping_space_for(hw, problem, op=op)
             raw = space.decode(np.random.default_rng(2).random((300, space.size)))
             frozen = np.zeros(raw.temporal.shape[1:], bool)

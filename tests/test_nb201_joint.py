@@ -86,7 +86,7 @@ def test_per_shape_cache_equals_direct_evaluation():
     from naas_tl.hardware.budget import load_budget
     from naas_tl.nas.joint.layers import LayerCache, _key_ints, map_layers
     from naas_tl.nas.nb201_net import cell_workload, layer_counts
-    from naas_tl.search.stages import _child_seed
+    from naas_tl.search.design import child_seed
     from naas_tl.workload import layer_to_problem
     hw = load_budget("eyeriss").human_design()
     cache = LayerCache(4, 11)
@@ -96,7 +96,7 @@ def test_per_shape_cache_equals_direct_evaluation():
     few = [c for c in all_cells() if c.count(CONV3) + c.count(CONV1) == 1]
     for cell in rng.sample(few, 2):
         wl = cell_workload(cell)
-        items = [(_child_seed(11, *_key_ints(l.key())), l.name, layer_to_problem(l), l.op)
+        items = [(child_seed(11, *_key_ints(l.key())), l.name, layer_to_problem(l), l.op)
                  for l in wl.layers]
         direct = map_layers(hw, items, 4)
         energy = sum(e for e, _c in direct)

@@ -1,11 +1,11 @@
-"""Pool workers run the compiled kernels on one thread (see naas_tl.search.stages.in_worker)."""
+"""Pool workers run the compiled kernels on one thread (see naas_tl.search.workers.in_worker)."""
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from naas_tl.search.stages import in_worker, process_context
+from naas_tl.search.workers import in_worker, process_context
 
 
 def _kernel_threads() -> int:

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from naas_tl.hardware.budget import load_budget
-from naas_tl.search.stages import SearchConfig, run_search
+from naas_tl.search.state import SearchConfig
+from naas_tl.search.stages import run_search
 
 TINY = """network: tiny
 input: [8, 8, 8]
@@ -132,7 +133,7 @@ def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_pa
 
 
 def test_resume_continues_a_checkpoint_written_before_the_dataflow_stage(tiny, tmp_path):
-    from naas_tl.search.stages import Checkpoint
+    from naas_tl.search.checkpoint import Checkpoint
     c = cfg(tiny, mode="baseline")
     run_search(c, tmp_path / "r", progress=False)
     ck = Checkpoint(tmp_path / "r" / "checkpoint.json")

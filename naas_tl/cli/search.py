@@ -9,7 +9,8 @@ from naas_tl.errors import NaasError
 def cmd_search(args) -> int:
     from naas_tl.hardware.budget import ARCH_DEFAULT_BUDGET, load_budget
     from naas_tl.search.report import write_outputs
-    from naas_tl.search.stages import SearchConfig, run_search
+    from naas_tl.search.state import SearchConfig
+    from naas_tl.search.stages import run_search
     from naas_tl.workload import load_workload
     if getattr(args, "verify_with", None) == "timeloop":   # fail before searching
         from naas_tl.model.timeloop import require_timeloop

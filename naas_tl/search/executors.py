@@ -91,7 +91,7 @@ def make_executor(spec: str, workers: int, *,
     if kind == "local":
         if n <= 1:
             return None, _noop
-        from naas_tl.search.stages import process_context
+        from naas_tl.search.workers import process_context
         pool = ProcessPoolExecutor(max_workers=n, mp_context=process_context())
         return pool, pool.shutdown
     distributed = _distributed(spec)

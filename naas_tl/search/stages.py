@@ -11,192 +11,33 @@ sizing = sizes searched, human connectivity kept; full = sizes and connectivity,
 screening of every connectivity on the human sizes.
 
 Everything is seeded: a candidate's inner searches use a seed derived from the run seed, the
-stage and the candidate's index, so results do not depend on which worker evaluates what.
-"""
+stage and the candidate's index, so results do not depend on which worker evaluates what."""
 from __future__ import annotations
 
 import math
 import os
-import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from naas_tl.model.batched import evaluate_batch
-from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
-from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
-from naas_tl.mapping.encoding import MappingSpace
 from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
-from naas_tl.search.mapper.inner import INVALID_LOSS, MappingSearchResult, search_layer
-from naas_tl.search.state import DesignOutcome, LayerOutcome, SearchConfig, StageState
-from naas_tl.spec import EnergyTable, Problem
-
-
-def process_context():
-    """Worker processes are spawned, not forked: a fork after the compiled kernels have
-    started their thread pool is unsafe (it aborted under numba's OpenMP layer)."""
-    import multiprocessing
-    return multiprocessing.get_context("spawn")
-
-
-def in_worker(fn, *args, **kwargs):
-    """Run fn in a pool worker with the compiled kernels on one thread. The pool already
-    puts one process on each core; letting every worker's kernels also start a thread per
-    core oversubscribes the machine, and OpenMP's spin-waiting threads then run several
-    times slower (benchmarks/pool_threads.py: 6.9x on 2 cores). The kernels' parallel loops
-    write one row each, so the thread count cannot change a number."""
-    try:
-        import numba
-        numba.set_num_threads(1)     # per calling thread: also right for dask's task threads
-    except ImportError:              # pragma: no cover - numba is optional
-        pass
-    return fn(*args, **kwargs)
-
-
-def _ng():
-    import nevergrad as ng          # imported lazily: it is slow to import
-    warnings.filterwarnings("ignore", module="nevergrad")
-    return ng
-
-
-def check_optimizer(name: str, field: str = "optimizer") -> None:
-    ng = _ng()
-    if name not in ng.optimizers.registry:
-        close = [n for n in ng.optimizers.registry if n.lower() == name.lower()]
-        raise NaasError("unknown nevergrad optimizer" + (f" (did you mean {close[0]}?)"
-                                                         if close else ""),
-                        field=field, value=name)
-
-
-def make_optimizer(name: str, dim: int, budget: int, workers: int, seed: int, init=None,
-                   sigma: float = 0.2):
-    ng = _ng()
-    check_optimizer(name)
-    x0 = np.full(dim, 0.5) if init is None else np.clip(np.asarray(init, float), 0.0, 1.0)
-    # Unbounded: the decoders clip genes to [0, 1]. A bounded nevergrad Array shrinks the
-    # steps near the bounds, and on this piecewise-constant landscape small steps decode to
-    # the same mapping, which stalls the search.
-    param = ng.p.Array(init=x0).set_mutation(sigma=sigma)
-    param.random_state = np.random.RandomState(seed % (2**32))
-    return ng.optimizers.registry[name](parametrization=param, budget=max(1, budget),
-                                        num_workers=max(1, workers))
-
-
-# --------------------------------------------------------------------------------------
-# Inner search: mappings of one layer on one architecture
-# --------------------------------------------------------------------------------------
-
-def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
-                   optimizer: str = "sepcma", population: int = 256,
-                   init: np.ndarray | None = None, sigma: float = 0.25,
-                   warm: list | None = None, es_share: float = 0.0) -> MappingSearchResult:
-    """The inner search of one layer (naas_tl.search.mapper.inner.search_layer). optimizer,
-    population and sigma drive the genome search, which gets es_share of the budget."""
-    return search_layer(space, energy, trials, seed, init=init, warm=warm,
-                        optimizer=optimizer, population=population, sigma=sigma,
-                        es_share=es_share)
-
-
-def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
-                          seed: int) -> MappingSearchResult:
-    """Uniform random genomes, same decoder and evaluator: the search's control."""
-    rng = np.random.default_rng(seed)
-    batch = space.repair(space.decode(rng.random((trials, space.size))))
-    res = evaluate_batch(space.arch, space.problem, batch, energy)
-    ok = np.nonzero(res.valid)[0]
-    if not len(ok):
-        return MappingSearchResult(None, math.inf, 0, trials)
-    i = int(ok[np.argmin(res.edp[ok])])
-    return MappingSearchResult(batch.mapping(i, source="<random>"), float(res.energy_pJ[i]),
-                               int(res.cycles[i]), trials)
-
-
-# --------------------------------------------------------------------------------------
-# Designs: a hardware config scored on a whole network
-# --------------------------------------------------------------------------------------
-
-def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "importance",
-                      op: str | None = None, dataflow: str | None = None):
-    """The mapping space of `problem` on `hw` (template bypass, hw's parallel dims); with
-    dataflow (a Timeloop mapspace constraints file), only the mappings that meet it."""
-    from naas_tl.hardware import templates
-    arch = templates.arch_for(hw, op)
-    keep = templates.keep_matrix(hw, arch, problem)
-    roles = templates.spatial_roles(hw, arch)
-    parallel = {"X": hw.parallel_x.split(","), "Y": hw.parallel_y.split(",")}
-    constraints = None
-    if dataflow is not None:
-        from naas_tl.mapping.constraints import load_constraints
-        constraints = load_constraints(dataflow, arch, problem)
-    return MappingSpace.build(arch, problem, keep, roles, parallel, encoding=encoding,
-                              constraints=constraints)
-
-
-def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
-                    optimizer: str = "sepcma", encoding: str = "importance",
-                    population: int = 256, warm: dict | None = None,
-                    dataflow: str | None = None, es_share: float = 0.0) -> DesignOutcome:
-    """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]
-    or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
-    dataflow: only mappings that meet these Timeloop mapspace constraints (a file).
-
-    warm: {layer name: (genome, Mapping)} from another design of the template (the human
-    one): the layer's search evaluates that mapping (fitted to this design) and that genome
-    (when it fits this design's mapping space) first, so a design's search starts from what
-    worked on the human design and differences between designs are not drowned in the
-    search's own noise."""
-    from naas_tl.energy import energy_tables
-    from naas_tl.hardware import templates
-    tables: dict = {}
-    out = []
-    for k, (name, count, problem, *rest) in enumerate(layers):
-        op = rest[0] if rest else "conv"
-        try:
-            if op not in tables:
-                tables[op] = energy_tables(templates.arch_for(hw, op))
-        except NaasError as err:
-            return DesignOutcome(hw, [], error=str(err))
-        try:
-            space = mapping_space_for(hw, problem, encoding, op, dataflow)
-        except NaasError as err:
-            return DesignOutcome(hw, [], error=str(err))
-        init, wmap = (warm or {}).get(name, (None, None))
-        if init is not None and len(init) != space.size:
-            init = None
-        r = search_mapping(space, tables[op], map_trials, _child_seed(seed, k),
-                           optimizer=optimizer, population=population, init=init,
-                           warm=None if wmap is None else [wmap], es_share=es_share)
-        out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
-                                r.evaluations, r.genome, op))
-    if not out:     # still reject a design the template cannot build
-        try:
-            energy_tables(templates.arch_for(hw))
-        except NaasError as err:
-            return DesignOutcome(hw, [], error=str(err))
-    return DesignOutcome(hw, out)
-
-
-def _child_seed(seed: int, *path) -> int:
-    return int(np.random.SeedSequence([seed % (2**32), *path]).generate_state(1)[0])
+from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
+from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
+from naas_tl.search.checkpoint import Checkpoint
+from naas_tl.search.design import child_seed, evaluate_design, layers_of
+from naas_tl.search.mapper.inner import INVALID_LOSS
+from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
+from naas_tl.search.progress import progress_bar
+from naas_tl.search.state import DesignOutcome, SearchConfig, StageState
+from naas_tl.search.workers import in_worker, process_context
 
 
 def _stage_id(name: str) -> int:
     """A stable number per stage name for seeds (names of equal length must differ)."""
     import zlib
     return zlib.crc32(name.encode())
-
-
-# --------------------------------------------------------------------------------------
-# Outer search over hardware, with checkpoints
-# --------------------------------------------------------------------------------------
-
-def _layers_of(workload) -> list:
-    from naas_tl.workload import layer_to_problem, unique_layers
-    return [(layer.name, len(idx), layer_to_problem(layer), layer.op)
-            for layer, idx in unique_layers(workload)]
 
 
 def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
@@ -227,7 +68,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     from naas_tl.search.mapper import optimizers
     optimizers.check(cfg.optimizer, "--optimizer")
     check_optimizer(cfg.hw_optimizer, "--hw-optimizer")
-    layers = _layers_of(workload)
+    layers = layers_of(workload)
     human = budget.human_design()
     if cfg.ops:
         human = human.with_(ops=tuple(cfg.ops))
@@ -236,7 +77,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
         n = cfg.workers or (os.cpu_count() or 1)
         executor = (ProcessPoolExecutor(max_workers=n, mp_context=process_context())
                     if n > 1 else None)
-    bar = _progress(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
+    bar = progress_bar(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
                     initial=sum(st.asked for st in stages.values()))
     try:
         # The human design, with its own dataflow and with the full mapping search, both
@@ -286,7 +127,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                     st.best = base
                 st.optimizer = make_optimizer(cfg.hw_optimizer, space.size, cfg.hw_trials,
                                               hw_population(cfg, space.size),
-                                              _child_seed(cfg.seed, _stage_id(st.name)),
+                                              child_seed(cfg.seed, _stage_id(st.name)),
                                               init=space.encode(human), sigma=0.15)
                 # The best screened connectivities are the optimizer's first candidates.
                 ranked = sorted((e, i) for i, e, _hw in st.screen or [] if math.isfinite(e))
@@ -343,7 +184,7 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
         cands = [st.optimizer.ask() for _ in range(n)]
         for c, (genome, loss) in zip(cands, st.told[done:done + n]):
             if not np.array_equal(np.asarray(c.value, float), genome):
-                ng = _ng().__version__
+                ng = load_nevergrad().__version__
                 was = written.get("nevergrad")
                 why = f" (written with nevergrad {was}, this is {ng})" if was != ng else ""
                 raise NaasError(f"{cfg.hw_optimizer} does not repeat the recorded designs of "
@@ -396,7 +237,7 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
         if hw is None:
             jobs.append(None)
             continue
-        args = (hw, layers, cfg.map_trials, _child_seed(cfg.seed, _stage_id(tag[0]), tag[1]))
+        args = (hw, layers, cfg.map_trials, child_seed(cfg.seed, _stage_id(tag[0]), tag[1]))
         kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
                   warm=warm, dataflow=df, es_share=cfg.es_share)
         jobs.append(executor.submit(in_worker, evaluate_design, *args, **kw) if executor
@@ -410,22 +251,3 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
         else:
             out.append(job.result())
     return out
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def set_postfix_str(self, s):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(enabled: bool, total: int, initial: int = 0, unit: str = "design",
-              desc: str | None = None):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True)

@@ -6,11 +6,8 @@ import math
 from dataclasses import dataclass, field
 
 from naas_tl.hardware.config import HardwareConfig
-from naas_tl.search.stages import (
-    _child_seed,
-    evaluate_design,
-    in_worker,
-)
+from naas_tl.search.design import child_seed, evaluate_design
+from naas_tl.search.workers import in_worker
 
 
 def network_workload(space, cfg, name: str | None = None):
@@ -67,7 +64,7 @@ class LayerCache:
         todo = self.missing(hw, workloads)
         if not todo:
             return
-        items = [(_child_seed(self.seed, *_key_ints(layer.key())), layer.name, problem, layer.op)
+        items = [(child_seed(self.seed, *_key_ints(layer.key())), layer.name, problem, layer.op)
                  for _k, layer, problem in todo]
         n = max(1, workers)
         chunks = [items[i::n] for i in range(n)]

@@ -28,7 +28,10 @@ from naas_tl.nas.joint.config import JointConfig
 from naas_tl.nas.joint.layers import LayerCache
 from naas_tl.nas.joint.run import (design_dir, json_default, search_config, searched_design,
                                    write_workload)
-from naas_tl.search.stages import _child_seed, _progress, process_context, run_search
+from naas_tl.search.design import child_seed
+from naas_tl.search.progress import progress_bar
+from naas_tl.search.workers import process_context
+from naas_tl.search.stages import run_search
 
 #: Default floors below the most accurate cell's accuracy (issue 13: 0.5 pp and 1 pp).
 FLOOR_DROPS = (0.005, 0.01)
@@ -114,10 +117,10 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
         # The network search on the human design: every cell's EDP from 12 mapping
         # searches, accuracies looked up as the search asks for them.
         t = time.time()
-        cache = LayerCache(jc.nas_map_trials, _child_seed(jc.seed, 5))
+        cache = LayerCache(jc.nas_map_trials, child_seed(jc.seed, 5))
         hw = budget.human_design()
         edps = space_edps(hw, cache, executor, n_workers)
-        bar = _progress(progress, jc.nas_trials, unit="cell", desc="cells looked up")
+        bar = progress_bar(progress, jc.nas_trials, unit="cell", desc="cells looked up")
         try:
             seen = search_cells({c: v[2] for c, v in edps.items()}, acc.__getitem__,
                                 jc.nas_trials, jc.seed, progress=bar)

@@ -10,12 +10,10 @@ import numpy as np
 from naas_tl.hardware.config import HardwareConfig
 from naas_tl.nas.joint.config import JointConfig
 from naas_tl.nas.joint.layers import LayerCache, network_workload
-from naas_tl.search.stages import (
-    INVALID_LOSS,
-    _child_seed,
-    _progress,
-    make_optimizer,
-)
+from naas_tl.search.mapper.inner import INVALID_LOSS
+from naas_tl.search.design import child_seed
+from naas_tl.search.progress import progress_bar
+from naas_tl.search.nevergrad_opt import make_optimizer
 
 #: How much the predicted accuracy may fall short of the floor and still be measured: the
 #: predictor's error on held-out subnets is of this order.
@@ -53,11 +51,11 @@ def search_networks(space, acc_model, hw: HardwareConfig, cache: LayerCache, jc:
     """One round of evolution over networks on `hw`; returns every candidate evaluated."""
     dim = len(space.encode(space.reference()))
     opt = make_optimizer(jc.nas_optimizer, dim, jc.nas_trials, jc.nas_population,
-                         _child_seed(jc.seed, 7, round_), init=space.encode(space.reference()),
+                         child_seed(jc.seed, 7, round_), init=space.encode(space.reference()),
                          sigma=0.3)
     wl_cache: dict = {}
     out: list[Candidate] = []
-    bar = _progress(progress, jc.nas_trials, unit="net", desc=f"networks (round {round_})")
+    bar = progress_bar(progress, jc.nas_trials, unit="net", desc=f"networks (round {round_})")
     asked = 0
     every = max(jc.nas_population, jc.nas_trials // (REFITS + 1))
     next_refit = every

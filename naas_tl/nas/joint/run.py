@@ -21,20 +21,18 @@ from naas_tl.nas.joint.networks import (
     pareto_front,
     search_networks,
 )
-from naas_tl.search.stages import (
-    SearchConfig,
-    _child_seed,
-    check_optimizer,
-    process_context,
-    run_search,
-)
+from naas_tl.search.state import SearchConfig
+from naas_tl.search.design import child_seed
+from naas_tl.search.nevergrad_opt import check_optimizer
+from naas_tl.search.workers import process_context
+from naas_tl.search.stages import run_search
 
 
 def search_config(jc: JointConfig, workload_path: Path, ops: tuple, tag: int) -> SearchConfig:
     return SearchConfig(arch=jc.arch, budget=jc.budget, workload=str(workload_path),
                         mode="full", hw_trials=jc.hw_trials, hw_population=jc.hw_population,
                         screen_trials=jc.screen_trials,
-                        map_trials=jc.map_trials, seed=_child_seed(jc.seed, 11, tag) % 100000,
+                        map_trials=jc.map_trials, seed=child_seed(jc.seed, 11, tag) % 100000,
                         workers=jc.workers, ops=ops)
 
 
@@ -123,7 +121,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
         fixed_edp = fixed_best.edp
 
         # 3. Rounds of network search + accelerator search.
-        cache = LayerCache(jc.nas_map_trials, _child_seed(jc.seed, 5))
+        cache = LayerCache(jc.nas_map_trials, child_seed(jc.seed, 5))
         hw = budget.human_design().with_(ops=tuple(jc.ops))
         all_cands: list[Candidate] = []
         rounds = []
@@ -168,7 +166,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
             # At the accelerator searches' mapping count, so its first row matches the
             # human-design row and its last row leads into the joint row.
             breakdown = edp_breakdown(space, acc_model,
-                                      LayerCache(jc.map_trials, _child_seed(jc.seed, 13)),
+                                      LayerCache(jc.map_trials, child_seed(jc.seed, 13)),
                                       human_hybrid, chosen.arch, executor, n_workers)
             timings["breakdown_s"] = time.time() - t
     finally:

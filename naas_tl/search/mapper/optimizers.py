@@ -162,7 +162,7 @@ class _CMAES:
 
 class _Nevergrad:
     def __init__(self, name, x0, sigma, seed, popsize, budget):
-        from naas_tl.search.stages import make_optimizer
+        from naas_tl.search.nevergrad_opt import make_optimizer
         self.opt = make_optimizer(name, len(x0), budget, popsize, seed, init=x0, sigma=sigma)
         self._cands = []
 
@@ -185,8 +185,8 @@ def check(name: str, field: str = "optimizer") -> None:
     pycma and 'CMA' nevergrad's)."""
     if name in NAMES:
         return
-    from naas_tl.search.stages import _ng
-    if _ng_name(name) not in _ng().optimizers.registry:
+    from naas_tl.search.nevergrad_opt import load_nevergrad
+    if _ng_name(name) not in load_nevergrad().optimizers.registry:
         raise NaasError(f"unknown inner optimizer ({', '.join(NAMES)}, or a nevergrad "
                         f"optimizer name)", field=field, value=name)
 

@@ -1,0 +1,115 @@
+"""One design's score: the mapping search of each distinct layer on it, summed into the
+network's energy, cycles and EDP."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from naas_tl.errors import NaasError
+from naas_tl.hardware.config import HardwareConfig
+from naas_tl.mapping.encoding import MappingSpace
+from naas_tl.model.batched import evaluate_batch
+from naas_tl.search.mapper.inner import MappingSearchResult, search_layer
+from naas_tl.search.state import DesignOutcome, LayerOutcome
+from naas_tl.spec import EnergyTable, Problem
+
+
+def search_mapping(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
+                   optimizer: str = "sepcma", population: int = 256,
+                   init: np.ndarray | None = None, sigma: float = 0.25,
+                   warm: list | None = None, es_share: float = 0.0) -> MappingSearchResult:
+    """The inner search of one layer (naas_tl.search.mapper.inner.search_layer). optimizer,
+    population and sigma drive the genome search, which gets es_share of the budget."""
+    return search_layer(space, energy, trials, seed, init=init, warm=warm,
+                        optimizer=optimizer, population=population, sigma=sigma,
+                        es_share=es_share)
+
+
+def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
+                          seed: int) -> MappingSearchResult:
+    """Uniform random genomes, same decoder and evaluator: the search's control."""
+    rng = np.random.default_rng(seed)
+    batch = space.repair(space.decode(rng.random((trials, space.size))))
+    res = evaluate_batch(space.arch, space.problem, batch, energy)
+    ok = np.nonzero(res.valid)[0]
+    if not len(ok):
+        return MappingSearchResult(None, math.inf, 0, trials)
+    i = int(ok[np.argmin(res.edp[ok])])
+    return MappingSearchResult(batch.mapping(i, source="<random>"), float(res.energy_pJ[i]),
+                               int(res.cycles[i]), trials)
+
+
+# --------------------------------------------------------------------------------------
+# Designs: a hardware config scored on a whole network
+# --------------------------------------------------------------------------------------
+
+def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "importance",
+                      op: str | None = None, dataflow: str | None = None):
+    """The mapping space of `problem` on `hw` (template bypass, hw's parallel dims); with
+    dataflow (a Timeloop mapspace constraints file), only the mappings that meet it."""
+    from naas_tl.hardware import templates
+    arch = templates.arch_for(hw, op)
+    keep = templates.keep_matrix(hw, arch, problem)
+    roles = templates.spatial_roles(hw, arch)
+    parallel = {"X": hw.parallel_x.split(","), "Y": hw.parallel_y.split(",")}
+    constraints = None
+    if dataflow is not None:
+        from naas_tl.mapping.constraints import load_constraints
+        constraints = load_constraints(dataflow, arch, problem)
+    return MappingSpace.build(arch, problem, keep, roles, parallel, encoding=encoding,
+                              constraints=constraints)
+
+
+def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
+                    optimizer: str = "sepcma", encoding: str = "importance",
+                    population: int = 256, warm: dict | None = None,
+                    dataflow: str | None = None, es_share: float = 0.0) -> DesignOutcome:
+    """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]
+    or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
+    dataflow: only mappings that meet these Timeloop mapspace constraints (a file).
+
+    warm: {layer name: (genome, Mapping)} from another design of the template (the human
+    one): the layer's search evaluates that mapping (fitted to this design) and that genome
+    (when it fits this design's mapping space) first, so a design's search starts from what
+    worked on the human design and differences between designs are not drowned in the
+    search's own noise."""
+    from naas_tl.energy import energy_tables
+    from naas_tl.hardware import templates
+    tables: dict = {}
+    out = []
+    for k, (name, count, problem, *rest) in enumerate(layers):
+        op = rest[0] if rest else "conv"
+        try:
+            if op not in tables:
+                tables[op] = energy_tables(templates.arch_for(hw, op))
+        except NaasError as err:
+            return DesignOutcome(hw, [], error=str(err))
+        try:
+            space = mapping_space_for(hw, problem, encoding, op, dataflow)
+        except NaasError as err:
+            return DesignOutcome(hw, [], error=str(err))
+        init, wmap = (warm or {}).get(name, (None, None))
+        if init is not None and len(init) != space.size:
+            init = None
+        r = search_mapping(space, tables[op], map_trials, child_seed(seed, k),
+                           optimizer=optimizer, population=population, init=init,
+                           warm=None if wmap is None else [wmap], es_share=es_share)
+        out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
+                                r.evaluations, r.genome, op))
+    if not out:     # still reject a design the template cannot build
+        try:
+            energy_tables(templates.arch_for(hw))
+        except NaasError as err:
+            return DesignOutcome(hw, [], error=str(err))
+    return DesignOutcome(hw, out)
+
+
+def child_seed(seed: int, *path) -> int:
+    return int(np.random.SeedSequence([seed % (2**32), *path]).generate_state(1)[0])
+
+
+def layers_of(workload) -> list:
+    from naas_tl.workload import layer_to_problem, unique_layers
+    return [(layer.name, len(idx), layer_to_problem(layer), layer.op)
+            for layer, idx in unique_layers(workload)]
