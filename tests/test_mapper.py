@@ -257,9 +257,9 @@ def test_a_dataflow_search_meets_its_constraints():
 
 
 def test_compiled_capacity_usage_equals_the_numpy_one(monkeypatch):
-    from naas_tl.model import _dp_kernel
+    from naas_tl.mapping import _kernels
     from naas_tl.mapping import mapspace
-    if _dp_kernel.usage_kernel is None:
+    if _kernels.usage_kernel is None:
         pytest.skip("numba is not installed")
     for budget in BUDGETS:
         hw = load_budget(budget).human_design()
@@ -267,15 +267,15 @@ def test_compiled_capacity_usage_equals_the_numpy_one(monkeypatch):
             space = mapping_space_for(hw, problem, op=op)
             batch = space.decode(np.random.default_rng(1).random((200, space.size)))
             fast = mapspace.capacity_usage(space.arch, problem, batch)
-            monkeypatch.setattr(_dp_kernel, "usage_kernel", None)
+            monkeypatch.setattr(_kernels, "usage_kernel", None)
             slow = mapspace.capacity_usage(space.arch, problem, batch)
             monkeypatch.undo()
             assert (fast == slow).all()
 
 
 def test_compiled_repair_equals_the_numpy_one(monkeypatch):
-    from naas_tl.model import _dp_kernel
-    if _dp_kernel.repair_kernel is None:
+    from naas_tl.mapping import _kernels
+    if _kernels.repair_kernel is None:
         pytest.skip("numba is not installed")
     for budget in BUDGETS:
         hw = load_budget(budget).human_design()
@@ -285,7 +285,7 @@ def test_compiled_repair_equals_the_numpy_one(monkeypatch):
             frozen = np.zeros(raw.temporal.shape[1:], bool)
             frozen[-2, 0] = True
             fast = space.repair(raw, frozen_t=frozen)
-            monkeypatch.setattr(_dp_kernel, "repair_kernel", None)
+            monkeypatch.setattr(_kernels, "repair_kernel", None)
             slow = space.repair(raw, frozen_t=frozen)
             monkeypatch.undo()
             assert (fast.temporal == slow.temporal).all()

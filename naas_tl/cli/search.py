@@ -165,7 +165,8 @@ def cmd_search_nas(args, budget) -> int:
 
 def _search_nb201(args, budget) -> int:
     """`search --nas --nas-space nb201`: the flags of the trained-proxy space do not apply."""
-    from naas_tl.nas.joint import JointConfig, run_joint
+    from naas_tl.nas.joint import JointConfig
+    from naas_tl.nas.joint.nb201 import run_joint_nb201
     from naas_tl.nas.joint.nb201 import default_lookups
     from naas_tl.nas.nb201 import N_CELLS, load_table
     for flag in ("nas_resolutions", "epochs", "data"):
@@ -209,7 +210,7 @@ def _search_nb201(args, budget) -> int:
     if any((out / "fixed-network" / f).exists() for f in ("checkpoint.json", "checkpoint.pkl")):
         raise NaasError("output folder holds a joint search already (use another --out)",
                         file=str(out))
-    result = run_joint(jc, out, progress=not args.quiet)
+    result = run_joint_nb201(jc, out, progress=not args.quiet)
     for row in result["comparison"]:
         print(f"{row['label']}: cell {''.join(map(str, row['cell']))}, accuracy "
               f"{100 * row['accuracy']:.2f} %, EDP {row['edp_J_cycles']:.4g} J*cycles")

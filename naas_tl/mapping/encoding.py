@@ -256,11 +256,11 @@ class MappingSpace:
         spf = _smallest_prime_factors(int(max(self.problem.bounds)))
         t = batch.temporal.copy()
         sp = batch.spatial.copy()
-        from naas_tl.model import _dp_kernel
-        if _dp_kernel.repair_kernel is not None:
+        from naas_tl.mapping import _kernels
+        if _kernels.repair_kernel is not None:
             from naas_tl.mapping.mapspace import _projection_tables
             capi = np.where(np.isinf(cap), 2.0 ** 62, cap).astype(np.int64)
-            _dp_kernel.repair_kernel(t, sp, np.ascontiguousarray(batch.keep), capi, ft, fs,
+            _kernels.repair_kernel(t, sp, np.ascontiguousarray(batch.keep), capi, ft, fs,
                                      dest, spf, bad.astype(np.int64),
                                      *_projection_tables(self.problem), 64 * L)
             return MappingBatch(t, batch.temporal_perm, sp, batch.spatial_perm, batch.split,

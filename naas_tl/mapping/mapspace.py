@@ -206,11 +206,11 @@ def _usage(problem: Problem, ext: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Kept words per level [N, L] given the cumulative extents ext [N, L, D]. The
     compiled kernel (when numba is there) gives the same integers; repair and the seed
     builder call this thousands of times per layer search."""
-    from naas_tl.model import _dp_kernel
-    if _dp_kernel.usage_kernel is not None and ext.size:
+    from naas_tl.mapping import _kernels
+    if _kernels.usage_kernel is not None and ext.size:
         N, L, D = ext.shape
         tabs = _projection_tables(problem)
-        out = _dp_kernel.usage_kernel(
+        out = _kernels.usage_kernel(
             np.ascontiguousarray(ext.reshape(N * L, D), dtype=np.int64),
             np.ascontiguousarray(np.broadcast_to(keep, (N, L, keep.shape[-1]))
                                  .reshape(N * L, -1)), *tabs)

@@ -27,4 +27,4 @@ class JointConfig:
     data: str | None = None
     device: str = "cpu"
     workers: int = 0
-    space: str = "ofa"                      # "ofa" (this module) | "nb201" (joint_nb201)
+    space: str = "ofa"                      # "ofa" (run.run_joint) | "nb201" (nb201.run_joint_nb201)

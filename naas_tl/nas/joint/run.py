@@ -69,9 +69,9 @@ def write_workload(path: Path, wl, description: str) -> Path:
 
 def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None) -> dict:
     """Run the joint search; writes everything under out_dir and returns result.json's dict."""
-    if jc.space == "nb201":     # measured accuracies: no supernet, no predictor
-        from naas_tl.nas.joint.nb201 import run_joint_nb201
-        return run_joint_nb201(jc, out_dir, progress=progress, executor=executor)
+    if jc.space != "ofa":      # nb201 has measured accuracies: nas.joint.nb201.run_joint_nb201
+        raise NaasError("run_joint searches the trained-proxy space only", field="space",
+                        value=jc.space)
     from naas_tl.hardware.budget import load_budget
     from naas_tl.nas.proxy import build_accuracy_model
     from naas_tl.nas.space import SearchSpace
