@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     print()
     today = rerendered(cases)
     print(f"the same {len(cases)} designs as the templates render them today (SRAM buffers as "
-          f"banked_SRAM of grid macros, naas_tl/sram_banks.py): {today['n']} action energies, "
+          f"banked_SRAM of grid macros, naas_tl/hardware/sram_banks.py): {today['n']} action energies, "
           f"{today['n_area']} areas;")
     print(f"  reference: unchanged components -> the case's real Accelergy tables; banked_SRAM "
           f"-> its compound class summed over real Accelergy grid rows of its macros")

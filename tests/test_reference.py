@@ -8,7 +8,7 @@ Two sets of cases:
 
 Per case: the scalar evaluator (`naas-tl evaluate`) must give Timeloop's cycles and every
 per-level and per-tensor count exactly and every energy within 0.5 %, by this file's checks and
-by `naas-tl compare`'s (naas_tl.cli.compare_case, run on the same result); the batched
+by `naas-tl compare`'s (naas_tl.model.reference.compare_case, run on the same result); the batched
 evaluator (what the search runs) must give the scalar result exactly. The expected numbers come
 from each case's expected.json (what timeloop-model printed) and the architecture facts from
 its timeloop-model.stats.txt; nothing here is hard-coded.
@@ -286,7 +286,7 @@ def test_rendered_case_rerenders_identically(case_dir: Path):
     text = render_arch(HardwareConfig.from_dict(exp["hw"]), exp["op"])
     arch = parse_architecture(yaml.safe_load(text), "<re-rendered>")
     # Since the cases were made, SRAM buffers are banks of grid macros (banked_SRAM,
-    # naas_tl/sram_banks.py): the class and the macro attributes changed, nothing Timeloop
+    # naas_tl/hardware/sram_banks.py): the class and the macro attributes changed, nothing Timeloop
     # reads did; every other level is the same, tables included.
     def timeloop_view(lvl):
         return dataclasses.replace(lvl, cls="smartbuffer_SRAM") \

@@ -1,4 +1,4 @@
-"""SRAM buffers are banks of characterized macros (naas_tl/sram_banks.py), so every SRAM in a
+"""SRAM buffers are banks of characterized macros (naas_tl/hardware/sram_banks.py), so every SRAM in a
 design the search can propose is priced at exact points of the Accelergy grid.
 
 * The macro catalogue is made of grid points (every technology of the bundled grid).

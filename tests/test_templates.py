@@ -218,7 +218,7 @@ STORAGE_FIELDS = ("name", "cls", "depth", "width", "word_bits", "block_size", "i
 # templates use only classes naas_tl's energy tables cover, so it is a smartbuffer_RF of the
 # same depth and width. Timeloop's model is the same for both.
 CLASS_SUBSTITUTES = {("WeightReg", "storage"): "smartbuffer_RF"}
-# SRAM buffers are rendered as banks of grid macros (naas_tl/sram_banks.py); Timeloop sees
+# SRAM buffers are rendered as banks of grid macros (naas_tl/hardware/sram_banks.py); Timeloop sees
 # the same depth and width, and the reference's n_banks caps the banks in depth.
 SRAM_SUBSTITUTE = {"smartbuffer_SRAM": "banked_SRAM"}
 

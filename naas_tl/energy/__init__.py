@@ -9,7 +9,7 @@ Classes (Accelergy class names; a v0.4 `class: storage, subclass: X` component i
 
 * ``SRAM``, ``smartbuffer_SRAM`` (grid depth 256..65536 x width 16..256) and ``smartbuffer_RF``,
   ``regfile`` (compound, depth 1..512 x width 8/16/32): 2-D surfaces per (class, technology).
-* ``banked_SRAM`` (naas_tl's SRAM buffer, naas_tl/sram_banks.py): ``banks_wide`` x ``banks_deep``
+* ``banked_SRAM`` (naas_tl's SRAM buffer, naas_tl/hardware/sram_banks.py): ``banks_wide`` x ``banks_deep``
   ``smartbuffer_SRAM`` macros of ``bank_depth`` x ``bank_width``, summed as its compound class
   does; exact when the macro is a grid point, which every rendered design's macros are.
 * ``aladdin_register`` (a 1-word register used as a storage level): 1-D in width.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 STORAGE_2D = ("SRAM", "smartbuffer_SRAM", "smartbuffer_RF", "regfile")
-# banked_SRAM: naas_tl's SRAM buffer of smartbuffer_SRAM grid macros (naas_tl/sram_banks.py).
+# banked_SRAM: naas_tl's SRAM buffer of smartbuffer_SRAM grid macros (naas_tl/hardware/sram_banks.py).
 BANK_ATTRIBUTES = ("bank_depth", "bank_width", "banks_deep", "banks_wide")
 STORAGE_CLASSES = STORAGE_2D + ("banked_SRAM", "aladdin_register", "DRAM", "dummy_storage")
 # shift_mac / adder_mac: the compute units of NASA's hybrid operators (compound classes in

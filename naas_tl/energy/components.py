@@ -114,7 +114,7 @@ def _banked(grid, technology, tech, banks):
     """banked_SRAM, as its compound class in arch_templates/_compound_components.yaml.j2 sums
     it: a row access is one smartbuffer_SRAM access per macro across the width; leakage and
     area are every macro's. Exact whenever the macro is a grid point, as rendered designs'
-    macros always are (naas_tl/sram_banks.py)."""
+    macros always are (naas_tl/hardware/sram_banks.py)."""
     bd, bw, deep, wide = banks
     if not tech:        # the grid's technologies are its macros'
         raise _tech_error(grid, "smartbuffer_SRAM", technology)

@@ -127,7 +127,7 @@ def template_info(name: str) -> TemplateInfo:
 def _yaml_value(v) -> str:
     """An attribute value as YAML text: numbers bare (integral floats as ints), strings always
     double-quoted. Accelergy evaluates an unquoted string as a Python expression (a bare
-    `LPDDR4` fails with a NameError; naas_tl/accelergy_input.py, rule E4)."""
+    `LPDDR4` fails with a NameError; naas_tl/energy/accelergy_input/, rule E4)."""
     if v is None:
         return "null"
     if isinstance(v, bool):
