@@ -9,7 +9,7 @@ NAS ?=
 NAS_SPACE ?=
 
 .DEFAULT_GOAL := test
-.PHONY: venv test compare bench search clean
+.PHONY: venv test compare bench search wheel clean
 
 # (Re)install whenever pyproject.toml changes; the stamp lives inside the venv,
 # so removing the venv also forces a reinstall.
@@ -36,6 +36,11 @@ bench: $(VENV)/.installed
 # Joint network + accelerator search: make search ARCH=eyeriss NAS=1 [NAS_SPACE=nb201]
 search: $(VENV)/.installed
 	$(VENV)/bin/naas-tl search --arch $(ARCH) $(if $(WORKLOAD),--workload $(WORKLOAD)) $(if $(filter-out 0,$(NAS)),--nas) $(if $(NAS_SPACE),--nas-space $(NAS_SPACE)) $(SEARCH_ARGS)
+
+# A wheel with the templates, budgets, workloads and data inside (tests/test_wheel.py installs
+# one into a fresh venv and runs a search from another folder).
+wheel: $(VENV)/.installed
+	$(VENV)/bin/python -m pip wheel . --no-deps --no-build-isolation -w dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
