@@ -20,61 +20,61 @@ def sequence_dp(xp, n, Z, SUB, KIND, KEY, FULL, cB=None, cC=None):
     has the same kind as the previous visit's; returns (A, B, C) = (sum w*delta,
     sum cB*w*delta, sum cC*w*delta) over eligible visits; B, C are zeros without tracking.
     """
-    M, K = n.shape
+    # Absent loops (n = 1) change nothing: move each row's present loops to the front, in
+    # order, so the fold below runs over the longest row's present loops only.
+    present = n > 1
+    K = int(xp.max(xp.sum(present, axis=1))) if n.shape[0] else 0
+    order = xp.argsort(xp.astype(~present, xp.int64), axis=1)[:, :K]
+    n, Z, SUB, KIND, KEY = (xp.take_along_axis(a, order, axis=1) for a in (n, Z, SUB, KIND, KEY))
     track = cB is not None
+    if track:
+        cB, cC = (xp.take_along_axis(a, order, axis=1) for a in (cB, cC))
+    M = n.shape[0]
     NK = 3 if track else 1
     S = (K + 1) * NK
     # State = (remembered translation: 0 None, e+1 loop e) x (kind of the last delta).
     ts_of = xp.asarray(np.repeat(np.arange(K + 1), NK))
-    kind_of = xp.asarray(np.tile(np.arange(NK), K + 1))[None, :]
-    f = xp.copy(xp.broadcast_to(xp.arange(S), (M, S)))
-    cost = xp.zeros((M, S, 3 if track else 1))
-    # Equal translations allow subtraction; so does the None state (index 0).
+    kind_of = xp.asarray(np.tile(np.arange(NK), K + 1))[None, :, None]
+    # Every event's transition from every state at once, [M, S, K]: only the fold over the
+    # events below is sequential. Equal translations allow subtraction, so does None.
     eqx = xp.concat([xp.ones((M, 1, K), dtype=xp.bool), KEY[:, :, None] == KEY[:, None, :]],
                     axis=1)                                               # [M, K+1, K]
+    match = eqx[:, ts_of, :]
+    zero = Z[:, None, :]
+    delta = xp.astype(xp.where(zero, 0, xp.where(match, SUB[:, None, :], FULL[:, None, None])),
+                      xp.float64)
+    new_ts = xp.where(zero, ts_of[None, :, None], xp.where(match, xp.arange(K) + 1, 0))
+    if track:
+        new_kind = xp.where(zero, 0, xp.where(match, KIND[:, None, :], 1))
+        ev_next = new_ts * NK + new_kind
+        eligible = (~zero) & (new_kind == kind_of) & (kind_of > 0)
+        ev_costs = [delta, xp.where(eligible, cB[:, None, :] * delta, 0.0),
+                    xp.where(eligible, cC[:, None, :] * delta, 0.0)]
+    else:
+        ev_next, ev_costs = new_ts, [delta]
+    # f: the state after a state's whole sequence so far; costs: what that sequence adds.
+    f = xp.copy(xp.broadcast_to(xp.arange(S), (M, S)))
+    costs = [xp.zeros((M, S)) for _ in ev_costs]
     for e in range(K):
-        ne = n[:, e]
-        active = ne > 1
+        active = n[:, e] > 1
         if not bool(xp.any(active)):
             continue
-        # Event transition from every state.
-        match = eqx[:, ts_of, e]                                          # [M, S]
-        zero = Z[:, e][:, None]
-        delta = xp.astype(xp.where(zero, 0, xp.where(match, SUB[:, e][:, None],
-                                                     FULL[:, None])), xp.float64)
-        new_ts = xp.where(zero, ts_of[None, :], xp.where(match, e + 1, 0))
-        if track:
-            new_kind = xp.where(zero, 0, xp.where(match, KIND[:, e][:, None], 1))
-            ev_next = new_ts * NK + new_kind
-            eligible = (~zero) & (new_kind == kind_of) & (kind_of > 0)
-            ev_cost = xp.stack([delta, xp.where(eligible, cB[:, e][:, None] * delta, 0.0),
-                                xp.where(eligible, cC[:, e][:, None] * delta, 0.0)], axis=2)
-        else:
-            ev_next = new_ts
-            ev_cost = delta[:, :, None]
-        # Doubling step: a loop of n visits = the inner sequence, then n-1 times
-        # (event, inner sequence); the weight n-1 covers the repeats.
-        b = xp.take_along_axis(ev_next, f, axis=1)
-        cb = xp.take_along_axis(ev_cost, f[:, :, None], axis=1)
-        c = xp.take_along_axis(f, b, axis=1)
-        cc = xp.take_along_axis(cost, b[:, :, None], axis=1)
-        w = xp.astype(ne - 1, xp.float64)[:, None, None]
-        new_cost = cost + w * (cb + cc)
-        f = xp.where(active[:, None], c, f)
-        cost = xp.where(active[:, None, None], new_cost, cost)
+        # A loop of n visits = the inner sequence, then n-1 times (event, inner sequence);
+        # both halves of a repeat are the same for every repeat, so weight n-1 covers them.
+        b = xp.take_along_axis(ev_next[:, :, e], f, axis=1)
+        w = xp.astype(n[:, e] - 1, xp.float64)[:, None]
+        costs = [cost + w * (xp.take_along_axis(ev[:, :, e], f, axis=1)
+                             + xp.take_along_axis(cost, b, axis=1))
+                 for cost, ev in zip(costs, ev_costs)]
+        # Where the loop is absent (n = 1), w = 0 added an exact 0.0 to the costs; only the
+        # state map must be kept explicitly.
+        f = xp.where(active[:, None], xp.take_along_axis(f, b, axis=1), f)
     start = 1 if track else 0          # after the first visit: state None, last delta = tile
-    A = FULL + cost[:, start, 0]
+    A = FULL + costs[0][:, start]
     if track:
-        return A, cost[:, start, 1], cost[:, start, 2]
+        return A, costs[1][:, start], costs[2][:, start]
     zeros = xp.zeros(M)
     return A, zeros, zeros
-
-
-def occurrences(xp, n):
-    """Weighted number of visits entered through each loop: (n_e - 1) * prod of outer n."""
-    outer = xp.flip(xp.cumprod(xp.flip(n[:, 1:], 1), axis=1), 1)
-    outer = xp.concat([outer, xp.ones((n.shape[0], 1), dtype=n.dtype)], axis=1)
-    return (n - 1) * outer
 
 
 def event_geometry(xp, t, E, full):
@@ -95,7 +95,7 @@ def child_delta_sum(xp, p: Prep, child: int, proj, full, packer: Packer):
     t = p.translations(child, proj)                        # [N, K, Kd]
     full = xp.astype(full, xp.int64)
     active = n > 1
-    occ = xp.where(active, occurrences(xp, n), 0)
+    occ = p.occurrences(child)
     if all(len(expr) == 1 for expr in proj):
         # Every data-space dim is one index: a moved tile never overlaps its predecessor.
         moved = xp.any(t != 0, axis=2)

@@ -115,7 +115,7 @@ class Prep:
             prepped = _dp_kernel.prep_kernel(dim, end, skip, D)
             self.vs = prepped[0]
         else:
-            self.vs = self._vector_strides(dim, end, skip)
+            self.vs = self._vector_strides(b, skip)
         # Extents per level boundary (all factors at or below) and at the master spatial loop.
         tot = temporal * spatial
         self.ext = xp.cumprod(tot, axis=1)                                    # [N, L, D]
@@ -160,15 +160,19 @@ class Prep:
             self.ev_vs = xp.where(self.ev_n > 1, xp.take_along_axis(t_vs, order, axis=1), 0)
         self._cache = {}
 
-    def _vector_strides(self, dim, end, skip):
-        """Stride of each slot: the product of the ends of the inner slots of its dimension."""
-        xp, D = self.xp, self.D
-        N, G = dim.shape
-        live = (dim[:, :, None] == xp.arange(D)) & xp.asarray(~skip)[None, :, None]
-        step = xp.where(live, end[:, :, None], 1)                            # [N, G, D]
+    def _vector_strides(self, b, skip):
+        """Stride of each slot: the product of the ends of the inner slots of its dimension.
+
+        A level's spatial and its temporal permutation each hold every dim once, so those
+        inner slots are one per inner block of D slots, and their ends are the factors."""
+        xp, N, L, D = self.xp, self.N, self.L, self.D
+        block_skip = xp.asarray(skip.reshape(2 * L, D)[:, 0])[None, :, None]
+        factors = xp.stack([b["spatial"], b["temporal"]], axis=2).reshape(N, 2 * L, D)
+        factors = xp.where(block_skip, 1, factors)
         inner = xp.concat([xp.ones((N, 1, D), dtype=xp.int64),
-                           xp.cumprod(step, axis=1)[:, :-1]], axis=1)
-        vs = xp.take_along_axis(inner, dim[:, :, None], axis=2)[:, :, 0]
+                           xp.cumprod(factors, axis=1)[:, :-1]], axis=1)        # [N, 2L, D]
+        perm = xp.stack([b["spatial_perm"], b["temporal_perm"]], axis=2).reshape(N, 2 * L, D)
+        vs = xp.take_along_axis(inner, perm, axis=2).reshape(N, 2 * L * D)
         return xp.where(xp.asarray(skip)[None, :], 1, vs)
 
     def coef(self, proj):
@@ -183,6 +187,18 @@ class Prep:
         key = ("n", child)
         if key not in self._cache:
             self._cache[key] = self.xp.where(self.ev_level > child, self.ev_n, 1)
+        return self._cache[key]
+
+    def occurrences(self, child: int):
+        """Weighted number of visits [N, K] entered through each loop above `child`:
+        (n_e - 1) * prod of the outer bounds (0 for absent loops)."""
+        key = ("occ", child)
+        if key not in self._cache:
+            xp = self.xp
+            n = self.loops_above(child)
+            outer = xp.flip(xp.cumprod(xp.flip(n[:, 1:], 1), axis=1), 1)
+            outer = xp.concat([outer, xp.ones((n.shape[0], 1), dtype=n.dtype)], axis=1)
+            self._cache[key] = xp.where(n > 1, (n - 1) * outer, 0)
         return self._cache[key]
 
     def translations(self, child: int, proj):

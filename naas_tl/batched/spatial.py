@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .deltas import event_geometry, occurrences, sequence_dp
-from .prep import _BIG, Packer, Prep, box_extents, count_distinct, project
+from .deltas import event_geometry, sequence_dp
+from .prep import Packer, Prep, box_extents, count_distinct, project
 
 
 def instance_offsets(xp, arch, p: Prep, s: int):
@@ -44,8 +44,12 @@ def spatial_groups(xp, arch, p: Prep, s: int, proj, packer: Packer):
     t = project(xp, t_op, proj)                           # [N, F, Kd]
     keys = packer(xp, t)
     groups = count_distinct(xp, keys, valid)
-    tmax = (xp.max(xp.where(valid[:, :, None], t, -_BIG), axis=1)
-            - xp.min(xp.where(valid[:, :, None], t, _BIG), axis=1))
+    # Bound on the span: every digit combination of the slots. It is exact where the level's
+    # spatial factors fit its fanout; elsewhere (invalid rows) it is larger, which only
+    # lets links() check more candidates exactly.
+    sl = np.nonzero(p.slot_level == s)[0][:p.D]
+    step = project(xp, p.vs[:, sl, None] * (p.dim[:, sl, None] == xp.arange(p.D)), proj)
+    tmax = xp.sum((p.end[:, sl, None] - 1) * xp.abs(step), axis=1)      # [N, Kd]
     return groups, tmax, (keys, valid, t)
 
 
@@ -113,7 +117,7 @@ def links(xp, arch, p: Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer: Pa
     cC[rows_n[beneficial], ev[beneficial]] = xp.astype(n_reused[beneficial], xp.float64)
     rows = xp.unique(rows_n[beneficial])
     if points:
-        occ = xp.astype(xp.where(active, occurrences(xp, n), 0), xp.float64)
+        occ = xp.astype(p.occurrences(-1), xp.float64)
         return rows, xp.sum(cB * occ, axis=1)[rows], xp.sum(cC * occ, axis=1)[rows]
     # Boxes: track delta kinds through the visit sequence.
     E = box_extents(xp, p.ext[rows, child], proj)

