@@ -53,6 +53,10 @@ def main(argv=None) -> int:
                     help="cuda: time the torch batched path on the GPU (needs torch with CUDA)")
     ap.add_argument("--torch-cpu", action="store_true",
                     help="time the torch batched path on the CPU")
+    ap.add_argument("--torch-threads", type=int, default=0,
+                    help="torch intra-op threads (default: torch's own choice). On a machine "
+                         "shared with other jobs, 1 avoids OpenMP threads spin-waiting on "
+                         "each other")
     ap.add_argument("--no-compiled", action="store_true",
                     help="pure-numpy batched path (no numba kernels)")
     args = ap.parse_args(argv)
@@ -68,6 +72,8 @@ def main(argv=None) -> int:
             print("error: --device cuda requested but torch.cuda is not available",
                   file=sys.stderr)
             return 2
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
     arch = parse_architecture(load_yaml(ARCH_CASE / "arch.yaml"), str(ARCH_CASE / "arch.yaml"))
     problem = parse_problem(load_yaml(LAYER), str(LAYER))
     energy = EnergyTable(energy=parse_ert(load_yaml(ARCH_CASE / "ERT.yaml")),
@@ -75,13 +81,18 @@ def main(argv=None) -> int:
     ref_map = load_case(ARCH_CASE / "arch.yaml", ARCH_CASE / "problem.yaml",
                         ARCH_CASE / "map.yaml").mapping
     compiled = (not args.no_compiled) and _dp_kernel.child_delta_sums_kernel is not None
-    numpy_what = "numpy + numba kernels" if compiled else "pure numpy"
+    numpy_what = "pure numpy"
+    if compiled:
+        import numba
+        numpy_what = f"numpy + numba kernels ({numba.get_num_threads()} threads)"
 
     def run_numpy(bt):
         return evaluate_batch(arch, problem, bt, energy, compiled=compiled)
 
     if torch_device is not None:
         what = f"torch {torch.__version__} on {torch_device}"
+        if torch_device == "cpu":
+            what += f" ({torch.get_num_threads()} threads)"
         if torch_device == "cuda":
             what += f" ({torch.cuda.get_device_name()})"
         what += f", against {numpy_what}"
