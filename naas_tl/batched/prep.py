@@ -207,9 +207,19 @@ class Prep:
         key = ("t", child, tuple(proj))
         if key not in self._cache:
             xp = self.xp
-            pkey = ("pstep", tuple(proj))
+            pkey = ("steps", tuple(proj))
             if pkey not in self._cache:
-                self._cache[pkey] = self.coef(proj)[self.ev_dim] * self.ev_vs[:, :, None]
-            ps = xp.where((self.ev_level > child)[:, :, None], self._cache[pkey], 0)
-            self._cache[key] = 2 * ps - xp.cumsum(ps, axis=1)
+                step = self.coef(proj)[self.ev_dim] * self.ev_vs[:, :, None]
+                run = xp.cumsum(step, axis=1)
+                # Translations if every loop were above the child, and the running sums with
+                # a leading zero (to restart them above any child).
+                self._cache[pkey] = (2 * step - run, xp.concat(
+                    [xp.zeros((self.N, 1, run.shape[2]), dtype=xp.int64), run], axis=1))
+            t_all, run0 = self._cache[pkey]
+            # Loops are in nest order, so those at or below the child are a prefix per row.
+            above = self.ev_level > child
+            below = xp.broadcast_to(xp.sum(~above, axis=1)[:, None, None],
+                                    (self.N, 1, run0.shape[2]))
+            t = t_all + xp.take_along_axis(run0, below, axis=1)
+            self._cache[key] = xp.where(above[:, :, None], t, 0)
         return self._cache[key]
