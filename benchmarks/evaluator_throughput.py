@@ -12,6 +12,8 @@ the same mappings in the same run (alternating runs, best of each), check that t
 numbers equal numpy's on every mapping, and append to the last line
     numpy_evals_per_s=<float> torch_numpy_ratio=<float>
 where batched_evals_per_s is then the torch rate. Without either, the numpy path is timed.
+torch runs on one CPU thread unless --torch-threads says otherwise (see its help); numba uses
+its default threads.
 """
 from __future__ import annotations
 
@@ -53,10 +55,11 @@ def main(argv=None) -> int:
                     help="cuda: time the torch batched path on the GPU (needs torch with CUDA)")
     ap.add_argument("--torch-cpu", action="store_true",
                     help="time the torch batched path on the CPU")
-    ap.add_argument("--torch-threads", type=int, default=0,
-                    help="torch intra-op threads (default: torch's own choice). On a machine "
-                         "shared with other jobs, 1 avoids OpenMP threads spin-waiting on "
-                         "each other")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch intra-op threads on the CPU (default 1; 0: torch's own "
+                         "choice, one per core). torch runs ~2000 parallel regions per call, "
+                         "and on a machine shared with other jobs its OpenMP threads spin-wait "
+                         "on each other: 3-20x slower than one thread there")
     ap.add_argument("--no-compiled", action="store_true",
                     help="pure-numpy batched path (no numba kernels)")
     args = ap.parse_args(argv)
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
             print("error: --device cuda requested but torch.cuda is not available",
                   file=sys.stderr)
             return 2
-        if args.torch_threads:
+        if args.torch_threads and torch_device == "cpu":
             torch.set_num_threads(args.torch_threads)
     arch = parse_architecture(load_yaml(ARCH_CASE / "arch.yaml"), str(ARCH_CASE / "arch.yaml"))
     problem = parse_problem(load_yaml(LAYER), str(LAYER))
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
     numpy_what = "pure numpy"
     if compiled:
         import numba
-        numpy_what = f"numpy + numba kernels ({numba.get_num_threads()} threads)"
+        numpy_what = f"numpy + numba kernels (threads: {numba.get_num_threads()})"
 
     def run_numpy(bt):
         return evaluate_batch(arch, problem, bt, energy, compiled=compiled)
@@ -92,7 +95,7 @@ def main(argv=None) -> int:
     if torch_device is not None:
         what = f"torch {torch.__version__} on {torch_device}"
         if torch_device == "cpu":
-            what += f" ({torch.get_num_threads()} threads)"
+            what += f" (threads: {torch.get_num_threads()})"
         if torch_device == "cuda":
             what += f" ({torch.cuda.get_device_name()})"
         what += f", against {numpy_what}"
