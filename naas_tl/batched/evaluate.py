@@ -45,10 +45,11 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
             raise ValueError("the numba kernels run with the numpy backend only")
         rows = _TORCH_ROWS.get(xp.device.type, _TORCH_ROWS["cuda"])
         with xp.torch.no_grad():
-            parts = [_evaluate(xp, arch, problem, batch.take(np.arange(i, min(n, i + rows))),
-                               energy, False, serial=False)
-                     for i in range(0, max(n, 1), rows)]      # an empty batch: one empty part
-        return parts[0] if len(parts) == 1 else _concat(parts)
+            if n <= rows:
+                return _evaluate(xp, arch, problem, batch, energy, False, serial=False)
+            return _concat([_evaluate(xp, arch, problem,
+                                      batch.take(np.arange(i, min(n, i + rows))), energy,
+                                      False, serial=False) for i in range(0, n, rows)])
     if compiled is None:
         compiled = _dp_kernel.child_delta_sums_kernel is not None
     if workers is None:
