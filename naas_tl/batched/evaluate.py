@@ -90,11 +90,11 @@ def _validity(xp, arch, problem, p: Prep, keep, sizes):
                      | (p.x_exp * p.y_exp > inst), axis=1)
     bad_fan = bad_fan | ((p.a_x > ar.mesh_x) | (p.a_y > ar.mesh_y)
                          | (p.a_x * p.a_y > ar.instances))
-    limited = [lv.size is not None for lv in arch.storage]
+    limited = xp.asarray(np.array([lv.size is not None for lv in arch.storage]))[:, None]
     cap = per_level([math.floor(lv.size / lv.multiple_buffering) if lv.size is not None else 0
-                     for lv in arch.storage])
-    used = xp.sum(xp.where(keep, sizes, 0), axis=2)
-    over = xp.any((used > cap) & xp.asarray(np.array(limited))[None, :], axis=1)
+                     for lv in arch.storage])[0][:, None]
+    used = xp.sum(xp.where(keep, sizes, 0), axis=0)                       # [L, N]
+    over = xp.any((used > cap) & limited, axis=0)
     return xp.where(bad_factors, BAD_FACTORS,
                     xp.where(bad_fan, BAD_FANOUT, xp.where(over, OVER_CAPACITY, VALID)))
 
@@ -107,11 +107,12 @@ def _evaluate(xp, arch: Architecture, problem: Problem, batch: MappingBatch,
         raise ValueError("batch shape does not match the architecture/problem")
     b = {f: xp.asarray(getattr(batch, f), dtype=xp.int64)
          for f in ("temporal", "temporal_perm", "spatial", "spatial_perm", "split")}
-    keep = xp.asarray(batch.keep, dtype=xp.bool)
     p = Prep(xp, arch, b, compiled)
+    # Per data space and level, arrays are [T, L, N] (mapping axis last, see collapse.py).
+    keep = xp.permute_dims(xp.asarray(batch.keep, dtype=xp.bool), (2, 1, 0))
     projs = [ds.projection for ds in problem.data_spaces]
-    sizes = xp.stack([box_size(xp, p.ext, pr) for pr in projs], axis=2)       # [N, L, T]
-    sizes_sp = xp.stack([box_size(xp, p.ext_sp, pr) for pr in projs], axis=2)
+    sizes, sizes_sp = (xp.permute_dims(xp.stack([box_size(xp, ext, pr) for pr in projs]),
+                                       (0, 2, 1)) for ext in (p.ext, p.ext_sp))
     reason = _validity(xp, arch, problem, p, keep, sizes)
 
     # Accesses per data space and level (Timeloop's innermost-loop access stats).
@@ -124,10 +125,10 @@ def _evaluate(xp, arch: Architecture, problem: Problem, batch: MappingBatch,
                 p.ev_n, p.ev_level, p.ev_dim, p.ev_vs, coef, coef, p.ext, L - 1)
         acc = [_level_accesses(xp, arch, problem, p, s, pv, pr, sizes, compiled, f_all, serial)
                for s in range(L)]
-        total.append(xp.stack([a[0] for a in acc], axis=1))
-        weighted.append(xp.stack([a[1] for a in acc], axis=1))
-        link.append(xp.stack([a[2] for a in acc], axis=1))
-    total, weighted, link = (xp.stack(x, axis=2) for x in (total, weighted, link))
+        total.append(xp.stack([a[0] for a in acc]))
+        weighted.append(xp.stack([a[1] for a in acc]))
+        link.append(xp.stack([a[2] for a in acc]))
+    total, weighted, link = (xp.stack(x) for x in (total, weighted, link))
 
     reads, fills, updates, util = collapse(xp, problem, p, keep, sizes, sizes_sp, total,
                                            weighted, link)
@@ -136,10 +137,12 @@ def _evaluate(xp, arch: Architecture, problem: Problem, batch: MappingBatch,
     valid = reason == VALID
     utilization = xp.where(valid, xp.div(problem.macs / arch.arithmetic.instances,
                                          xp.astype(xp.maximum(cycles, 1), xp.float64)), 0.0)
+    per_level = {k: xp.permute_dims(v, (2, 1, 0)) for k, v in
+                 dict(reads=reads, fills=fills, updates=updates, utilized_instances=util).items()}
     out = dict(valid=valid, invalid_reason=reason, cycles=xp.where(valid, cycles, 0),
                energy_pJ=xp.where(valid, total_energy, math.inf), mac_energy_pJ=mac_energy,
-               reads=reads, fills=fills, updates=updates, utilized_instances=util,
-               level_energy_pJ=level_energy, utilization=utilization)
+               level_energy_pJ=xp.permute_dims(level_energy, (1, 0)), utilization=utilization,
+               **per_level)
     return BatchResult(**{k: xp.to_numpy(v) for k, v in out.items()})
 
 
@@ -152,7 +155,7 @@ def _level_accesses(xp, arch, problem, p: Prep, s, pv, proj, sizes, compiled, f_
         F = f_all[:, s - 1]
     else:
         packer = _packer(problem, proj)
-        F = child_delta_sum(xp, p, s - 1, proj, sizes[:, s - 1, pv], packer)
+        F = child_delta_sum(xp, p, s - 1, proj, sizes[pv, s - 1], packer)
     fanout = math.prod(arch.fanout(s))
     if fanout == 1:                                   # no spatial loops possible here
         return F, F, xp.zeros(p.N)
@@ -175,7 +178,8 @@ def _level_accesses(xp, arch, problem, p: Prep, s, pv, proj, sizes, compiled, f_
     tot = xp.where(has_master, groups * F, F)
     wgt = xp.where(has_master, p.fanout[:, s] * F, F)
     lk = xp.zeros(p.N)
-    adj = links(xp, arch, p, s, pv, proj, groups, tmax, tinfo, sizes, packer)
+    adj = links(xp, arch, p, s, proj, groups, tmax, tinfo,
+                sizes[pv, s - 1] if s > 0 else None, packer)
     if adj is not None:
         rows, dB, dC = adj
         tot[rows] -= dB

@@ -70,10 +70,11 @@ def neighbour_pairs(arch, s):
     return np.array(cur, dtype=np.int64), np.array(prev, dtype=np.int64)
 
 
-def links(xp, arch, p: Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer: Packer):
+def links(xp, arch, p: Prep, s, proj, groups, tmax, tinfo, child_size, packer: Packer):
     """Link-transfer corrections at level s's master spatial loop, or None if none can occur.
 
-    Returns (rows, dTotal, dLink) for the affected mappings."""
+    child_size [N]: the tile size of the level below (s > 0). Returns (rows, dTotal, dLink)
+    for the affected mappings."""
     has_master = p.fanout[:, s] > 1
     if not bool(xp.any(has_master)):
         return None
@@ -122,7 +123,7 @@ def links(xp, arch, p: Prep, s, pv, proj, groups, tmax, tinfo, sizes, packer: Pa
     # Boxes: track delta kinds through the visit sequence.
     E = box_extents(xp, p.ext[rows, child], proj)
     tr = t[rows]
-    full = xp.astype(sizes[rows, child, pv], xp.int64)
+    full = xp.astype(child_size[rows], xp.int64)
     zero_r, _, sub, kind = event_geometry(xp, tr, E, full)
     _, dB, dC = sequence_dp(xp, n[rows], zero_r, sub, kind, packer(xp, tr),
                             xp.astype(full, xp.float64), cB[rows], cC[rows])

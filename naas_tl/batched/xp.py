@@ -77,6 +77,11 @@ class NumpyNamespace:
         return x.copy()
 
     @staticmethod
+    def permute_dims(x, axes):
+        """Axes reordered, as a C-contiguous copy (so elementwise loops run along the last)."""
+        return np.ascontiguousarray(np.transpose(x, axes))
+
+    @staticmethod
     def argsort(x, axis=-1):
         return np.argsort(x, axis=axis, kind="stable")
 
@@ -200,6 +205,9 @@ class TorchNamespace:
 
     def copy(self, x):
         return x.clone()
+
+    def permute_dims(self, x, axes):
+        return x.permute(axes).contiguous()
 
     def div(self, a, b):
         if not isinstance(a, self.torch.Tensor):
