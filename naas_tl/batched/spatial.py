@@ -29,8 +29,8 @@ def instance_offsets(xp, arch, p: Prep, s: int):
         idx = xp.arange(F)
         digit = (idx[None, :, None] // radix[:, None, :]) % end[:, None, :]   # [N, F, D]
         # A level's spatial slots are a permutation of the dims: reorder slot -> dim.
-        slot_of_dim = xp.argsort(dim, axis=1)
-        t_op = xp.take_along_axis(digit * vs[:, None, :], slot_of_dim[:, None, :], axis=2)
+        slot_of_dim = xp.broadcast_to(xp.argsort(dim, axis=1)[:, None, :], digit.shape)
+        t_op = xp.take_along_axis(digit * vs[:, None, :], slot_of_dim, axis=2)
         valid = idx[None, :] < p.fanout[:, s][:, None]
         p._cache[key] = (t_op, valid)
     return p._cache[key]
