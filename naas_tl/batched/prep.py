@@ -91,7 +91,8 @@ def _static_trivial(arch: Architecture, g: int, D: int) -> bool:
 class Prep:
     """Loop-nest geometry for a batch, shared by all data spaces.
 
-    b: the batch's arrays in xp (temporal, temporal_perm, spatial, spatial_perm, split)."""
+    b: the batch's arrays in xp (temporal, temporal_perm, spatial, spatial_perm, split). Each
+    permutation must hold every dim once, as spec.validate_mapping and the samplers ensure."""
 
     def __init__(self, xp, arch: Architecture, b: dict, compiled: bool = False):
         self.xp = xp

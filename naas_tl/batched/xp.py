@@ -2,7 +2,7 @@
 
 The evaluator uses a small subset of the array API standard (plus numpy-style indexing, which
 numpy and torch share); array-api-compat would provide most of it, but it is one more
-dependency for ~25 names, and bit-identical results need two things the standard leaves open:
+dependency for ~35 names, and bit-identical results need two things the standard leaves open:
 
 * Mixed-kind promotion. torch gives float32 for int64 / int64 and for python-float * int64
   tensor, numpy gives float64. The evaluator never relies on it: it casts to float64 first,
@@ -11,8 +11,8 @@ dependency for ~25 names, and bit-identical results need two things the standard
   and on CUDA tensor / number as tensor * (1 / number); both round differently from IEEE
   division. `div` turns the number into an array first.
 
-A namespace is a plain object made per call (`numpy_namespace()`, `torch_namespace(device)`);
-nothing here holds state between evaluations.
+`namespace(backend, device)` makes one per evaluate_batch call; a namespace holds only its
+library and device, nothing between evaluations.
 """
 from __future__ import annotations
 
@@ -44,7 +44,6 @@ class NumpyNamespace:
     sum = staticmethod(np.sum)
     prod = staticmethod(np.prod)
     max = staticmethod(np.max)
-    min = staticmethod(np.min)
     argmax = staticmethod(np.argmax)
     broadcast_to = staticmethod(np.broadcast_to)
 
@@ -189,9 +188,6 @@ class TorchNamespace:
 
     def max(self, x, axis=None):
         return self.torch.amax(x) if axis is None else self.torch.amax(x, dim=axis)
-
-    def min(self, x, axis=None):
-        return self.torch.amin(x) if axis is None else self.torch.amin(x, dim=axis)
 
     def argmax(self, x, axis):
         # torch has no argmax for bool; int8 keeps "first maximal index" as numpy does.
