@@ -6,9 +6,14 @@ the scalar path agree on every mapping both evaluated, and prints as its LAST li
     batched_evals_per_s=<float> scalar_evals_per_s=<float> speedup=<float>
 Both rates are measured in this run, on this machine.
 
---device cuda times the torch path of the batched evaluator (naas_tl.model.batched_torch) on the GPU,
---torch-cpu the same torch path on the CPU; both also check that the torch path's numbers equal
-the numpy batched path's on every mapping. Without either, the numpy (+ numba) path is timed.
+--device cuda times the batched evaluator's torch backend (evaluate_batch(..., backend="torch"))
+on the GPU, --torch-cpu the same backend on the CPU. Both also time the numpy (+ numba) path on
+the same mappings in the same run (alternating runs, best of each), check that the torch
+numbers equal numpy's on every mapping, and append to the last line
+    numpy_evals_per_s=<float> torch_numpy_ratio=<float>
+where batched_evals_per_s is then the torch rate. Without either, the numpy path is timed.
+torch runs on one CPU thread unless --torch-threads says otherwise (see its help); numba uses
+its default threads.
 """
 from __future__ import annotations
 
@@ -50,6 +55,11 @@ def main(argv=None) -> int:
                     help="cuda: time the torch batched path on the GPU (needs torch with CUDA)")
     ap.add_argument("--torch-cpu", action="store_true",
                     help="time the torch batched path on the CPU")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch intra-op threads on the CPU (default 1; 0: torch's own "
+                         "choice, one per core). torch runs ~2000 parallel regions per call, "
+                         "and on a machine shared with other jobs its OpenMP threads spin-wait "
+                         "on each other: 3-20x slower than one thread there")
     ap.add_argument("--no-compiled", action="store_true",
                     help="pure-numpy batched path (no numba kernels)")
     args = ap.parse_args(argv)
@@ -57,7 +67,6 @@ def main(argv=None) -> int:
     if torch_device is not None:
         try:
             import torch
-            from naas_tl.model.batched_torch import evaluate_batch_torch
         except ImportError:
             print("error: the torch batched path needs torch (pip install naas-tl[gpu])",
                   file=sys.stderr)
@@ -66,6 +75,8 @@ def main(argv=None) -> int:
             print("error: --device cuda requested but torch.cuda is not available",
                   file=sys.stderr)
             return 2
+        if args.torch_threads and torch_device == "cpu":
+            torch.set_num_threads(args.torch_threads)
     arch = parse_architecture(load_yaml(ARCH_CASE / "arch.yaml"), str(ARCH_CASE / "arch.yaml"))
     problem = parse_problem(load_yaml(LAYER), str(LAYER))
     energy = EnergyTable(energy=parse_ert(load_yaml(ARCH_CASE / "ERT.yaml")),
@@ -73,18 +84,27 @@ def main(argv=None) -> int:
     ref_map = load_case(ARCH_CASE / "arch.yaml", ARCH_CASE / "problem.yaml",
                         ARCH_CASE / "map.yaml").mapping
     compiled = (not args.no_compiled) and _dp_kernel.child_delta_sums_kernel is not None
+    numpy_what = "pure numpy"
+    if compiled:
+        import numba
+        numpy_what = f"numpy + numba kernels (threads: {numba.get_num_threads()})"
+
+    def run_numpy(bt):
+        return evaluate_batch(arch, problem, bt, energy, compiled=compiled)
+
     if torch_device is not None:
         what = f"torch {torch.__version__} on {torch_device}"
+        if torch_device == "cpu":
+            what += f" (threads: {torch.get_num_threads()})"
         if torch_device == "cuda":
             what += f" ({torch.cuda.get_device_name()})"
+        what += f", against {numpy_what}"
 
         def run_batched(bt):
-            return evaluate_batch_torch(arch, problem, bt, energy, device=torch_device)
+            return evaluate_batch(arch, problem, bt, energy, backend="torch", device=torch_device)
     else:
-        what = "numpy + numba kernels" if compiled else "pure numpy"
-
-        def run_batched(bt):
-            return evaluate_batch(arch, problem, bt, energy, compiled=compiled)
+        what = numpy_what
+        run_batched = run_numpy
     print(f"layer {dict(zip(problem.dims, problem.bounds))} on {ARCH_CASE.name} "
           f"({arch.arithmetic.instances} PEs); batched path: {what}")
 
@@ -94,19 +114,30 @@ def main(argv=None) -> int:
     print(f"sampled {len(batch)} capacity-valid random mappings in "
           f"{time.perf_counter() - t0:.1f} s")
 
-    # Warm up (loads the compiled kernels), then best of `repeat` timed runs.
-    run_batched(batch.take(np.arange(min(64, len(batch)))))
-    best = math.inf
+    # Warm up (loads the compiled kernels), then best of `repeat` timed runs; with torch,
+    # torch and numpy runs alternate so both see the same machine load.
+    paths = {"batched": run_batched}
+    if torch_device is not None:
+        paths["numpy"] = run_numpy
+    best, out = {}, {}
+    for name, run in paths.items():
+        run(batch.take(np.arange(min(64, len(batch)))))
+        best[name] = math.inf
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        res = run_batched(batch)     # the torch path returns numpy arrays: includes the sync
-        best = min(best, time.perf_counter() - t0)
-    batched_rate = len(batch) / best
-    print(f"batched: {len(batch)} mappings in {best:.3f} s "
+        for name, run in paths.items():
+            t0 = time.perf_counter()
+            out[name] = run(batch)   # the torch path returns numpy arrays: includes the sync
+            best[name] = min(best[name], time.perf_counter() - t0)
+    res = out["batched"]
+    batched_rate = len(batch) / best["batched"]
+    print(f"batched: {len(batch)} mappings in {best['batched']:.3f} s "
           f"({int(res.valid.sum())} valid) -> {batched_rate:,.0f} evals/s")
     mismatches = 0
     if torch_device is not None:
-        ref = evaluate_batch(arch, problem, batch, energy, compiled=compiled)
+        ref = out["numpy"]
+        numpy_rate = len(batch) / best["numpy"]
+        print(f"numpy batched path ({numpy_what}): {best['numpy']:.3f} s -> "
+              f"{numpy_rate:,.0f} evals/s; torch/numpy = {batched_rate / numpy_rate:.3f}")
         bad = np.zeros(len(batch), dtype=bool)
         for k in ("valid", "invalid_reason", "cycles", "reads", "fills", "updates"):
             a, b = getattr(res, k), getattr(ref, k)
@@ -154,8 +185,12 @@ def main(argv=None) -> int:
         print("timeloop-model: not on PATH, skipped")
     if mismatches:
         print(f"ERROR: {mismatches} mappings differ between the paths", file=sys.stderr)
-    print(f"batched_evals_per_s={batched_rate:.1f} scalar_evals_per_s={scalar_rate:.3f} "
-          f"speedup={batched_rate / scalar_rate:.1f}")
+    last = (f"batched_evals_per_s={batched_rate:.1f} scalar_evals_per_s={scalar_rate:.3f} "
+            f"speedup={batched_rate / scalar_rate:.1f}")
+    if torch_device is not None:
+        last += (f" numpy_evals_per_s={numpy_rate:.1f} "
+                 f"torch_numpy_ratio={batched_rate / numpy_rate:.3f}")
+    print(last)
     return 1 if mismatches else 0
 
 

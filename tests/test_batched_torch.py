@@ -1,6 +1,8 @@
-"""The torch path of the batched evaluator must give the pure-numpy path's numbers."""
-from __future__ import annotations
+"""The torch backend of the batched evaluator must give the numpy backend's numbers.
 
+Both run the same array code (naas_tl.model.batched); these tests catch where the two libraries
+differ (dtype promotion, division, indexing). On the CPU every field is equal bit for bit."""
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -8,28 +10,30 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch not installed (pip install naas-tl[gpu])")
 
 from naas_tl.model.batched import evaluate_batch  # noqa: E402
-from naas_tl.model.batched_torch import evaluate_batch_torch  # noqa: E402
+from naas_tl.model.batched import evaluate as batched_evaluate  # noqa: E402
 from naas_tl.mapping.batch import MappingBatch  # noqa: E402
 from naas_tl.mapping.mapspace import sample_mappings  # noqa: E402
 from helpers import ALL_CASES, PROPERTY_CASES as RANDOM_CASES, REF, case, small_problem  # noqa: E402,E501
 
 EXACT = ("valid", "invalid_reason", "cycles", "reads", "fills", "updates",
          "utilized_instances")
-CLOSE = ("energy_pJ", "mac_energy_pJ", "level_energy_pJ", "utilization")
+FLOAT = ("energy_pJ", "mac_energy_pJ", "level_energy_pJ", "utilization")
 
 
-
-
-def assert_equal_results(got, ref):
-    for f in EXACT:
+def assert_equal_results(got, ref, *, bitwise=True):
+    """bitwise: every field equal (the CPU); else float sums within 1e-12 relative."""
+    for f in EXACT + FLOAT:
         a, b = getattr(got, f), getattr(ref, f)
         assert a.dtype == b.dtype and a.shape == b.shape, (f, a.dtype, b.dtype, a.shape, b.shape)
-        assert np.array_equal(a, b), f
-    for f in CLOSE:
-        a, b = getattr(got, f), getattr(ref, f)
-        assert a.dtype == b.dtype and a.shape == b.shape, f
-        assert np.allclose(a, b, rtol=1e-12, atol=0.0), f
-        assert np.array_equal(np.isinf(a), np.isinf(b)), f
+        if bitwise or f in EXACT:
+            assert np.array_equal(a, b), f
+        else:
+            assert np.allclose(a, b, rtol=1e-12, atol=0.0), f
+            assert np.array_equal(np.isinf(a), np.isinf(b)), f
+
+
+def torch_cpu(arch, problem, batch, energy):
+    return evaluate_batch(arch, problem, batch, energy, backend="torch", device="cpu")
 
 
 def test_reference_mappings_cpu():
@@ -38,7 +42,7 @@ def test_reference_mappings_cpu():
         c = case(str(path.relative_to(REF)))
         batch = MappingBatch.from_mappings([c.mapping])
         ref = evaluate_batch(c.arch, c.problem, batch, c.energy, compiled=False)
-        got = evaluate_batch_torch(c.arch, c.problem, batch, c.energy, device="cpu")
+        got = torch_cpu(c.arch, c.problem, batch, c.energy)
         assert ref.valid[0], path.name
         assert_equal_results(got, ref)
 
@@ -52,8 +56,10 @@ def test_random_mappings_cpu(which, seed):
     batch = sample_mappings(c.arch, problem, 200, rng,
                             keep_from=c.mapping if seed % 2 == 0 else None)
     ref = evaluate_batch(c.arch, problem, batch, c.energy, compiled=False)
-    got = evaluate_batch_torch(c.arch, problem, batch, c.energy, device="cpu")
+    got = torch_cpu(c.arch, problem, batch, c.energy)
     assert_equal_results(got, ref)
+    # The numba kernels (when installed) give the same numbers too.
+    assert_equal_results(evaluate_batch(c.arch, problem, batch, c.energy), ref)
 
 
 def test_full_size_problem_cpu():
@@ -62,19 +68,37 @@ def test_full_size_problem_cpu():
     batch = sample_mappings(c.arch, c.problem, 300, np.random.default_rng(11),
                             keep_from=c.mapping)
     ref = evaluate_batch(c.arch, c.problem, batch, c.energy, compiled=False)
-    got = evaluate_batch_torch(c.arch, c.problem, batch, c.energy, device="cpu")
+    got = torch_cpu(c.arch, c.problem, batch, c.energy)
     assert_equal_results(got, ref)
 
 
-def test_empty_and_bad_device():
+def test_row_chunks_equal_one_call(monkeypatch):
+    """Large batches run in row chunks on the device; the chunks join seamlessly."""
     c = case("published/ex_eyeriss_like")
-    batch = MappingBatch.from_mappings([c.mapping]).take(np.arange(0))
-    got = evaluate_batch_torch(c.arch, c.problem, batch, c.energy)
-    assert got.valid.shape == (0,)
+    batch = sample_mappings(c.arch, c.problem, 130, np.random.default_rng(4),
+                            keep_from=c.mapping)
+    one = torch_cpu(c.arch, c.problem, batch, c.energy)
+    monkeypatch.setitem(batched_evaluate._TORCH_ROWS, "cpu", 50)
+    assert_equal_results(torch_cpu(c.arch, c.problem, batch, c.energy), one)
+
+
+def test_empty_batch_and_bad_arguments():
+    c = case("published/ex_eyeriss_like")
+    one = MappingBatch.from_mappings([c.mapping])
+    got = torch_cpu(c.arch, c.problem, one.take(np.arange(0)), c.energy)
+    assert got.valid.shape == (0,) and got.reads.shape[0] == 0
+    # A device alone selects torch.
+    assert_equal_results(evaluate_batch(c.arch, c.problem, one, c.energy, device="cpu"),
+                         evaluate_batch(c.arch, c.problem, one, c.energy))
+    with pytest.raises(ValueError, match="numpy backend"):
+        evaluate_batch(c.arch, c.problem, one, c.energy, backend="numpy", device="cuda")
+    with pytest.raises(ValueError, match="unknown array backend"):
+        evaluate_batch(c.arch, c.problem, one, c.energy, backend="jax")
+    with pytest.raises(ValueError, match="numba"):
+        evaluate_batch(c.arch, c.problem, one, c.energy, backend="torch", compiled=True)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError):
-            evaluate_batch_torch(c.arch, c.problem, MappingBatch.from_mappings([c.mapping]),
-                                 c.energy, device="cuda")
+            evaluate_batch(c.arch, c.problem, one, c.energy, device="cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
@@ -85,11 +109,12 @@ def test_cuda_equals_numpy(which):
     problem = small_problem(c.problem, rng)
     batch = sample_mappings(c.arch, problem, 300, rng, keep_from=c.mapping)
     ref = evaluate_batch(c.arch, problem, batch, c.energy, compiled=False)
-    got = evaluate_batch_torch(c.arch, problem, batch, c.energy, device="cuda")
-    assert_equal_results(got, ref)
+    got = evaluate_batch(c.arch, problem, batch, c.energy, backend="torch", device="cuda")
+    assert_equal_results(got, ref, bitwise=False)
     for path in ALL_CASES:
         cc = case(str(path.relative_to(REF)))
         b1 = MappingBatch.from_mappings([cc.mapping])
-        assert_equal_results(evaluate_batch_torch(cc.arch, cc.problem, b1, cc.energy,
-                                                  device="cuda"),
-                             evaluate_batch(cc.arch, cc.problem, b1, cc.energy, compiled=False))
+        assert_equal_results(evaluate_batch(cc.arch, cc.problem, b1, cc.energy,
+                                            backend="torch", device="cuda"),
+                             evaluate_batch(cc.arch, cc.problem, b1, cc.energy, compiled=False),
+                             bitwise=False)

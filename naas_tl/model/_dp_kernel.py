@@ -1,8 +1,9 @@
 """Compiled per-mapping kernels of the batched evaluator (optional: needs numba).
 
-Each kernel walks one mapping (row) at a time through the same computation as the numpy
-functions in batched.py (_child_delta_sum with _sequence_dp, _spatial_groups with _links):
-same arithmetic on integer-valued floats, so the results are identical; tests run both.
+Each kernel walks one mapping (row) at a time through the same computation as the array
+functions of naas_tl.model.batched (deltas.child_delta_sum with sequence_dp, spatial.spatial_groups
+with links): same arithmetic on integer-valued floats, so the results are identical; tests
+run both.
 Rows run in parallel over the machine's cores."""
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ if njit is not None:
 
         ev_* [N, Kg]: all nontrivial temporal loops inner->outer (level, dim, vector stride);
         coef [D, Kd]: projection; ext [N, L, D]: op-space extents at each level boundary.
-        Returns [N, n_child] float (same numbers as batched._child_delta_sum)."""
+        Returns [N, n_child] float (same numbers as batched.deltas.child_delta_sum)."""
         N, Kg = ev_n.shape
         D, Kd = coef.shape
         out = np.empty((N, n_child))
@@ -183,7 +184,7 @@ if njit is not None:
 
         sp_* [N, D]: the level's spatial slots innermost first; fanout [N]: instances in use;
         child: the level below (-1: the spatial loops feed the compute units, deltas are
-        points). Returns groups [N], dTotal [N], dLink [N] (batched._spatial_groups/_links)."""
+        points). Returns groups [N], dTotal [N], dLink [N] (batched.spatial: spatial_groups, links)."""
         N, D = sp_end.shape
         Kd = coef.shape[1]
         P = pair_cur.shape[0]
@@ -361,7 +362,7 @@ if njit is not None:
     @njit(cache=True, nogil=True)
     def prep_kernel(dim, end, skip, D):
         """Per row: each slot's vector stride, and the nontrivial temporal loops compacted in
-        nest order (bound, level, dim, stride), as batched._Prep computes them in numpy."""
+        nest order (bound, level, dim, stride), as batched.prep.Prep computes them with arrays."""
         N, G = dim.shape
         KG = G // 2
         vs = np.ones((N, G), dtype=np.int64)
