@@ -777,6 +777,12 @@ def cmd_search(args) -> int:
             print(f"{st['title']}: EDP {st['edp_J_cycles']:.4g} J*cycles"
                   + (f" ({', '.join(vs)})" if vs else ""))
     print(f"wrote {out}/result.json, report.md, design/, convergence.png, energy-breakdown.png")
+    from .search_report import no_valid_lines
+    failed = no_valid_lines(result)
+    for line in failed:
+        print(f"naas-tl: error: {line}", file=sys.stderr)
+    if failed:
+        return 1
     if getattr(args, "verify_with", None) == "timeloop":
         from .timeloop_backend import verify_design
         return verify_design(out, result)
