@@ -625,7 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Two-level NAAS search. Runs the human design (mapping search only), then "
                     "sizing-only and full NAAS (per --mode), and writes result.json, report.md, "
                     "the designs as Timeloop YAML and plots to --out.")
-    se.add_argument("--arch", required=True, help="template: eyeriss, nvdla, shidiannao, edgetpu")
+    se.add_argument("--arch", required=True, help="template: eyeriss, nvdla, shidiannao, "
+                    "edgetpu, nasa (chunk accelerator, naas_tl/nasa/)")
     se.add_argument("--workload", help="bundled network or a workload file (default resnet50)")
     se.add_argument("--budget", help="resource budget (default: the template's own)")
     se.add_argument("--mode", choices=["baseline", "sizing", "full"], default="full")
@@ -727,7 +728,14 @@ def cmd_search(args) -> int:
         raise NaasError(f"budget '{budget.name}' is for the {budget.template} template",
                         field="--budget", value=args.budget)
     if args.nas:
+        if arch == "nasa":
+            raise NaasError("the joint network search with the chunk accelerator is not "
+                            "implemented yet; give a workload (--workload) or use "
+                            "benchmarks/nasa_chunk.py --nas DIR", field="--nas", value=True)
         return cmd_search_nas(args, budget)
+    if arch == "nasa":        # NASA chunk accelerator for a fixed network (naas_tl/nasa/)
+        from .nasa.run import cmd_search_nasa
+        return cmd_search_nasa(args, budget)
     if args.nas_space != "ofa":
         raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
     for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):

@@ -183,3 +183,37 @@ def test_auto_mapper_with_no_room_reports_why(layers, tmp_path):
                  AutoMapConfig(samples=2, rounds=1, map_trials=8))
     assert r.best is None and "fits the budget" in r.reason
     assert math.isfinite(b.max_area_um2)
+
+
+def test_search_arch_nasa_writes_timeloop_inputs_that_reproduce_its_numbers(tmp_path):
+    import json
+
+    from naas_tl import cli
+    from naas_tl.energy import energy_tables as tables
+    from naas_tl.spec import load_yaml, parse_architecture, parse_mapping, parse_problem
+    wl = tmp_path / "h.yaml"
+    wl.write_text(HYBRID)
+    out = tmp_path / "run"
+    rc = cli.main(["search", "--arch", "nasa", "--workload", str(wl), "--hw-trials", "1",
+                   "--map-trials", "8", "--quiet", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "result.json").read_text())
+    assert set(res["designs"]) == {"homogeneous", "chunks-sequential", "chunks-pipelined"}
+    for name, d in res["designs"].items():
+        chunks = {c["ops"][0] for c in d["design"]["chunks"]}
+        assert chunks == ({"conv"} if name == "homogeneous" else {"conv", "shift", "adder"})
+        assert d["design"]["area_um2"] <= res["max_area_um2"]
+        per_chunk = [0] * len(d["design"]["chunks"])
+        for lay in d["layers"]:
+            folder = out / f"design-{name}" / f"chunk-{lay['op']}"
+            arch = parse_architecture(load_yaml(folder / "arch.yaml"), "arch")
+            assert arch.arithmetic.cls == UNIT[lay["op"]]
+            prob = parse_problem(load_yaml(folder / "layers" / lay["name"] / "problem.yaml"))
+            mp = parse_mapping(load_yaml(folder / "layers" / lay["name"] / "map.yaml"), arch,
+                               prob)
+            r = evaluate(arch, prob, mp, tables(arch))
+            assert r.cycles == lay["cycles"] and r.energy_pJ == pytest.approx(lay["energy_pJ"])
+            per_chunk[lay["chunk"]] += lay["count"] * lay["cycles"]
+        want = max(per_chunk) if d["mode"] == "pipelined" else sum(per_chunk)
+        assert d["cycles"] == want
+    assert "chunks-pipelined" in (out / "report.md").read_text()

@@ -121,10 +121,15 @@ def _moves(c: Chunk, rng, budget: Budget, mode: str, k: int) -> list:
     return out
 
 
-def seed_chunks(slots: list, layers: list, budget: Budget, mode: str) -> list:
-    """The human design split between the chunks by MACs: each chunk gets Eyeriss's PEs in
-    proportion to its layers' MACs, with the human spads and connectivity."""
+def seed_chunks(slots: list, layers: list, budget: Budget, mode: str,
+                like: Chunk | None = None) -> list:
+    """A one-array design split between the chunks by MACs: each chunk gets its PEs in
+    proportion to its layers' MACs, with its spads and connectivity. `like`: that design
+    (default: the budget's human design)."""
     h = budget.human_design()
+    if like is not None:
+        h = h.with_(array_x=like.array_x, array_y=like.array_y, parallel_x=like.parallel_x,
+                    parallel_y=like.parallel_y, pe_words=like.pe_words)
     work = []
     for ops in slots:
         work.append(sum(c * math.prod(p.bounds) for _n, c, p, *r in layers
@@ -140,9 +145,12 @@ def seed_chunks(slots: list, layers: list, budget: Budget, mode: str) -> list:
 
 
 def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
-             glb_options: tuple | None = None, progress=None) -> AutoMapResult:
+             glb_options: tuple | None = None, progress=None,
+             like: tuple = ()) -> AutoMapResult:
     """The best chip of `slots` (one op tuple per chunk, e.g. [("conv",), ("shift",)]) for
-    `layers` within `budget` under cfg.mode."""
+    `layers` within `budget` under cfg.mode. like: one-array designs (Chunks) whose split
+    by MACs (seed_chunks) is tried first besides the human design's, e.g. the best
+    homogeneous design, so the chip search starts where the one-array search ended."""
     rng = np.random.default_rng(cfg.seed)
     h = budget.human_design()
     glbs = tuple(glb_options or (h.glb_bytes,))
@@ -178,13 +186,15 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
         return cache[key]
 
     pools = {g: [[] for _ in slots] for g in glbs}
-    seeds = seed_chunks(slots, layers, budget, cfg.mode)
+    seeds = [seed_chunks(slots, layers, budget, cfg.mode)] + \
+        [seed_chunks(slots, layers, budget, cfg.mode, c) for c in like]
     for g in glbs:
         left = (budget.max_area_um2 - _glb_area(base[g]) if budget.max_area_um2 is not None
                 else math.inf)
         for ci, ops in enumerate(slots):
-            cands = [seeds[ci]] + [_random_chunk(ops, rng, budget, cfg.mode, base[g], left)
-                                   for _ in range(cfg.samples)]
+            cands = [s[ci] for s in seeds] + \
+                [_random_chunk(ops, rng, budget, cfg.mode, base[g], left)
+                 for _ in range(cfg.samples)]
             pools[g][ci] = [c for c in (score(g, ci, x) for x in cands) if c is not None]
     best = _combine(pools, base, budget, cfg.mode)
     for _round in range(cfg.rounds):
