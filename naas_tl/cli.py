@@ -728,10 +728,9 @@ def cmd_search(args) -> int:
         raise NaasError(f"budget '{budget.name}' is for the {budget.template} template",
                         field="--budget", value=args.budget)
     if args.nas:
-        if arch == "nasa":
-            raise NaasError("the joint network search with the chunk accelerator is not "
-                            "implemented yet; give a workload (--workload) or use "
-                            "benchmarks/nasa_chunk.py --nas DIR", field="--nas", value=True)
+        if arch == "nasa":    # network search, then the chunk chip for its network
+            from .nasa.run import cmd_search_nasa_joint
+            return cmd_search_nasa_joint(args, budget, cmd_search_nas)
         return cmd_search_nas(args, budget)
     if arch == "nasa":        # NASA chunk accelerator for a fixed network (naas_tl/nasa/)
         from .nasa.run import cmd_search_nasa

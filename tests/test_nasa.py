@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -217,3 +218,42 @@ def test_search_arch_nasa_writes_timeloop_inputs_that_reproduce_its_numbers(tmp_
         want = max(per_chunk) if d["mode"] == "pipelined" else sum(per_chunk)
         assert d["cycles"] == want
     assert "chunks-pipelined" in (out / "report.md").read_text()
+
+
+def test_search_arch_nasa_nas_runs_the_network_then_the_chunk_chip(tmp_path):
+    # The network search is naas_tl.joint's (tests/test_joint.py runs it end to end); here
+    # a stand-in writes its chosen network, and the chunk chip must be searched for it.
+    import argparse
+    import json
+
+    from naas_tl.nasa.run import cmd_search_nasa_joint
+    from naas_tl.workload import load_workload
+    out = tmp_path / "run"
+    seen = {}
+
+    def fake_nas(args, budget):
+        seen.update(arch=args.arch, budget=budget.name, out=args.out)
+        nets = Path(args.out) / "networks"
+        nets.mkdir(parents=True)
+        (nets / "round1.yaml").write_text(HYBRID.replace("tinyhybrid", "round1"))
+        (nets / "round2.yaml").write_text(HYBRID.replace("tinyhybrid", "round2"))
+        return 0
+
+    args = argparse.Namespace(out=str(out), seed=0, workload=None, resume=None,
+                              hw_trials=1, map_trials=8, quiet=True, nas=True,
+                              budget=None, arch="nasa")
+    assert cmd_search_nasa_joint(args, load_budget("nasa"), fake_nas) == 0
+    assert seen == {"arch": "eyeriss", "budget": "eyeriss", "out": str(out / "nas")}
+    chosen = load_workload(out / "nas" / "networks" / "round2.yaml")   # the last round's
+    res = json.loads((out / "chunks" / "result.json").read_text())
+    assert res["network"] == chosen.network == "round2"
+    for name in ("chunks-sequential", "chunks-pipelined"):
+        d = res["designs"][name]
+        assert {c["ops"][0] for c in d["design"]["chunks"]} == {"conv", "shift", "adder"}
+        for op in ("conv", "shift", "adder"):
+            assert (out / "chunks" / f"design-{name}" / f"chunk-{op}" / "arch.yaml").is_file()
+    with pytest.raises(NaasError, match="holds a search already"):
+        cmd_search_nasa_joint(args, load_budget("nasa"), fake_nas)
+    args.workload, args.out = "x.yaml", str(tmp_path / "other")
+    with pytest.raises(NaasError, match="no --workload"):
+        cmd_search_nasa_joint(args, load_budget("nasa"), fake_nas)

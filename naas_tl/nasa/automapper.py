@@ -188,6 +188,10 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
     pools = {g: [[] for _ in slots] for g in glbs}
     seeds = [seed_chunks(slots, layers, budget, cfg.mode)] + \
         [seed_chunks(slots, layers, budget, cfg.mode, c) for c in like]
+    # ... and a whole copy of each `like` array per chunk: a memory-bound design may leave
+    # enough area for every chunk to be as large as the one array was
+    seeds += [[replace(c, ops=tuple(ops), glb_share=s.glb_share, dram_share=s.dram_share)
+               for ops, s in zip(slots, seeds[0])] for c in like]
     for g in glbs:
         left = (budget.max_area_um2 - _glb_area(base[g]) if budget.max_area_um2 is not None
                 else math.inf)

@@ -1,4 +1,6 @@
 """`naas-tl search --arch nasa --workload W`: the chunk accelerator for a fixed network.
+`naas-tl search --arch nasa --nas`: the joint search chooses the network first, then the
+chunk chip is searched for it (cmd_search_nasa_joint).
 
 Runs the auto-mapper for (a) one homogeneous multiplier array (shift and adder layers on the
 MACs) and for the chunk chip in both execution models, starting the chip from (a)'s best
@@ -72,6 +74,9 @@ def _report(res: dict) -> str:
 def cmd_search_nasa(args, budget) -> int:
     from ..search import _layers_of
     from ..workload import load_workload
+    if args.resume is not None:
+        raise NaasError("--arch nasa has no --resume (its searches are short; rerun in a "
+                        "new --out)", field="--resume", value=args.resume)
     workload = load_workload(args.workload or "mobilenetv2")
     layers = _layers_of(workload)
     samples = 8 if args.hw_trials is None else args.hw_trials
@@ -88,15 +93,16 @@ def cmd_search_nasa(args, budget) -> int:
     k = len(slots)
     t = time.time()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    one = AutoMapConfig(samples=samples * k, rounds=2, moves=3 * k, map_trials=trials,
+    moves = min(3, samples)           # local moves per chunk and round
+    one = AutoMapConfig(samples=samples * k, rounds=2, moves=moves * k, map_trials=trials,
                         seed=args.seed)
     a = auto_map(budget, as_ops(layers, "conv"), [("conv",)], one)
     say(f"(a) homogeneous: {time.time() - t:.0f} s")
     runs = {"homogeneous": (a, SEQUENTIAL)}
     like = (a.best.design.chunks[0],) if a.best else ()
     for mode in (SEQUENTIAL, PIPELINED):
-        cfg = AutoMapConfig(mode=mode, samples=samples, rounds=2, moves=3, map_trials=trials,
-                            seed=args.seed)
+        cfg = AutoMapConfig(mode=mode, samples=samples, rounds=2, moves=moves,
+                            map_trials=trials, seed=args.seed)
         runs[f"chunks-{mode}"] = (auto_map(budget, layers, slots, cfg, like=like), mode)
         say(f"chunks ({mode}): {time.time() - t:.0f} s")
     res = {"budget": budget.name, "network": workload.network, "max_pes": budget.max_pes,
@@ -125,3 +131,34 @@ def cmd_search_nasa(args, budget) -> int:
         print(f"naas-tl: error: {line}", file=sys.stderr)
     print(f"wrote {out}/result.json, report.md, design-*/chunk-*/")
     return 1 if failed else 0
+
+
+def cmd_search_nasa_joint(args, budget, cmd_search_nas) -> int:
+    """`search --arch nasa --nas`, in two steps: (1) the joint network + accelerator search
+    (naas_tl.joint) on the homogeneous Eyeriss design with all three units, which picks the
+    network (accuracy proxy vs EDP); (2) the chunk chip for that network (cmd_search_nasa)
+    on `budget`. Not a co-search of network and chunk chip: the network is ranked on the
+    one-array design (docs/nasa.md)."""
+    import argparse
+    from ..budget import load_budget
+    out = Path(args.out or f"runs/nasa-nas-seed{args.seed}")
+    if (out / "chunks" / "result.json").exists():
+        raise NaasError("output folder holds a search already (use another --out)",
+                        file=str(out))
+    if args.workload is not None:
+        raise NaasError("--nas searches the network; it takes no --workload",
+                        field="--workload", value=args.workload)
+    first = argparse.Namespace(**vars(args))
+    first.arch, first.budget, first.out = "eyeriss", "eyeriss", str(out / "nas")
+    rc = cmd_search_nas(first, load_budget("eyeriss"))
+    if rc:
+        return rc
+    rounds = sorted((out / "nas" / "networks").glob("round*.yaml"),
+                    key=lambda p: int(p.stem[5:]))
+    if not rounds:
+        raise NaasError("the network search wrote no chosen network",
+                        file=str(out / "nas" / "networks"))
+    second = argparse.Namespace(**vars(args))
+    second.workload, second.out, second.nas = str(rounds[-1]), str(out / "chunks"), False
+    # --hw-trials, when given, also sets the chunk search's random candidates per chunk
+    return cmd_search_nasa(second, budget)
