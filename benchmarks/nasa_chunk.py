@@ -80,9 +80,12 @@ def main() -> None:
     layers = {n: _layers_of(workload_of(space, c, n)) for n, c in nets.items()}
     if args.nas:
         from naas_tl.workload import load_workload
-        files = sorted(Path(args.nas).glob("**/network*.yaml"))
-        if files:
-            layers["nas"] = _layers_of(load_workload(str(files[0])))
+        # the joint search writes its chosen network per round: networks/round<r>.yaml
+        files = sorted(Path(args.nas).glob("networks/round*.yaml"),
+                       key=lambda p: int(p.stem[5:]))
+        if not files:
+            ap.error(f"--nas: no networks/round*.yaml under {args.nas}")
+        layers["nas"] = _layers_of(load_workload(str(files[-1])))
     acc = {n: None for n in layers}
     acc_c = None
     if not args.no_accuracy:
@@ -102,7 +105,8 @@ def main() -> None:
     conv_layers = _layers_of(workload_of(space, space.reference(), "mobilenetv2"))
     c_out = evaluate_design(eyeriss, conv_layers, args.map_trials * 4, args.seed)
     c_edp = c_out.edp
-    print(f"# (c) Eyeriss/MobileNetV2: EDP {c_edp:.4g}", flush=True)
+    print(f"# (c) Eyeriss/MobileNetV2: EDP {c_edp:.4g}, {c_out.energy_pJ / 1e6:.0f} uJ, "
+          f"{c_out.cycles:,} cycles", flush=True)
     result = {}
     for bname in args.budgets.split(","):
         b = load_budget(bname)
