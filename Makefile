@@ -34,6 +34,7 @@ bench: $(VENV)/.installed
 
 # NAAS search: make search ARCH=eyeriss [WORKLOAD=mobilenetv2] [SEARCH_ARGS="--hw-trials 24"]
 # Joint network + accelerator search: make search ARCH=eyeriss NAS=1 [NAS_SPACE=nb201]
+# NASA chunk accelerator: make search ARCH=nasa [WORKLOAD=...] or ARCH=nasa NAS=1 (docs/nasa.md)
 search: $(VENV)/.installed
 	$(VENV)/bin/naas-tl search --arch $(ARCH) $(if $(WORKLOAD),--workload $(WORKLOAD)) $(if $(filter-out 0,$(NAS)),--nas) $(if $(NAS_SPACE),--nas-space $(NAS_SPACE)) $(SEARCH_ARGS)
 

@@ -11,8 +11,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "naas_tl"
 
 #: docs/architecture.md, top to bottom. errors and resources are the shared base.
-ORDER = ("errors", "resources", "spec", "workload", "hardware", "mapping", "model", "energy",
-         "search", "nas", "cli")
+ORDER = ("errors", "resources", "spec", "energy", "workload", "hardware", "mapping", "model",
+         "search", "nas", "nasa", "cli")
 
 
 def _modules() -> dict[str, Path]:

@@ -44,6 +44,8 @@ LAYOUT = {
                    "output_activation_reg", "weight_reg", "input_activation_reg"],
     "edgetpu": ["DRAM", "shared_glb", "inter_PE_column_spatial", "inter_PE_spatial",
                 "weight_reg", "input_activation_reg", "output_activation_reg"],
+    "nasa": ["DRAM", "shared_glb", "chunk_column_spatial", "chunk_spatial", "ifmap_spad",
+             "weights_spad", "psum_spad"],
 }
 
 # The published human designs (sources: budgets/README.md).
@@ -60,6 +62,12 @@ HUMAN = {
     "edgetpu": dict(array=(64, 64), parallel=("C", "M"), bits=(8, 32),
                     glb_bytes=8 * 1024 * 1024,
                     pe_words={"Inputs": 1, "Weights": 1, "Outputs": 1}, dram=8.0),
+    # Eyeriss as one conv chunk of a NASA chunk accelerator (naas_tl/nasa/)
+    "nasa": dict(array=(14, 12), parallel=("Q", "S,C"), bits=(16, 16), glb_bytes=108 * 1024,
+                 pe_words={"Inputs": 12, "Weights": 224, "Outputs": 24}, dram=4.0),
+    "nasa-pes": dict(array=(14, 12), parallel=("Q", "S,C"), bits=(16, 16),
+                     glb_bytes=108 * 1024,
+                     pe_words={"Inputs": 12, "Weights": 224, "Outputs": 24}, dram=4.0),
 }
 
 
@@ -90,7 +98,8 @@ def _no_source(x):
 # ----------------------------------------------------------------------------------------
 
 def test_budget_names_and_arch_defaults():
-    assert list_budgets() == ["eyeriss", "nvdla-256", "nvdla-1024", "shidiannao", "edgetpu"]
+    assert list_budgets() == ["eyeriss", "nvdla-256", "nvdla-1024", "shidiannao", "edgetpu",
+                              "nasa", "nasa-pes"]
     assert set(TEMPLATES) == set(LAYOUT) == set(ARCH_DEFAULT_BUDGET)
     assert ARCH_DEFAULT_BUDGET["nvdla"] == "nvdla-256"
     for arch, name in ARCH_DEFAULT_BUDGET.items():
@@ -159,8 +168,14 @@ def test_human_design_renders_and_meets_its_budget(name):
 
     # The budget is the human design's resources.
     assert b.violations(hw) == []
-    assert (b.max_pes, b.max_onchip_bytes, b.max_dram_bandwidth) == \
-        (n, hw.onchip_bytes(), hw.dram_bandwidth)
+    if b.name == "nasa":
+        # an area budget: the human design's area binds, the PE and byte caps are loose
+        from naas_tl.hardware.area import hardware_area_um2
+        assert b.max_area_um2 == pytest.approx(hardware_area_um2(hw), abs=1.0)
+        assert b.max_pes > n and b.max_onchip_bytes > hw.onchip_bytes()
+    else:
+        assert (b.max_pes, b.max_onchip_bytes, b.max_dram_bandwidth) == \
+            (n, hw.onchip_bytes(), hw.dram_bandwidth)
     assert (b.word_bits, b.psum_bits, b.technology) == \
         (hw.word_bits, hw.psum_bits, hw.technology)
 

@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Two-level NAAS search. Runs the human design (mapping search only), then "
                     "sizing-only and full NAAS (per --mode), and writes result.json, report.md, "
                     "the designs as Timeloop YAML and plots to --out.")
-    se.add_argument("--arch", required=True, help="template: eyeriss, nvdla, shidiannao, edgetpu")
+    se.add_argument("--arch", required=True, help="template: eyeriss, nvdla, shidiannao, "
+                    "edgetpu, nasa (chunk accelerator, naas_tl/nasa/)")
     se.add_argument("--workload", help="bundled network or a workload file (default resnet50)")
     se.add_argument("--budget", help="resource budget (default: the template's own)")
     se.add_argument("--mode", choices=["baseline", "sizing", "full"], default="full")

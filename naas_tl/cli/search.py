@@ -1,6 +1,7 @@
 """`naas-tl search`: the NAAS search, and with --nas the joint network + accelerator search."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from naas_tl.errors import NaasError
@@ -24,7 +25,13 @@ def cmd_search(args) -> int:
         raise NaasError(f"budget '{budget.name}' is for the {budget.template} template",
                         field="--budget", value=args.budget)
     if args.nas:
+        if arch == "nasa":    # network search, then the chunk chip for its network
+            from naas_tl.nasa.run import cmd_search_nasa_joint
+            return cmd_search_nasa_joint(args, budget, cmd_search_nas)
         return cmd_search_nas(args, budget)
+    if arch == "nasa":        # NASA chunk accelerator for a fixed network (naas_tl/nasa/)
+        from naas_tl.nasa.run import cmd_search_nasa
+        return cmd_search_nasa(args, budget)
     if args.nas_space != "ofa":
         raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
     for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
@@ -74,6 +81,12 @@ def cmd_search(args) -> int:
             print(f"{st['title']}: EDP {st['edp_J_cycles']:.4g} J*cycles"
                   + (f" ({', '.join(vs)})" if vs else ""))
     print(f"wrote {out}/result.json, report.md, design/, convergence.png, energy-breakdown.png")
+    from naas_tl.search.report import no_valid_lines
+    failed = no_valid_lines(result)
+    for line in failed:
+        print(f"naas-tl: error: {line}", file=sys.stderr)
+    if failed:
+        return 1
     if getattr(args, "verify_with", None) == "timeloop":
         from naas_tl.model.timeloop import verify_design
         return verify_design(out, result)

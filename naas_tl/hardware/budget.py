@@ -21,11 +21,11 @@ DATAFLOW_DIR = BUDGETS_FILE.parent / "dataflows"
 
 # `naas-tl search --arch X` uses budget ARCH_DEFAULT_BUDGET[X] unless told otherwise.
 ARCH_DEFAULT_BUDGET = {"eyeriss": "eyeriss", "nvdla": "nvdla-256",
-                       "shidiannao": "shidiannao", "edgetpu": "edgetpu"}
+                       "shidiannao": "shidiannao", "edgetpu": "edgetpu", "nasa": "nasa"}
 
 _BUDGET_KEYS = ("template", "description", "max_pes", "max_onchip_bytes",
                 "max_dram_bandwidth", "word_bits", "psum_bits", "technology", "pe_step",
-                "buffer_step_bytes", "dim_step", "human")
+                "buffer_step_bytes", "dim_step", "human", "max_area_um2")
 _HUMAN_KEYS = ("array_x", "array_y", "parallel_x", "parallel_y", "pe_words", "glb_bytes",
                "dram_bandwidth")
 
@@ -46,6 +46,9 @@ class Budget:
     human: HardwareConfig
     description: str = ""
     source: str = ""
+    # Optional: chip area (Accelergy ART from the energy grid, um^2), for comparisons at
+    # equal area (NASA's chunk designs, naas_tl/nasa/).
+    max_area_um2: float | None = None
 
     def human_design(self) -> HardwareConfig:
         """The human-designed accelerator this budget is taken from."""
@@ -89,6 +92,13 @@ class Budget:
                 arch_for(hw)
             except NaasError as exc:
                 out.append(f"the {hw.template} template cannot build it: {exc}")
+                return out
+        if self.max_area_um2 is not None:
+            from naas_tl.hardware.area import hardware_area_um2
+            area = hardware_area_um2(hw)
+            if area > self.max_area_um2:
+                out.append(f"area {area:.0f} um^2 exceeds the budget of "
+                           f"{self.max_area_um2:.0f}")
         return out
 
     def check(self, hw: HardwareConfig) -> None:
@@ -160,7 +170,7 @@ def load_budget(name: str, path: str | Path | None = None) -> Budget:
                         file=file, field="budget", value=name)
     fld = f"budgets.{name}"
     raw = _mapping(budgets[name], file, fld, _BUDGET_KEYS,
-                   [k for k in _BUDGET_KEYS if k != "description"])
+                   [k for k in _BUDGET_KEYS if k not in ("description", "max_area_um2")])
     template = _str(raw["template"], file, f"{fld}.template")
     if template not in TEMPLATES:
         raise NaasError(f"unknown template (templates: {', '.join(TEMPLATES)})", file=file,
@@ -210,7 +220,9 @@ def load_budget(name: str, path: str | Path | None = None) -> Budget:
         pe_step=_int(raw["pe_step"], file, f"{fld}.pe_step"),
         buffer_step_bytes=_int(raw["buffer_step_bytes"], file, f"{fld}.buffer_step_bytes"),
         dim_step=_int(raw["dim_step"], file, f"{fld}.dim_step"),
-        human=human, description=description, source=file)
+        human=human, description=description, source=file,
+        max_area_um2=None if raw.get("max_area_um2") is None else
+        _pos_float(raw["max_area_um2"], file, f"{fld}.max_area_um2"))
 
 
 def budget_for_arch(arch: str, path: str | Path | None = None) -> Budget:

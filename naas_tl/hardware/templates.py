@@ -109,6 +109,17 @@ TEMPLATES: dict[str, TemplateInfo] = {
         pe_levels=(("Weights", "weight_reg"), ("Inputs", "input_activation_reg"),
                    ("Outputs", "output_activation_reg")),
         default_parallel=("C", "M")),
+    # One chunk of NASA's chunk accelerator (naas_tl/nasa/, docs/nasa.md): the chip is
+    # rendered once per chunk, each view an Eyeriss-like array under the shared GLB.
+    "nasa": TemplateInfo(
+        name="nasa",
+        description="one chunk of a NASA-style chunk accelerator (naas_tl/nasa/)",
+        x_level="chunk_column_spatial", y_level="chunk_spatial",
+        keep=(("shared_glb", ("Weights", "Inputs", "Outputs")), ("ifmap_spad", ("Inputs",)),
+              ("weights_spad", ("Weights",)), ("psum_spad", ("Outputs",))),
+        pe_levels=(("Inputs", "ifmap_spad"), ("Weights", "weights_spad"),
+                   ("Outputs", "psum_spad")),
+        default_parallel=("Q", "S,C")),
 }
 
 

@@ -94,7 +94,8 @@ def _fsync_dir(path: Path) -> None:
 
 def _stage(st: StageState) -> dict:
     return {"name": st.name, "history": st.history, "best": _outcome(st.best),
-            "asked": st.asked, "done": st.done, "screen": st.screen, "told": st.told}
+            "asked": st.asked, "done": st.done, "screen": st.screen, "told": st.told,
+            "invalid": st.invalid}
 
 
 def _unstage(d: dict) -> StageState:
@@ -102,7 +103,9 @@ def _unstage(d: dict) -> StageState:
                       best=_unoutcome(d["best"]), asked=int(d["asked"]),
                       done=bool(d["done"]),
                       screen=None if d["screen"] is None else _rows(d["screen"]),
-                      told=[(list(map(float, g)), float(loss)) for g, loss in d["told"]])
+                      told=[(list(map(float, g)), float(loss)) for g, loss in d["told"]],
+                      invalid={str(k): [str(m), int(n)]
+                               for k, (m, n) in d.get("invalid", {}).items()})
 
 
 def _rows(rows: list) -> list:

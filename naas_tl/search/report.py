@@ -37,7 +37,8 @@ def _stage_dict(st) -> dict:
     b = st.best
     d = {"stage": st.name, "title": STAGE_TITLES[st.name], "candidates": st.asked,
          "history": [{"candidate": i, "edp_J_cycles": (None if not math.isfinite(e) else e),
-                      "hw": hw} for i, e, hw in st.history]}
+                      "hw": hw} for i, e, hw in st.history],
+         "invalid_reasons": [{"reason": m, "designs": n} for m, n in st.invalid.values()]}
     if b is not None and b.valid:
         d.update({"edp_J_cycles": b.edp, "energy_pJ": b.energy_pJ, "cycles": b.cycles,
                   "hardware": b.hw.to_dict(),
@@ -151,6 +152,8 @@ def format_report(result: dict) -> str:
         lines.append(f"| {st['title']} | {st['edp_J_cycles']:.4g} | "
                      f"{st['energy_pJ'] / 1e6:.4g} | {st['cycles']:,} | {cols[0]} | {cols[1]} "
                      f"| {st['candidates']} |")
+    for line in no_valid_lines(result):
+        lines += ["", f"**{line}**"]
     full = result["stages"].get("full", {})
     if "edp_improvement_vs_sizing" in full:
         lines += ["", f"Full NAAS vs sizing only: {full['edp_improvement_vs_sizing']:.2f}x "
@@ -184,6 +187,19 @@ def format_report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def no_valid_lines(result: dict) -> list:
+    """One line per stage that found no valid design, with the first error of each
+    distinct cause (for report.md and stderr)."""
+    out = []
+    for st in result["stages"].values():
+        if "edp_J_cycles" in st:
+            continue
+        why = "; ".join(f"{r['reason']} ({r['designs']} design{'s' if r['designs'] != 1 else ''})"
+                        for r in st.get("invalid_reasons", [])) or "no design was evaluated"
+        out.append(f"{st['title']}: no valid design: {why}")
+    return out
+
+
 def plot_convergence(path, result: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -208,7 +224,8 @@ def plot_convergence(path, result: dict) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("hardware designs evaluated")
     ax.set_ylabel("best network EDP (J·cycles)")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -233,7 +250,8 @@ def plot_breakdown(path, breakdown: dict) -> None:
         ax.bar(names, vals, bottom=bottom, label=lvl)
         bottom += vals
     ax.set_ylabel("energy (µJ, whole network)")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -72,6 +72,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     human = budget.human_design()
     if cfg.ops:
         human = human.with_(ops=tuple(cfg.ops))
+    human = with_units_for(human, layers)
     own_pool = executor is None
     if own_pool:
         n = cfg.workers or (os.cpu_count() or 1)
@@ -97,6 +98,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 "dataflow" in stages else None
             outcome = _run_designs([human], layers, cfg, [(n, 0)], executor, warm,
                                    dataflow=[None if df is None else str(df)])[0]
+            st.note_invalid([outcome])
             st.best = outcome
             st.history.append((0, outcome.edp, human.to_dict()))
             st.asked = 1
@@ -116,7 +118,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                                   search_connectivity=(name == "full"))
             if name == "full" and cfg.screens and st.screen is None:
                 st.screen = _screen(space, budget, layers, cfg, executor,
-                                    _warm_start(stages["baseline"].best))
+                                    _warm_start(stages["baseline"].best), st)
                 bar.update(len(connectivities()))   # budget-breaking ones count as done
                 ckpt.save({"config": cfg, "stages": stages})
             if st.optimizer is None:
@@ -138,18 +140,23 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             while st.asked < cfg.hw_trials:
                 n = min(hw_population(cfg, space.size), cfg.hw_trials - st.asked)
                 cands = [st.optimizer.ask() for _ in range(n)]
-                designs, tags = [], []
+                designs, tags, undecodable = [], [], {}
                 for j, c in enumerate(cands):
                     try:
                         hw = space.decode(c.value)
                         if budget.violations(hw):
                             raise EncodingError("; ".join(budget.violations(hw)))
-                    except EncodingError:
+                    except EncodingError as exc:
                         hw = None
+                        undecodable[j] = str(exc)
                     designs.append(hw)
                     tags.append((name, st.asked + j))
                 warm = _warm_start(stages["baseline"].best)
                 outcomes = _run_designs(designs, layers, cfg, tags, executor, warm)
+                for j, why in undecodable.items():
+                    outcomes[j] = DesignOutcome(None, [], error="not decodable within the "
+                                                                f"budget: {why}")
+                st.note_invalid(outcomes)
                 for j, (c, o) in enumerate(zip(cands, outcomes)):
                     loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
                     st.optimizer.tell(c, loss)
@@ -195,14 +202,17 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
         done += n
 
 
-def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, warm) -> list:
+def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, warm,
+            st: StageState | None = None) -> list:
     """Every connectivity on the human design's sizes, at cfg.screen_trials mappings per
-    layer: [(index, EDP, hw dict)]."""
+    layer: [(index, EDP, hw dict)]. Invalid designs' reasons go to st."""
     import dataclasses
     cands = [hw for hw in space.connectivity_seeds() if not budget.violations(hw)]
     low = dataclasses.replace(cfg, map_trials=min(cfg.screen_trials, cfg.map_trials))
     outcomes = _run_designs(cands, layers, low, [("screen", i) for i in range(len(cands))],
                             executor, warm)
+    if st is not None:
+        st.note_invalid(outcomes)
     return [(i, o.edp, hw.to_dict()) for i, (hw, o) in enumerate(zip(cands, outcomes))]
 
 
@@ -211,6 +221,16 @@ def hw_population(cfg: SearchConfig, dim: int) -> int:
     dimension (4 + 3 ln d: 9 for sizing's 6 genes, 11 for the full stage's 14). It depends
     on the genome only, never on the worker count, so results do not either."""
     return cfg.hw_population or 4 + int(3 * math.log(max(dim, 1)))
+
+
+def with_units_for(hw: HardwareConfig, layers: list) -> HardwareConfig:
+    """hw with a compute unit for every operator the layers use (conv/shift/adder): a design
+    without the unit of a layer's op cannot run that layer, so every design searched for a
+    hybrid workload gets them all (the search varies sizes, never the units)."""
+    from naas_tl.workload import OPS
+    used = {rest[0] for _n, _c, _p, *rest in layers if rest}
+    missing = tuple(op for op in OPS if op in used and op not in hw.ops)
+    return hw.with_(ops=hw.ops + missing) if missing else hw
 
 
 def _warm_start(outcome) -> dict | None:

@@ -35,6 +35,17 @@ class DesignOutcome:
         return not self.error and all(l.mapping is not None for l in self.layers)
 
     @property
+    def reason(self) -> str:
+        """Why the design is not valid ("" when it is)."""
+        if self.error:
+            return self.error
+        for l in self.layers:
+            if l.mapping is None:
+                return (f"layer {l.name} ({l.op}): no valid mapping in {l.evaluations} "
+                        f"evaluated mappings")
+        return ""
+
+    @property
     def energy_pJ(self) -> float:
         return sum(l.count * l.energy_pJ for l in self.layers) if self.valid else math.inf
 
@@ -96,3 +107,18 @@ class StageState:
     # (genome, loss) of every design told to the optimizer, in order. The optimizer itself
     # is never saved: a resume rebuilds it from the seed and replays these.
     told: list = field(default_factory=list)
+    # Why designs were invalid: {cause: [first message, designs]}. A cause is the message
+    # with its numbers blanked, so 200 budget overruns by different amounts read as one.
+    invalid: dict = field(default_factory=dict)
+
+    def note_invalid(self, outcomes) -> None:
+        for o in outcomes:
+            why = o.reason
+            if why:
+                entry = self.invalid.setdefault(invalid_cause(why), [why, 0])
+                entry[1] += 1
+
+
+def invalid_cause(message: str) -> str:
+    import re
+    return re.sub(r"\d+(\.\d+)?", "#", message)
