@@ -64,7 +64,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run (tiny search)")
     ap.add_argument("--no-accuracy", action="store_true")
-    ap.add_argument("--epochs", type=int, default=4, help="supernet epochs for the proxy")
+    ap.add_argument("--epochs", type=int, default=12, help="supernet epochs for the proxy "
+                    "(12: naas_tl.nas's default)")
     ap.add_argument("--nas", metavar="DIR", help="a finished `search --nas` run to add")
     ap.add_argument("--json", metavar="FILE", help="write every row here")
     args = ap.parse_args()
