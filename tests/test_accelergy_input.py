@@ -23,7 +23,8 @@ from naas_tl.cli import main
 from naas_tl.energy import art_yaml, energy_tables, ert_yaml, write_art, write_ert
 from naas_tl.mapping.mapspace import sample_valid_mappings
 from naas_tl.spec import parse_architecture, parse_problem
-from naas_tl.hardware.templates import TEMPLATES, arch_for, keep_matrix, render_arch, write_design
+from naas_tl.hardware.template_info import TEMPLATES
+from naas_tl.hardware.templates import arch_for, keep_matrix, render_arch, write_design
 from naas_tl.workload import OPS
 
 RENDERED_0000 = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "rendered"

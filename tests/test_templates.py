@@ -28,9 +28,19 @@ from naas_tl.mapping.mapspace import sample_valid_mappings
 from naas_tl.model.scalar import evaluate
 from naas_tl.spec import (load_case, load_case_dir, parse_architecture, parse_mapping,
                           parse_problem)
-from naas_tl.hardware.templates import (TEMPLATES, arch_for, arch_onchip_bytes, canonical_mapping,
-                               keep_matrix, parallel_dim, render_arch, render_mapping,
-                               render_problem, spatial_roles, template_info, write_design)
+from naas_tl.hardware.template_info import TEMPLATES, template_info
+from naas_tl.hardware.templates import (
+    arch_for,
+    arch_onchip_bytes,
+    canonical_mapping,
+    keep_matrix,
+    parallel_dim,
+    render_arch,
+    render_mapping,
+    render_problem,
+    spatial_roles,
+    write_design,
+)
 
 REF = Path(__file__).resolve().parent.parent / "naas_tl" / "data" / "reference"
 

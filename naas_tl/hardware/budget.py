@@ -87,7 +87,7 @@ class Budget:
                 out.append(f"{fld} {getattr(hw, fld)!r} is not the budget's "
                            f"{getattr(self, fld)!r}")
         if hw.template == self.template:
-            from naas_tl.hardware.templates import arch_for      # templates import nothing from here
+            from naas_tl.hardware.templates import arch_for  # templates import nothing from here
             try:
                 arch_for(hw)
             except NaasError as exc:
@@ -161,7 +161,7 @@ def _mapping(raw, file, fld, allowed, required) -> dict:
 def load_budget(name: str, path: str | Path | None = None) -> Budget:
     """The budget `name` from budgets/budgets.yaml (or `path`). Input errors: one-line
     NaasError naming the file, the field and the value."""
-    from naas_tl.hardware.templates import TEMPLATES
+    from naas_tl.hardware.template_info import TEMPLATES
     p = Path(path) if path else BUDGETS_FILE
     file = str(p)
     budgets = _load_file(p)
