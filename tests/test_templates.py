@@ -482,6 +482,11 @@ def test_unknown_budget_lists_names():
     (lambda d: d["budgets"]["eyeriss"]["human"].pop("glb_bytes"),
      "budgets.eyeriss.human.glb_bytes"),
     (lambda d: d.update(budgets=[]), "budgets"),
+    # a cap the human design itself breaks: the search would report it as its result
+    (lambda d: d["budgets"]["eyeriss"].update(max_area_um2=100), "budgets.eyeriss.human"),
+    (lambda d: d["budgets"]["eyeriss"].update(max_pes=160), "budgets.eyeriss.human"),
+    (lambda d: d["budgets"]["eyeriss"].update(max_area_um2="big"),
+     "budgets.eyeriss.max_area_um2"),
 ])
 def test_malformed_budget_file(tmp_path, edit, field):
     data = yaml.safe_load(BUDGETS_FILE.read_text())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from naas_tl.model import timeloop as tb
+from naas_tl.model.timeloop import run as tl_run
 from naas_tl.cli import main
 from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate_case
@@ -29,7 +30,7 @@ NOT_FOUND_LINE = ("naas-tl: error: timeloop-model not found on PATH and pytimelo
                   "importable")
 NO_TIMELOOP = "real Timeloop not installed (neither timeloop-model on PATH nor pytimeloop)"
 needs_timeloop = pytest.mark.skipif(tb.find_timeloop() is None, reason=NO_TIMELOOP)
-REAL_PYTIMELOOP_API = tb._pytimeloop_model_api
+REAL_PYTIMELOOP_API = tl_run._pytimeloop_model_api
 
 TINY = """network: tiny
 input: [8, 8, 8]
@@ -175,7 +176,7 @@ def no_timeloop(tmp_path, monkeypatch):
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(tb, "_pytimeloop_model_api", lambda: None)
+    monkeypatch.setattr(tl_run, "_pytimeloop_model_api", lambda: None)
     env = dict(os.environ, PATH=str(empty), NAAS_TL_TIMELOOP_BACKEND="timeloop-model")
     return env
 
@@ -391,7 +392,7 @@ def fake_pytimeloop(tmp_path, monkeypatch, no_timeloop):
     for name in [m for m in sys.modules if ours(m)]:   # a real pytimeloop comes back after
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(str(root))
-    monkeypatch.setattr(tb, "_pytimeloop_model_api", REAL_PYTIMELOOP_API)  # undo no_timeloop's
+    monkeypatch.setattr(tl_run, "_pytimeloop_model_api", REAL_PYTIMELOOP_API)  # undo no_timeloop's
     monkeypatch.setenv("NAAS_TL_TIMELOOP_BACKEND", "auto")
     monkeypatch.setenv("FAKE_TL_STATS", str(EYERISS / "timeloop-model.stats.txt"))
     yield

@@ -7,6 +7,29 @@ from pathlib import Path
 from naas_tl.errors import NaasError
 
 
+# Flags of the one-array search that the chunk auto-mapper (naas_tl/nasa/) has no use for,
+# with the value that means "not given".
+_NASA_UNUSED = {"mode": "full", "hw_population": 0, "es_share": 0.0, "population": None,
+                "optimizer": None, "hw_optimizer": "CMA", "encoding": "importance",
+                "workers": 0, "executor": "local", "verify_with": None}
+
+
+def _reject_unused_for_nasa(args) -> None:
+    """`--arch nasa` runs its own auto-mapper: a flag it would ignore is an error, not a
+    silent no-op (a --verify-with that never verifies would be worse than none)."""
+    for flag, unset in _NASA_UNUSED.items():
+        if getattr(args, flag, unset) != unset:
+            raise NaasError("does not apply to --arch nasa (the chunk auto-mapper, docs/nasa.md)",
+                            field="--" + flag.replace("_", "-"), value=getattr(args, flag))
+    if not args.nas:
+        if args.nas_space != "ofa":
+            raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
+        for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
+            if getattr(args, flag) is not None:
+                raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
+                                value=getattr(args, flag))
+
+
 def cmd_search(args) -> int:
     from naas_tl.hardware.budget import ARCH_DEFAULT_BUDGET, load_budget
     from naas_tl.search.report import write_outputs
@@ -22,8 +45,10 @@ def cmd_search(args) -> int:
                         + ")", field="--arch", value=arch)
     budget = load_budget(args.budget or ARCH_DEFAULT_BUDGET[arch])
     if budget.template != arch:
-        raise NaasError(f"budget '{budget.name}' is for the {budget.template} template",
-                        field="--budget", value=args.budget)
+        raise NaasError(f"budget '{budget.name}' is for the {budget.template} template, "
+                        f"not --arch {arch}", field="--budget", value=args.budget)
+    if arch == "nasa":
+        _reject_unused_for_nasa(args)
     if args.nas:
         if arch == "nasa":    # network search, then the chunk chip for its network
             from naas_tl.nasa.run import cmd_search_nasa_joint

@@ -210,7 +210,7 @@ def load_budget(name: str, path: str | Path | None = None) -> Budget:
     if not isinstance(description, str):
         raise NaasError("expected a string", file=file, field=f"{fld}.description",
                         value=description)
-    return Budget(
+    budget = Budget(
         name=str(name), template=template,
         max_pes=_int(raw["max_pes"], file, f"{fld}.max_pes"),
         max_onchip_bytes=_int(raw["max_onchip_bytes"], file, f"{fld}.max_onchip_bytes"),
@@ -223,6 +223,13 @@ def load_budget(name: str, path: str | Path | None = None) -> Budget:
         human=human, description=description, source=file,
         max_area_um2=None if raw.get("max_area_um2") is None else
         _pos_float(raw["max_area_um2"], file, f"{fld}.max_area_um2"))
+    # The human design is what every stage starts from and is compared with: a budget it
+    # breaks would report an out-of-budget design as the result.
+    broken = budget.violations(budget.human_design())
+    if broken:
+        raise NaasError("the human design breaks its own budget: " + "; ".join(broken),
+                        file=file, field=f"{fld}.human")
+    return budget
 
 
 def budget_for_arch(arch: str, path: str | Path | None = None) -> Budget:

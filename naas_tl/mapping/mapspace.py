@@ -255,7 +255,7 @@ def level_capacities(arch: Architecture) -> np.ndarray:
 
 
 def fits_capacity(arch: Architecture, problem: Problem, batch: MappingBatch) -> np.ndarray:
-    """bool [N]: every level's kept tiles fit its capacity (what model.evaluate enforces)."""
+    """bool [N]: every level's kept tiles fit its capacity (what model.scalar.evaluate enforces)."""
     return np.all(capacity_usage(arch, problem, batch) <= level_capacities(arch)[None, :],
                   axis=1)
 

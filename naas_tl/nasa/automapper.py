@@ -3,7 +3,7 @@
 What it searches (docs/nasa.md): per chunk its PE count and array shape, its parallel dims
 (which problem dims each array axis unrolls), its per-PE spad words and, in the pipelined
 mode, its GLB partition and DRAM share; per layer the mapping (naas_tl.search.mapper, through
-search.evaluate_design). The GLB size is a choice of the whole chip.
+search.design.evaluate_design). The GLB size is a choice of the whole chip.
 
 How: a chunk's layers see only that chunk, the GLB (partition) and DRAM (share), so chunk
 candidates are searched separately (execution.evaluate_chunk, cached) and the chip is the

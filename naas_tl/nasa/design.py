@@ -5,7 +5,7 @@ A ChunkDesign is rendered chunk by chunk: ``view(design, op, mode)`` is the Hard
 the Timeloop view in which a layer of operator `op` runs (template ``nasa``: DRAM -> shared
 GLB -> the chunk's array -> per-PE spads -> the chunk's compute unit). Everything the mapper
 and the evaluator need then comes from the existing machinery (templates.arch_for,
-energy.energy_tables, search.evaluate_design).
+energy.energy_tables, search.design.evaluate_design).
 
 Area is Accelergy's ART (naas_tl.energy, the energy grid): every component's area times its
 instances, summed over the chunks, plus the GLB and DRAM once. Dummy fanout levels are left

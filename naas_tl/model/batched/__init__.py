@@ -1,7 +1,7 @@
 """Batched evaluator: N mappings of one problem on one architecture, arrays in, arrays out.
 
 Gives the same numbers as the scalar path (naas_tl.model.scalar.evaluate) without walking loop nests.
-Why that is possible (see naas_tl.analysis for the scalar algorithm it condenses):
+Why that is possible (see naas_tl.model.analysis for the scalar algorithm it condenses):
 
 * Timeloop visits a level's tile at the iterations of the temporal loops above it, with each
   loop simulated at index 0 and index 1 (the latter weighted by n-1). The visits form a binary

@@ -5,7 +5,7 @@ and for a `timeloop-model` binary on PATH; with neither it returns None and ever
 in naas_tl works as before.
 
 * `parse_stats(text)` reads a `timeloop-model.stats.txt` into the dictionary
-  `report.to_json_dict` builds for naas_tl's own evaluator (the expected.json schema):
+  `naas_tl.model.summary.to_json_dict` builds for naas_tl's own evaluator (the expected.json schema):
   cycles, energy, utilization, per level the per-instance reads/fills/updates per tensor and
   their totals, level energies (storage + temporal reduction + address generation + leakage,
   each printed by Timeloop to 0.01 pJ).
@@ -16,10 +16,9 @@ in naas_tl works as before.
 * `verify_design(out_dir, result)` re-runs every layer of a search's best design in Timeloop
   (`naas-tl search --verify-with timeloop`) and writes verify.json + a report.md section.
 """
-from naas_tl.model.timeloop.run import NOT_FOUND, CASE_NAMES, BACKEND_ENV, Backend, _pytimeloop_model_api, find_timeloop, require_timeloop, case_files, run_timeloop_model
+from naas_tl.model.timeloop.run import NOT_FOUND, CASE_NAMES, BACKEND_ENV, Backend, find_timeloop, require_timeloop, case_files, run_timeloop_model
 from naas_tl.model.timeloop.stats import STATS_FILE, COUNT_KEYS, parse_stats, parse_stats_file
-from naas_tl.model.reference import rel_err
 from naas_tl.model.timeloop.compare import compare_results, format_comparison, format_timeloop_summary, rows_as_dicts, evaluate_cli
 from naas_tl.model.timeloop.verify import verify_design, format_verify_section
 
-__all__ = ["BACKEND_ENV", "Backend", "CASE_NAMES", "COUNT_KEYS", "NOT_FOUND", "STATS_FILE", "_pytimeloop_model_api", "case_files", "compare_results", "evaluate_cli", "find_timeloop", "format_comparison", "format_timeloop_summary", "format_verify_section", "parse_stats", "parse_stats_file", "rel_err", "require_timeloop", "rows_as_dicts", "run_timeloop_model", "verify_design"]
+__all__ = ["BACKEND_ENV", "Backend", "CASE_NAMES", "COUNT_KEYS", "NOT_FOUND", "STATS_FILE", "case_files", "compare_results", "evaluate_cli", "find_timeloop", "format_comparison", "format_timeloop_summary", "format_verify_section", "parse_stats", "parse_stats_file", "require_timeloop", "rows_as_dicts", "run_timeloop_model", "verify_design"]

@@ -103,7 +103,7 @@ def _network_energy(lines: list[str]) -> float:
 
 
 def parse_stats(text: str, source: str = STATS_FILE) -> dict:
-    """A timeloop-model.stats.txt as the `report.to_json_dict` dictionary.
+    """A timeloop-model.stats.txt as the `naas_tl.model.summary.to_json_dict` dictionary.
 
     Counts are exact (Timeloop prints integers); energies carry the file's 0.01 pJ
     resolution, so a level energy (a sum of printed terms) is within 0.005 pJ per term of
