@@ -266,7 +266,7 @@ def test_yaml12_resolution():
 def test_ert_art_writer_quotes_what_yaml12_reads_otherwise():
     """ERT/ART text: a string YAML 1.2 would read as a number or bool is quoted (PyYAML alone
     leaves `1e3` plain: a string in YAML 1.1, a float in 1.2); other strings stay plain."""
-    from naas_tl.energy import _yaml_text
+    from naas_tl.energy.tables import _yaml_text
     text = _yaml_text({"ERT": {"version": "0.4", "tables": [
         {"name": "1e3", "actions": [{"name": "read", "arguments": {}, "energy": 1e-05}]},
         {"name": "system.buf[1..4]", "actions": [{"name": "on", "energy": 2.0}]}]}})

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from naas_tl import energy as E
+from naas_tl.energy import regfile as energy_regfile
+from naas_tl.energy import tables as energy_tables_mod
 from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate
 from naas_tl.spec import load_case, load_case_dir, load_yaml, parse_art, parse_ert
@@ -46,7 +48,7 @@ def _component_comparisons() -> tuple:
         levels = [(lvl, False) for lvl in case.arch.storage] + [(case.arch.arithmetic, True)]
         for lvl, arith in levels:
             try:
-                r = E._level_lookup(lvl, grid, None, arithmetic=arith)
+                r = energy_tables_mod._level_lookup(lvl, grid, None, arithmetic=arith)
             except NaasError:
                 continue
             if stack == "published" and r.cls == "intmac" and PUBLISHED_INTMAC_EXCLUDED:
@@ -199,7 +201,7 @@ def test_regfile_structure_fits_the_grid():
     for tech in grid.technologies:
         assert grid.regfile_fit[tech].worst_residual < 1e-4
         for (d, w), (acts, area) in grid.surfaces[("smartbuffer_RF", tech)].exact.items():
-            s_acts, s_area = E._structural_rf(grid, "smartbuffer_RF", tech, d, w)
+            s_acts, s_area = energy_regfile._structural_rf(grid, "smartbuffer_RF", tech, d, w)
             for a in ("read", "write", "update"):
                 assert _rel(s_acts[a], acts[a]) < 0.008, (tech, d, w, a)
             assert _rel(s_acts["leak"], acts["leak"]) < 1e-4, (tech, d, w)

@@ -63,9 +63,8 @@ global_cycle_seconds = 1e-9 (the grid's setting). Attributes the grid does not v
 n_rw_ports, global_cycle_seconds) are ignored.
 """
 from naas_tl.energy.classes import STORAGE_2D, BANK_ATTRIBUTES, STORAGE_CLASSES, ARITHMETIC_CLASSES, SUPPORTED_CLASSES, STORAGE_ACTIONS, ARITHMETIC_ACTIONS, DUMMY_AREA, DEFAULT_DRAM_TYPE, canonical_class, normalize_technology
-from naas_tl.energy.regfile import _structural_rf
 from naas_tl.energy.grid import DATA_DIR, CURRENT_TABLE, STACK_2024_05_TABLE, EnergyGrid, load_grid
 from naas_tl.energy.components import Lookup, lookup, component_energy
-from naas_tl.energy.tables import _level_lookup, energy_tables, ert_dict, art_dict, _yaml_text, ert_yaml, art_yaml, write_ert, write_art
+from naas_tl.energy.tables import energy_tables, ert_dict, art_dict, ert_yaml, art_yaml, write_ert, write_art
 
-__all__ = ["ARITHMETIC_ACTIONS", "ARITHMETIC_CLASSES", "BANK_ATTRIBUTES", "CURRENT_TABLE", "DATA_DIR", "DEFAULT_DRAM_TYPE", "DUMMY_AREA", "EnergyGrid", "Lookup", "STACK_2024_05_TABLE", "STORAGE_2D", "STORAGE_ACTIONS", "STORAGE_CLASSES", "SUPPORTED_CLASSES", "_level_lookup", "_structural_rf", "_yaml_text", "art_dict", "art_yaml", "canonical_class", "component_energy", "energy_tables", "ert_dict", "ert_yaml", "load_grid", "lookup", "normalize_technology", "write_art", "write_ert"]
+__all__ = ["ARITHMETIC_ACTIONS", "ARITHMETIC_CLASSES", "BANK_ATTRIBUTES", "CURRENT_TABLE", "DATA_DIR", "DEFAULT_DRAM_TYPE", "DUMMY_AREA", "EnergyGrid", "Lookup", "STACK_2024_05_TABLE", "STORAGE_2D", "STORAGE_ACTIONS", "STORAGE_CLASSES", "SUPPORTED_CLASSES", "art_dict", "art_yaml", "canonical_class", "component_energy", "energy_tables", "ert_dict", "ert_yaml", "load_grid", "lookup", "normalize_technology", "write_art", "write_ert"]

@@ -260,7 +260,7 @@ def fits_capacity(arch: Architecture, problem: Problem, batch: MappingBatch) -> 
                   axis=1)
 
 
-def _concat(parts: list[MappingBatch]) -> MappingBatch:
+def concat_batches(parts: list[MappingBatch]) -> MappingBatch:
     return MappingBatch(*(np.concatenate([getattr(p, f) for p in parts], axis=0)
                           for f in ("temporal", "temporal_perm", "spatial", "spatial_perm",
                                     "split", "keep")))
@@ -299,4 +299,4 @@ def sample_valid_mappings(arch: Architecture, problem: Problem, n: int,
             have += len(ok)
     if not found:
         return sample_mappings(arch, problem, 0, rng, **kwargs)
-    return _concat(found)
+    return concat_batches(found)

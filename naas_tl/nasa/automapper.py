@@ -236,7 +236,8 @@ def _combine(pools: dict, base: dict, budget: Budget, mode: str):
             chunks = tuple(c.chunk for c in combo)
             pes = sum(c.num_pes for c in chunks)
             area = glb_area + sum(c.area_um2 for c in combo)
-            onchip = (sum(c.onchip_bits for c in combo) + 7) // 8 + g
+            # per chunk rounded up to bytes, as ChunkDesign.onchip_bytes counts them
+            onchip = sum((c.onchip_bits + 7) // 8 for c in combo) + g
             if pes > budget.max_pes or onchip > budget.max_onchip_bytes or \
                     (budget.max_area_um2 is not None and area > budget.max_area_um2):
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from naas_tl.hardware.budget import Budget
 from naas_tl.errors import NaasError
+from naas_tl.hardware.templates import arch_for
 from naas_tl.nasa.design import MODES, PIPELINED, SEQUENTIAL, ChunkDesign, area_um2, check_design, view
 
 
@@ -39,9 +40,8 @@ def violations(budget: Budget, d: ChunkDesign, mode: str = SEQUENTIAL) -> list:
     try:
         for c in d.chunks:
             for op in c.ops:
-                for mode in MODES:
-                    from naas_tl.hardware.templates import arch_for
-                    arch_for(view(d, op, mode), op)
+                for each_mode in MODES:
+                    arch_for(view(d, op, each_mode), op)
         onchip = d.onchip_bytes()
         area = area_um2(d)
     except NaasError as exc:

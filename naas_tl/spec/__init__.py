@@ -11,8 +11,8 @@ Levels are stored innermost first, as Timeloop numbers them (level 0 = next to t
 from naas_tl.spec.values import load_yaml
 from naas_tl.spec.arch import StorageLevel, ArithmeticLevel, Architecture, parse_architecture
 from naas_tl.spec.problem import DataSpace, Problem, parse_problem
-from naas_tl.spec.mapping import LevelMapping, Mapping, _parse_factors, _parse_perm, parse_mapping, validate_mapping
+from naas_tl.spec.mapping import LevelMapping, Mapping, parse_factors, parse_permutation, parse_mapping, validate_mapping
 from naas_tl.spec.tables import EnergyTable, parse_ert, parse_art, check_energy_table
 from naas_tl.spec.case import Case, load_inputs, load_case, load_case_dir
 
-__all__ = ["Architecture", "ArithmeticLevel", "Case", "DataSpace", "EnergyTable", "LevelMapping", "Mapping", "Problem", "StorageLevel", "_parse_factors", "_parse_perm", "check_energy_table", "load_case", "load_case_dir", "load_inputs", "load_yaml", "parse_architecture", "parse_art", "parse_ert", "parse_mapping", "parse_problem", "validate_mapping"]
+__all__ = ["Architecture", "ArithmeticLevel", "Case", "DataSpace", "EnergyTable", "LevelMapping", "Mapping", "Problem", "StorageLevel", "parse_factors", "parse_permutation", "check_energy_table", "load_case", "load_case_dir", "load_inputs", "load_yaml", "parse_architecture", "parse_art", "parse_ert", "parse_mapping", "parse_problem", "validate_mapping"]

@@ -33,7 +33,7 @@ class Mapping:
 _FACTOR_TOKEN = re.compile(r"([A-Za-z_][A-Za-z_0-9]*?)\s*=?\s*(\d+)")
 
 
-def _parse_factors(raw: Any, problem: Problem, file: str, fld: str) -> dict[int, int]:
+def parse_factors(raw: Any, problem: Problem, file: str, fld: str) -> dict[int, int]:
     out: dict[int, int] = {}
     if isinstance(raw, dict):
         items = list(raw.items())
@@ -69,7 +69,7 @@ def _parse_factors(raw: Any, problem: Problem, file: str, fld: str) -> dict[int,
     return out
 
 
-def _parse_perm(raw: Any, problem: Problem, file: str, fld: str) -> list[int]:
+def parse_permutation(raw: Any, problem: Problem, file: str, fld: str) -> list[int]:
     if raw is None:
         return []
     if isinstance(raw, list):
@@ -134,8 +134,8 @@ def parse_mapping(data: dict | list, arch: Architecture, problem: Problem,
         kind = d.get("type", "temporal")
         lname = arch.storage[li].name
         if kind in ("temporal", "spatial"):
-            f = _parse_factors(d.get("factors", ""), problem, file, f"{fld}({lname}).factors")
-            p = _parse_perm(d.get("permutation"), problem, file,
+            f = parse_factors(d.get("factors", ""), problem, file, f"{fld}({lname}).factors")
+            p = parse_permutation(d.get("permutation"), problem, file,
                             f"{fld}({lname}).permutation")
             if kind == "temporal":
                 if temporal[li] is not None:

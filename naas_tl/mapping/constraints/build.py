@@ -8,7 +8,7 @@ import numpy as np
 
 from naas_tl.errors import NaasError
 from naas_tl.mapping.constraints.model import Constraints, _context
-from naas_tl.spec import Architecture, Problem, _parse_factors, _parse_perm
+from naas_tl.spec import Architecture, Problem, parse_factors, parse_permutation
 
 _KEEP_TYPES = ("datatype", "bypass", "bypassing", "dataspace")
 _NO_TYPES = ("no_link_transfer", "no_multicast", "no_reduction", "no_multicast_no_reduction",
@@ -129,7 +129,7 @@ class _Builder:
                 self.err("dimension given twice", fld, name)
             target[name] = val
         if eq:
-            parsed = _parse_factors({k: v for k, v in eq.items()}, self.problem, self.file, fld)
+            parsed = parse_factors({k: v for k, v in eq.items()}, self.problem, self.file, fld)
             for d, v in parsed.items():
                 b = self.problem.bounds[d]
                 if v > b:
@@ -177,7 +177,7 @@ class _Builder:
                     continue
                 kept.append(t)
             toks = kept
-        perm = _parse_perm(toks, self.problem, self.file, fld)
+        perm = parse_permutation(toks, self.problem, self.file, fld)
         if not perm:
             return split
         if self.perm[kind][li] is not None:

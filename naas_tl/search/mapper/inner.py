@@ -23,7 +23,7 @@ import numpy as np
 from naas_tl.model.batched import evaluate_batch
 from naas_tl.mapping.encoding import MappingSpace
 from naas_tl.mapping.batch import MappingBatch
-from naas_tl.mapping.mapspace import _concat
+from naas_tl.mapping.mapspace import concat_batches
 from naas_tl.spec import EnergyTable, Mapping
 from naas_tl.search.mapper import optimizers
 from naas_tl.mapping.candidates import fit_to_space, structured_candidates
@@ -69,7 +69,7 @@ class _Best:
         cand = batch.take(ok)
         edp, en, cy = res.edp[ok], res.energy_pJ[ok], res.cycles[ok]
         if self.batch is not None:
-            cand = _concat([self.batch, cand])
+            cand = concat_batches([self.batch, cand])
             edp = np.concatenate([self.edp, edp])
             en = np.concatenate([self.energy, en])
             cy = np.concatenate([self.cycles, cy])
@@ -154,7 +154,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
                         int(trials * st.random_share)))
     genes.append(rng.random((n_rand, space.size)))
     parts.append(space.decode(np.concatenate(genes)))
-    seed_batch = _concat(parts)
+    seed_batch = concat_batches(parts)
     run(seed_batch.take(np.arange(min(len(seed_batch), trials))))
     # 2. Genome search from the best seed's genome.
     if space.encoding == "importance" and best.batch is not None:
