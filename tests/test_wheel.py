@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -35,9 +36,12 @@ def installed(tmp_path_factory):
     the .pth files in it, so the checkout's editable install stays out of sight."""
     tmp = tmp_path_factory.mktemp("wheel")
     wheels = tmp / "dist"
+    left_behind = [p for p in (REPO / "build",) if not p.exists()]
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps",
                             "--no-build-isolation", "-q", "-w", str(wheels)],
                            capture_output=True, text=True)
+    for p in left_behind:       # an in-tree build leaves build/ behind; it was not there before
+        shutil.rmtree(p, ignore_errors=True)
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("naas_tl-*.whl")
     venv = tmp / "venv"
@@ -81,6 +85,12 @@ def test_the_wheel_carries_the_bundled_folders(installed):
         sorted(x.name for x in (REPO / "budgets" / "dataflows").iterdir())
     assert sorted(x.name for x in (pkg / "workloads").glob("*.yaml")) == \
         sorted(x.name for x in (REPO / "workloads").glob("*.yaml"))
+    for data in ("data/energy", "data/reference"):      # every file, subfolders included
+        ours = sorted(p.relative_to(REPO / "naas_tl").as_posix()
+                      for p in (REPO / "naas_tl" / data).rglob("*") if p.is_file())
+        theirs = sorted(p.relative_to(pkg).as_posix()
+                        for p in (pkg / data).rglob("*") if p.is_file())
+        assert theirs == ours and ours
 
 
 def test_search_and_compare_run_from_the_installed_wheel(installed):

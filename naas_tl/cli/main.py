@@ -31,6 +31,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{PROG}: error: {_one_line(msg)}", file=sys.stderr)
     return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

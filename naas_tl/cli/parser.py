@@ -38,10 +38,6 @@ def _add_workload_parser(sub) -> None:
     ft.set_defaults(func=cmd_workload_from_torch)
 
 
-# ----------------------------------------------------------------------------------------
-# main
-# ----------------------------------------------------------------------------------------
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,

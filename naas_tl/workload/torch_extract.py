@@ -33,7 +33,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from naas_tl.errors import NaasError
-from naas_tl.workload import Layer, Workload, dump_workload  # noqa: F401  (dump_workload re-exported)
+from naas_tl.workload import Layer, Workload
 
 #: Modules whose layers are extracted (subclasses included).
 EXTRACTED = (nn.Conv2d, nn.Conv1d, nn.Linear)

@@ -13,7 +13,6 @@ from typing import Any
 from torch import nn
 
 from naas_tl.errors import NaasError
-from naas_tl.workload import Layer, Workload, dump_workload  # noqa: F401  (dump_workload re-exported)
 from naas_tl.workload.torch_extract import _first_line
 
 

@@ -190,10 +190,6 @@ def parse_stats_file(path: str | Path) -> dict:
     return parse_stats(p.read_text(), source=str(p))
 
 
-# ----------------------------------------------------------------------------------------
-# Running Timeloop
-# ----------------------------------------------------------------------------------------
-
 def _canonical(key: str) -> str:
     k = str(key).lower().removesuffix(".yaml")
     names = {"arch": "arch.yaml", "architecture": "arch.yaml", "problem": "problem.yaml",

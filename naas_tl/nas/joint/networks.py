@@ -157,10 +157,6 @@ def choose(cands: list[Candidate], acc_model, floor: float | None, weight: float
                default=None)
 
 
-# ----------------------------------------------------------------------------------------
-# The whole joint search
-# ----------------------------------------------------------------------------------------
-
 def edp_breakdown(space, acc_model, cache: LayerCache, hw: HardwareConfig, chosen,
                   executor=None, workers: int = 1) -> list[dict]:
     """Where the joint result's EDP gain comes from: walk from the reference network to the
