@@ -263,3 +263,19 @@ def test_search_arch_nasa_nas_runs_the_network_then_the_chunk_chip(tmp_path):
     args.workload, args.out = "x.yaml", str(tmp_path / "other")
     with pytest.raises(NaasError, match="no --workload"):
         cmd_search_nasa_joint(args, load_budget("nasa"), fake_nas)
+
+
+@pytest.mark.parametrize("flags,field", [
+    (["--mode", "sizing"], "--mode"),
+    (["--workers", "2"], "--workers"),
+    (["--executor", "dask://h:1"], "--executor"),
+    (["--nas-space", "nb201"], "--nas-space"),
+    (["--epochs", "3"], "--epochs"),
+])
+def test_search_arch_nasa_refuses_flags_it_would_ignore(tmp_path, capsys, flags, field):
+    from naas_tl import cli
+    rc = cli.main(["search", "--arch", "nasa", "--hw-trials", "1", "--map-trials", "8",
+                   "--quiet", "--out", str(tmp_path / "run"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and field in err
+    assert not (tmp_path / "run").exists()

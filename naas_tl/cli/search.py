@@ -17,7 +17,10 @@ _NASA_UNUSED = {"mode": "full", "hw_population": 0, "es_share": 0.0, "population
 def _reject_unused_for_nasa(args) -> None:
     """`--arch nasa` runs its own auto-mapper: a flag it would ignore is an error, not a
     silent no-op (a --verify-with that never verifies would be worse than none)."""
-    for flag, unset in _NASA_UNUSED.items():
+    # With --nas the network search runs first and takes the search flags; only the
+    # verification, which the chunk chip cannot do, is refused there.
+    unused = {"verify_with": None} if args.nas else _NASA_UNUSED
+    for flag, unset in unused.items():
         if getattr(args, flag, unset) != unset:
             raise NaasError("does not apply to --arch nasa (the chunk auto-mapper, docs/nasa.md)",
                             field="--" + flag.replace("_", "-"), value=getattr(args, flag))
