@@ -25,12 +25,16 @@ def _reject_unused_for_nasa(args) -> None:
             raise NaasError("does not apply to --arch nasa (the chunk auto-mapper, docs/nasa.md)",
                             field="--" + flag.replace("_", "-"), value=getattr(args, flag))
     if not args.nas:
-        if args.nas_space != "ofa":
-            raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
-        for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
-            if getattr(args, flag) is not None:
-                raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
-                                value=getattr(args, flag))
+        _refuse_nas_only_flags(args)
+
+
+def _refuse_nas_only_flags(args) -> None:
+    if args.nas_space != "ofa":
+        raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
+    for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
+        if getattr(args, flag) is not None:
+            raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
+                            value=getattr(args, flag))
 
 
 def cmd_search(args) -> int:
@@ -60,12 +64,7 @@ def cmd_search(args) -> int:
     if arch == "nasa":        # NASA chunk accelerator for a fixed network (naas_tl/nasa/)
         from naas_tl.nasa.run import cmd_search_nasa
         return cmd_search_nasa(args, budget)
-    if args.nas_space != "ofa":
-        raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
-    for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
-        if getattr(args, flag) is not None:
-            raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
-                            value=getattr(args, flag))
+    _refuse_nas_only_flags(args)
     args.workload = args.workload or "resnet50"
     args.hw_trials = SearchConfig.hw_trials if args.hw_trials is None else args.hw_trials
     args.map_trials = SearchConfig.map_trials if args.map_trials is None else args.map_trials
