@@ -200,6 +200,17 @@ def no_valid_lines(result: dict) -> list:
     return out
 
 
+def _save(fig, ax, path) -> None:
+    """Legend (when anything is labelled: a run with no valid design draws nothing), then
+    write and close the figure."""
+    import matplotlib.pyplot as plt
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_convergence(path, result: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -224,11 +235,7 @@ def plot_convergence(path, result: dict) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("hardware designs evaluated")
     ax.set_ylabel("best network EDP (J·cycles)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, ax, path)
 
 
 def plot_breakdown(path, breakdown: dict) -> None:
@@ -250,8 +257,4 @@ def plot_breakdown(path, breakdown: dict) -> None:
         ax.bar(names, vals, bottom=bottom, label=lvl)
         bottom += vals
     ax.set_ylabel("energy (µJ, whole network)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, ax, path)
