@@ -66,26 +66,11 @@ class Budget:
         out = []
         if hw.template != self.template:
             out.append(f"template '{hw.template}' is not the budget's '{self.template}'")
-        if hw.num_pes > self.max_pes:
-            out.append(f"{hw.num_pes} PEs ({hw.array_x}x{hw.array_y}) exceed the budget of "
-                       f"{self.max_pes}")
-        onchip = hw.onchip_bytes()
-        if onchip > self.max_onchip_bytes:
-            out.append(f"{onchip} on-chip bytes exceed the budget of {self.max_onchip_bytes}")
-        if not hw.dram_bandwidth <= self.max_dram_bandwidth:
-            out.append(f"DRAM bandwidth {hw.dram_bandwidth:g} words/cycle exceeds the budget "
-                       f"of {self.max_dram_bandwidth:g}")
-        for fld in ("array_x", "array_y"):
-            v = getattr(hw, fld)
-            if v % self.dim_step:
-                out.append(f"{fld} {v} is not a multiple of dim_step {self.dim_step}")
-        if hw.glb_bytes % self.buffer_step_bytes:
-            out.append(f"glb_bytes {hw.glb_bytes} is not a multiple of buffer_step_bytes "
-                       f"{self.buffer_step_bytes}")
-        for fld in ("word_bits", "psum_bits", "technology"):
-            if getattr(hw, fld) != getattr(self, fld):
-                out.append(f"{fld} {getattr(hw, fld)!r} is not the budget's "
-                           f"{getattr(self, fld)!r}")
+        out += self.cap_violations(
+            pes=hw.num_pes, pes_shape=f" ({hw.array_x}x{hw.array_y})",
+            dims={"array_x": hw.array_x, "array_y": hw.array_y}, glb_bytes=hw.glb_bytes,
+            dram_bandwidth=hw.dram_bandwidth, onchip_bytes=hw.onchip_bytes(),
+            words=(hw.word_bits, hw.psum_bits, hw.technology))
         if hw.template == self.template:
             from naas_tl.hardware.templates import arch_for  # templates import nothing from here
             try:
@@ -95,11 +80,42 @@ class Budget:
                 return out
         if self.max_area_um2 is not None:
             from naas_tl.hardware.area import hardware_area_um2
-            area = hardware_area_um2(hw)
-            if area > self.max_area_um2:
-                out.append(f"area {area:.0f} um^2 exceeds the budget of "
-                           f"{self.max_area_um2:.0f}")
+            out += self.area_violations(hardware_area_um2(hw))
         return out
+
+    def cap_violations(self, *, pes: int, dims: dict, glb_bytes: int, dram_bandwidth: float,
+                       onchip_bytes: int | None, words: tuple, pes_shape: str = "") -> list[str]:
+        """The budget's caps and steps on a design's resources, whatever its shape: one
+        array (violations) or NASA's chunks (naas_tl.nasa.fit), which name their dims
+        `chunks[i].array_x`. onchip_bytes None: not known yet (checked later)."""
+        out = []
+        if pes > self.max_pes:
+            out.append(f"{pes} PEs{pes_shape} exceed the budget of {self.max_pes}")
+        if onchip_bytes is not None:
+            out += self.onchip_violations(onchip_bytes)
+        if not dram_bandwidth <= self.max_dram_bandwidth:
+            out.append(f"DRAM bandwidth {dram_bandwidth:g} words/cycle exceeds the budget "
+                       f"of {self.max_dram_bandwidth:g}")
+        for fld, v in dims.items():
+            if v % self.dim_step:
+                out.append(f"{fld} {v} is not a multiple of dim_step {self.dim_step}")
+        if glb_bytes % self.buffer_step_bytes:
+            out.append(f"glb_bytes {glb_bytes} is not a multiple of buffer_step_bytes "
+                       f"{self.buffer_step_bytes}")
+        for fld, v in zip(("word_bits", "psum_bits", "technology"), words):
+            if v != getattr(self, fld):
+                out.append(f"{fld} {v!r} is not the budget's {getattr(self, fld)!r}")
+        return out
+
+    def onchip_violations(self, onchip_bytes: int) -> list[str]:
+        if onchip_bytes > self.max_onchip_bytes:
+            return [f"{onchip_bytes} on-chip bytes exceed the budget of {self.max_onchip_bytes}"]
+        return []
+
+    def area_violations(self, area_um2: float) -> list[str]:
+        if self.max_area_um2 is not None and area_um2 > self.max_area_um2:
+            return [f"area {area_um2:.0f} um^2 exceeds the budget of {self.max_area_um2:.0f}"]
+        return []
 
     def check(self, hw: HardwareConfig) -> None:
         """Raise a one-line NaasError naming every violation."""

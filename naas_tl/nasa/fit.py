@@ -15,24 +15,12 @@ def violations(budget: Budget, d: ChunkDesign, mode: str = SEQUENTIAL) -> list:
         check_design(d)
     except NaasError as exc:
         return [str(exc)]
-    out = []
-    if d.num_pes > budget.max_pes:
-        out.append(f"{d.num_pes} PEs exceed the budget of {budget.max_pes}")
-    for fld in ("word_bits", "psum_bits", "technology"):
-        if getattr(d, fld) != getattr(budget, fld):
-            out.append(f"{fld} {getattr(d, fld)!r} is not the budget's "
-                       f"{getattr(budget, fld)!r}")
-    if not d.dram_bandwidth <= budget.max_dram_bandwidth:
-        out.append(f"DRAM bandwidth {d.dram_bandwidth:g} words/cycle exceeds the budget of "
-                   f"{budget.max_dram_bandwidth:g}")
-    if d.glb_bytes % budget.buffer_step_bytes:
-        out.append(f"glb_bytes {d.glb_bytes} is not a multiple of buffer_step_bytes "
-                   f"{budget.buffer_step_bytes}")
-    for i, c in enumerate(d.chunks):
-        for fld in ("array_x", "array_y"):
-            if getattr(c, fld) % budget.dim_step:
-                out.append(f"chunks[{i}].{fld} {getattr(c, fld)} is not a multiple of "
-                           f"dim_step {budget.dim_step}")
+    # on-chip bytes need the rendered views: checked below, after the template builds them
+    out = budget.cap_violations(
+        pes=d.num_pes, glb_bytes=d.glb_bytes, dram_bandwidth=d.dram_bandwidth,
+        onchip_bytes=None, words=(d.word_bits, d.psum_bits, d.technology),
+        dims={f"chunks[{i}].{fld}": getattr(c, fld) for i, c in enumerate(d.chunks)
+              for fld in ("array_x", "array_y")})
     for share in ("glb_share", "dram_share"):
         total = sum(getattr(c, share) for c in d.chunks)
         if mode == PIPELINED and total > 1 + 1e-9:
@@ -46,8 +34,4 @@ def violations(budget: Budget, d: ChunkDesign, mode: str = SEQUENTIAL) -> list:
         area = area_um2(d)
     except NaasError as exc:
         return out + [f"the nasa template cannot build it: {exc}"]
-    if onchip > budget.max_onchip_bytes:
-        out.append(f"{onchip} on-chip bytes exceed the budget of {budget.max_onchip_bytes}")
-    if budget.max_area_um2 is not None and area > budget.max_area_um2:
-        out.append(f"area {area:.0f} um^2 exceeds the budget of {budget.max_area_um2:.0f}")
-    return out
+    return out + budget.onchip_violations(onchip) + budget.area_violations(area)
