@@ -292,6 +292,29 @@ def test_compiled_repair_equals_the_numpy_one(monkeypatch):
             assert (fast.spatial == slow.spatial).all()
 
 
+def test_compiled_row_hash_equals_the_numpy_one(monkeypatch):
+    """The same hashes, so the search's dedup and its seeded results do not depend on
+    whether numba is installed; on decoded mappings and on their neighbours (bypass flips
+    and loop swaps included)."""
+    from naas_tl.mapping import _kernels
+    from naas_tl.mapping import polish
+    if _kernels.row_hash_kernel is None:
+        pytest.skip("numba is not installed")
+    for budget in BUDGETS:
+        hw = load_budget(budget).human_design()
+        for _n, _c, problem, op in layers_of(load_workload("mobilenetv2"))[:4]:
+            space = mapping_space_for(hw, problem, op=op)
+            b = space.repair(space.decode(np.random.default_rng(3).random((300, space.size))))
+            nb, _ = polish.neighbours(space, b.take(np.arange(4)), space.free_keep)
+            for batch in (b, nb):
+                fast = polish.row_hash(batch)
+                monkeypatch.setattr(_kernels, "row_hash_kernel", None)
+                slow = polish.row_hash(batch)
+                monkeypatch.undo()
+                assert (fast == slow).all()
+                assert len(np.unique(fast)) > 1
+
+
 def test_fitting_a_mapping_into_its_own_generic_space_keeps_it():
     """Levels that offer every dim on both axes (naas-tl map's spaces): the fitted mapping
     keeps its unrolling on the axis it had (one axis per dim, decode's rule)."""

@@ -1,6 +1,7 @@
 """Compiled per-mapping kernels of the mapping side (optional: needs numba): the words a
-mapping's tiles take per level (mapspace's capacity check) and the capacity repair of
-MappingSpace.repair, row by row with the same moves as the numpy code."""
+mapping's tiles take per level (mapspace's capacity check), the capacity repair of
+MappingSpace.repair, row by row with the same moves as the numpy code, and polish.row_hash
+(the same wrapping int64 sums, so the same hashes)."""
 from __future__ import annotations
 
 import numpy as np
@@ -101,6 +102,38 @@ if njit is not None:
                 else:
                     t[i, src, d] //= p
                 t[i, dst, d] *= p
+
+    @njit(cache=True, nogil=True)
+    def row_hash_kernel(t, sp, tperm, sperm, split, keep, w):
+        """polish.row_hash row by row: weighted factors and keep bits, plus each level's
+        nontrivial loops in order (temporal, then spatial with X and Y told apart)."""
+        N, L, D = t.shape
+        T = keep.shape[2]
+        out = np.zeros(N, dtype=np.int64)
+        ko = 2 * L * D + L * T
+        for i in range(N):
+            h = np.int64(0)
+            for lv in range(L):
+                for d in range(D):
+                    h += t[i, lv, d] * w[lv * D + d] + sp[i, lv, d] * w[L * D + lv * D + d]
+                for k in range(T):
+                    if keep[i, lv, k]:
+                        h += w[2 * L * D + lv * T + k]
+                rt = -1
+                rs = -1
+                for j in range(D):
+                    dt = tperm[i, lv, j]
+                    if t[i, lv, dt] > 1:
+                        rt += 1
+                        h += (dt + 1) * w[ko + lv * D + rt]
+                    ds = sperm[i, lv, j]
+                    if sp[i, lv, ds] > 1:
+                        rs += 1
+                        h += (ds + 1 + (D if j >= split[i, lv] else 0)) * \
+                            w[ko + L * D + lv * D + rs]
+            out[i] = h
+        return out
 else:
     usage_kernel = None
     repair_kernel = None
+    row_hash_kernel = None

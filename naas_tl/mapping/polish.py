@@ -201,9 +201,16 @@ def unique_rows(batch: MappingBatch) -> np.ndarray:
 def row_hash(batch: MappingBatch) -> np.ndarray:
     """A 64-bit hash of each mapping's canonical form (int64 [N]): equal for mappings that
     differ only in the order of trivial loops."""
+    from naas_tl.mapping import _kernels
     n = len(batch)
     L, D = batch.temporal.shape[1:]
     w = _hash_weights(4 * L * D + L * batch.keep.shape[2])
+    if _kernels.row_hash_kernel is not None:
+        c = np.ascontiguousarray
+        return _kernels.row_hash_kernel(
+            c(batch.temporal, dtype=np.int64), c(batch.spatial, dtype=np.int64),
+            c(batch.temporal_perm, dtype=np.int64), c(batch.spatial_perm, dtype=np.int64),
+            c(batch.split, dtype=np.int64), c(batch.keep), w)
     k = 0
     h = np.zeros(n, dtype=np.int64)
     for arr in (batch.temporal, batch.spatial):
@@ -216,8 +223,11 @@ def row_hash(batch: MappingBatch) -> np.ndarray:
     return h
 
 
+@functools.lru_cache(maxsize=64)
 def _hash_weights(k: int) -> np.ndarray:
-    return np.random.default_rng(k).integers(1, 2**62, size=k, dtype=np.int64) | 1
+    w = np.random.default_rng(k).integers(1, 2**62, size=k, dtype=np.int64) | 1
+    w.flags.writeable = False           # shared by every caller through the cache
+    return w
 
 
 def _order_hash(perm, factors, split, w) -> np.ndarray:
