@@ -271,6 +271,47 @@ def retilings(space: MappingSpace, base: MappingBatch, rng: np.random.Generator,
                         rep(base.split), rep(base.keep))
 
 
+def exchanges(space: MappingSpace, base: MappingBatch) -> MappingBatch:
+    """Two temporal levels trading factors of two different dims (one prime, or the whole
+    factor, each way), for base's first mapping: what keeps both tiles about the same size
+    while it reshapes them (e.g. an output tile's P grown and its Q shrunk), a move whose
+    halves alone each overflow a buffer or starve the array."""
+    t0 = base.temporal[0]
+    tl = list(space.temporal_levels)
+    D = t0.shape[1]
+
+    def parts(v: int) -> list:
+        if v == 1:
+            return []
+        ps = sorted(set(prime_factors(v)))
+        return ps if len(ps) == 1 and ps[0] == v else ps + [v]
+
+    rows = []
+    for l1 in tl:
+        for l2 in tl:
+            if l1 >= l2:
+                continue
+            for d1 in range(D):
+                for p1 in parts(int(t0[l1, d1])):               # d1 goes up, l1 -> l2
+                    for d2 in range(D):
+                        if d2 == d1:
+                            continue
+                        for p2 in parts(int(t0[l2, d2])):       # d2 comes down, l2 -> l1
+                            t = t0.copy()
+                            t[l1, d1] //= p1
+                            t[l2, d1] *= p1
+                            t[l2, d2] //= p2
+                            t[l1, d2] *= p2
+                            rows.append(t)
+    if not rows:
+        return base.take(np.zeros(0, dtype=np.int64))
+    t = np.stack(rows)
+    n = len(t)
+    rep = lambda a: np.repeat(a[:1], n, axis=0)  # noqa: E731
+    return MappingBatch(t, rep(base.temporal_perm), rep(base.spatial), rep(base.spatial_perm),
+                        rep(base.split), rep(base.keep))
+
+
 @functools.lru_cache(maxsize=256)
 def _compositions(n: int, k: int) -> np.ndarray:
     """All ordered k-tuples of positive integers whose product is n, as rows (cached: a

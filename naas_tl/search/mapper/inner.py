@@ -27,7 +27,8 @@ from naas_tl.mapping.mapspace import concat_batches
 from naas_tl.spec import EnergyTable, Mapping
 from naas_tl.search.mapper import optimizers
 from naas_tl.mapping.candidates import fit_to_space, structured_candidates
-from naas_tl.mapping.polish import move_table, neighbours, retilings, row_hash, unique_rows
+from naas_tl.mapping.polish import (exchanges, move_table, neighbours, retilings, row_hash,
+                                   unique_rows)
 
 INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
 
@@ -197,9 +198,13 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
             nb, _ = neighbours(space, local.batch, space.free_keep, moves)
             got = chunks(local, nb.take(rng.permutation(unique_rows(nb))))
             if got is False:
-                # A local optimum of single moves: try re-tiling each dim of the best.
+                # A local optimum of single moves: try re-tiling each dim of the best,
+                # then two levels trading factors of two dims.
                 rt = retilings(space, local.batch, rng)
                 got = chunks(local, rt.take(rng.permutation(unique_rows(rt))))
+            if got is False:
+                ex = exchanges(space, local.batch)
+                got = chunks(local, ex.take(rng.permutation(unique_rows(ex))))
             if not got:
                 return               # converged, or the budget is spent
 
