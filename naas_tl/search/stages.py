@@ -131,11 +131,20 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                                               hw_population(cfg, space.size),
                                               child_seed(cfg.seed, _stage_id(st.name)),
                                               init=space.encode(human), sigma=0.15)
-                # The best screened connectivities are the optimizer's first candidates.
+                # The best screened connectivities are the optimizer's next candidates.
                 ranked = sorted((e, i) for i, e, _hw in st.screen or [] if math.isfinite(e))
                 for _e, i in ranked[:cfg.screen_keep]:
                     hw = HardwareConfig.from_dict(st.screen[i][2])
                     st.optimizer.suggest(space.encode(hw))
+                # Sizing's space (the human connectivity) lies inside the full stage's, so
+                # the full stage starts from sizing's best as well: NAAS full never reports
+                # worse than sizing only, and its optimizer asks that design first
+                # (nevergrad asks the last suggestion first).
+                prev = stages.get("sizing") if name == "full" else None
+                if prev is not None and prev.best is not None and prev.best.valid:
+                    if st.best is None or prev.best.edp < st.best.edp:
+                        st.best = prev.best
+                    st.optimizer.suggest(space.encode(prev.best.hw))
                 _replay(st, cfg, space.size, ckpt.path, written)
             while st.asked < cfg.hw_trials:
                 n = min(hw_population(cfg, space.size), cfg.hw_trials - st.asked)
