@@ -79,14 +79,22 @@ def main() -> None:
         ap.error(f"--nets: choose from {', '.join(nets)}, hybrid included (got {args.nets})")
     nets = {n: nets[n] for n in args.nets.split(",")}
     layers = {n: layers_of(workload_of(space, c, n)) for n, c in nets.items()}
+    nas_arch = None
     if args.nas:
+        from naas_tl.nas.space import ArchConfig
         from naas_tl.workload import load_workload
-        # the joint search writes its chosen network per round: networks/round<r>.yaml
-        files = sorted(Path(args.nas).glob("networks/round*.yaml"),
-                       key=lambda p: int(p.stem[5:]))
+        # `search --arch nasa --nas --out DIR` keeps the joint search in DIR/nas; it writes
+        # its chosen network per round (networks/round<r>.yaml) and, in result.json, the
+        # network's configuration (measured here with the same proxy as the other rows).
+        run = Path(args.nas) / "nas" if (Path(args.nas) / "nas").is_dir() else Path(args.nas)
+        files = sorted(run.glob("networks/round*.yaml"), key=lambda p: int(p.stem[5:]))
         if not files:
-            ap.error(f"--nas: no networks/round*.yaml under {args.nas}")
+            ap.error(f"--nas: no networks/round*.yaml under {run}")
         layers["nas"] = layers_of(load_workload(str(files[-1])))
+        if (run / "result.json").exists():
+            rows = json.loads((run / "result.json").read_text()).get("comparison", [])
+            if rows and rows[-1]["label"].startswith("joint"):
+                nas_arch = ArchConfig.from_dict(rows[-1]["network"])
     acc = {n: None for n in layers}
     acc_c = None
     if not args.no_accuracy:
@@ -97,6 +105,8 @@ def main() -> None:
                                      progress=False)
         for n, c in nets.items():
             acc[n] = model.measure(c, "val")
+        if nas_arch is not None:
+            acc["nas"] = model.measure(nas_arch, "val")
         acc_c = model.measure(space.reference(), "val")
         print(f"# accuracy proxy: {time.time() - t:.0f} s", flush=True)
 
