@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from naas_tl.hardware import templates
 from naas_tl.model.batched import evaluate_batch
 from naas_tl.hardware.budget import load_budget
 from naas_tl.energy import energy_tables
