@@ -263,13 +263,7 @@ def retilings(space: MappingSpace, base: MappingBatch, rng: np.random.Generator,
         t = np.repeat(t0[None], len(splits), axis=0)
         t[:, tl, d] = splits
         out.append(t)
-    if not out:
-        return base.take(np.zeros(0, dtype=np.int64))
-    t = np.concatenate(out)
-    n = len(t)
-    rep = lambda a: np.repeat(a[:1], n, axis=0)  # noqa: E731
-    return MappingBatch(t, rep(base.temporal_perm), rep(base.spatial), rep(base.spatial_perm),
-                        rep(base.split), rep(base.keep))
+    return _with_temporal(base, np.concatenate(out) if out else None)
 
 
 def exchanges(space: MappingSpace, base: MappingBatch) -> MappingBatch:
@@ -302,11 +296,15 @@ def exchanges(space: MappingSpace, base: MappingBatch) -> MappingBatch:
                             t[l2, d2] //= p2
                             t[l1, d2] *= p2
                             rows.append(t)
-    if not rows:
+    return _with_temporal(base, np.stack(rows) if rows else None)
+
+
+def _with_temporal(base: MappingBatch, t: np.ndarray | None) -> MappingBatch:
+    """base's first mapping once per row of t [n, L, D], each with that row's temporal
+    factors (everything else unchanged); t None: no mappings."""
+    if t is None:
         return base.take(np.zeros(0, dtype=np.int64))
-    t = np.stack(rows)
-    n = len(t)
-    rep = lambda a: np.repeat(a[:1], n, axis=0)  # noqa: E731
+    rep = lambda a: np.repeat(a[:1], len(t), axis=0)  # noqa: E731
     return MappingBatch(t, rep(base.temporal_perm), rep(base.spatial), rep(base.spatial_perm),
                         rep(base.split), rep(base.keep))
 
