@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -190,5 +191,10 @@ def _level_accesses(xp, arch, problem, p: Prep, s, pv, proj, sizes, compiled, f_
 
 def _packer(problem, proj) -> Packer:
     """Keys exact over every translation the problem's bounds allow."""
-    return Packer([max(1, sum(abs(c) * (problem.bounds[d] - 1) for d, c in expr))
-                   for expr in proj])
+    return _packer_for(tuple(problem.bounds), tuple(tuple(e) for e in proj))
+
+
+@functools.lru_cache(maxsize=1024)
+def _packer_for(bounds: tuple, proj: tuple) -> Packer:
+    # cached: built for every data space and level of every evaluation call
+    return Packer([max(1, sum(abs(c) * (bounds[d] - 1) for d, c in expr)) for expr in proj])

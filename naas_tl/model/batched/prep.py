@@ -5,6 +5,7 @@ the same code; the numba kernels replace the per-row parts when `compiled` is se
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -82,10 +83,14 @@ def count_distinct(xp, keys, include):
     return xp.sum(new & (k != _BIG), axis=1)
 
 
-def _static_trivial(arch: Architecture, g: int, D: int) -> bool:
-    """Spatial slots of a level without fanout are always trivial."""
-    li, j = divmod(g, 2 * D)
-    return j < D and math.prod(arch.fanout(li)) == 1
+@functools.lru_cache(maxsize=256)
+def _static_trivial(arch: Architecture, D: int) -> np.ndarray:
+    """Per slot (nest order), whether it is always trivial: the spatial slots of a level
+    without fanout. Read-only: cached, asked for on every evaluation call."""
+    out = np.array([j < D and math.prod(arch.fanout(li)) == 1
+                    for li, j in (divmod(g, 2 * D) for g in range(2 * D * len(arch.storage)))])
+    out.flags.writeable = False
+    return out
 
 
 class Prep:
@@ -110,7 +115,7 @@ class Prep:
         self.dim, self.end, self.xflag = dim, end, xflag
         self.slot_level = np.repeat(np.arange(L), 2 * D)
         slot_spatial = np.tile(np.r_[np.ones(D, bool), np.zeros(D, bool)], L)
-        skip = np.array([_static_trivial(arch, g, D) for g in range(G)])
+        skip = _static_trivial(arch, D)
         prepped = None
         if compiled and _dp_kernel.prep_kernel is not None:
             prepped = _dp_kernel.prep_kernel(dim, end, skip, D)

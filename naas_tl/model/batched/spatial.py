@@ -8,6 +8,8 @@ naas_tl.model._dp_kernel.spatial_links_kernel runs the same computation row by r
 """
 from __future__ import annotations
 
+import functools
+
 import math
 
 import numpy as np
@@ -54,8 +56,13 @@ def spatial_groups(xp, arch, p: Prep, s: int, proj, packer: Packer):
 
 
 def neighbour_pairs(arch, s):
-    """(instance, its mesh neighbour) index pairs of level s's fanout, as two int arrays."""
-    h, v = arch.fanout(s)
+    """(instance, its mesh neighbour) index pairs of level s's fanout, as two int arrays
+    (read-only: cached, asked for on every evaluation call)."""
+    return _mesh_pairs(*arch.fanout(s))
+
+
+@functools.lru_cache(maxsize=256)
+def _mesh_pairs(h: int, v: int):
     cur, prev = [], []
     for hid in range(h):
         for vid in range(1, v):
@@ -67,7 +74,10 @@ def neighbour_pairs(arch, s):
             cur.append(vid * h + hid); prev.append(vid * h + hid - 1)
         for hid in range(0, h - 1):
             cur.append(vid * h + hid); prev.append(vid * h + hid + 1)
-    return np.array(cur, dtype=np.int64), np.array(prev, dtype=np.int64)
+    out = np.array(cur, dtype=np.int64), np.array(prev, dtype=np.int64)
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def links(xp, arch, p: Prep, s, proj, groups, tmax, tinfo, child_size, packer: Packer):

@@ -114,7 +114,9 @@ class TorchNamespace:
 
     def asarray(self, a, dtype=None):
         if not isinstance(a, self.torch.Tensor):
-            a = self.torch.as_tensor(np.asarray(a))
+            a = np.asarray(a)
+            # torch shares the memory, and warns on the read-only (cached) numpy arrays
+            a = self.torch.as_tensor(a if a.flags.writeable else a.copy())
         return a.to(device=self.device, dtype=dtype)
 
     def zeros(self, shape, dtype=None):
