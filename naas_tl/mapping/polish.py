@@ -17,6 +17,8 @@ them from structured seeds, which beat the genome search at equal budgets (docs/
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 
 import numpy as np
 
@@ -297,6 +299,55 @@ def exchanges(space: MappingSpace, base: MappingBatch) -> MappingBatch:
                             t[l1, d2] *= p2
                             rows.append(t)
     return _with_temporal(base, np.stack(rows) if rows else None)
+
+
+def outer_retilings(space: MappingSpace, base: MappingBatch, rng: np.random.Generator,
+                    limit: int = 512) -> MappingBatch:
+    """Every joint re-split of all dims' factors between the two outermost temporal levels,
+    each with every order of the outermost level's nontrivial loops, for base's first
+    mapping (a random `limit` of them when there are more): which tensor the backing store
+    streams and which one the last buffer keeps is one decision over several dims at once,
+    and single moves or two-dim trades reach a better one only through worse mappings."""
+    t0, p0 = base.temporal[0], base.temporal_perm[0]
+    tl = list(space.temporal_levels)
+    if len(tl) < 2:
+        return base.take(np.zeros(0, dtype=np.int64))
+    l1, l2 = tl[-2], tl[-1]
+    both = t0[l1] * t0[l2]
+    dims = [d for d in range(len(both)) if both[d] > 1]
+    divs = [_divisors(int(both[d])) for d in dims]
+    rows, perms = [], []
+
+    def add(fs, order):
+        t = t0.copy()
+        t[l1, dims] = fs
+        t[l2, dims] = both[dims] // np.array(fs, dtype=np.int64)
+        top = [d for d in order if t[l2, d] > 1]
+        p = p0.copy()
+        p[l2] = top + [d for d in p0[l2] if d not in top]
+        rows.append(t)
+        perms.append(p)
+
+    if math.prod(len(x) for x in divs) * math.factorial(len(dims)) <= 8 * limit:
+        for fs in itertools.product(*divs):
+            top = [d for d, f in zip(dims, fs) if both[d] // f > 1]
+            for order in itertools.permutations(top):
+                add(fs, list(order))
+    else:                       # too many to list: a random sample
+        for _ in range(limit):
+            add([x[int(rng.integers(len(x)))] for x in divs], list(rng.permutation(dims)))
+    if len(rows) > limit:
+        pick = np.sort(rng.choice(len(rows), limit, replace=False))
+        rows, perms = [rows[i] for i in pick], [perms[i] for i in pick]
+    out = _with_temporal(base, np.stack(rows) if rows else None)
+    if rows:
+        out.temporal_perm[:] = np.stack(perms)
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _divisors(v: int) -> tuple:
+    return tuple(f for f in range(1, v + 1) if v % f == 0)
 
 
 def _with_temporal(base: MappingBatch, t: np.ndarray | None) -> MappingBatch:
