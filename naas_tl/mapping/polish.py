@@ -9,10 +9,11 @@ Neighbours of a mapping (all factor-valid by construction):
   * swap two nontrivial loops of a level (only the order of loops with factors > 1 matters);
   * flip keep/bypass of one tensor at one level, where the space lets bypass vary.
 Moves that break a fanout are dropped; moves that overflow a buffer are repaired by the
-caller. `retilings` re-splits one dim over the temporal levels in every way, and `exchanges`
-has two levels trade factors of two dims: moves that a chain of single moves reaches only
-through worse mappings. naas_tl.search.mapper.inner climbs with
-them from structured seeds, which beat the genome search at equal budgets (docs/mapper.md).
+caller. `retilings` re-splits one dim over the temporal levels in every way, `exchanges`
+has two levels trade factors of two dims, and `outer_retilings` re-splits every dim between
+the two outermost levels with the outermost loops reordered: moves that a chain of single
+moves reaches only through worse mappings. naas_tl.search.mapper.inner climbs with them
+from structured seeds, which beat the genome search at equal budgets (docs/mapper.md).
 """
 from __future__ import annotations
 

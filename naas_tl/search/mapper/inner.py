@@ -96,7 +96,7 @@ class _Best:
 class InnerSettings:
     """Knobs of the per-layer search. The defaults were chosen on every unique layer of
     ResNet-50 and MobileNetV2 on the human Eyeriss and NVDLA-256 designs at 2,560 mappings
-    per layer, two seeds, against a 16x longer search (docs/mapper.md)."""
+    per layer, two to four seeds, against a 16x longer search (docs/mapper.md)."""
     optimizer: str = "sepcma"      # genome optimizer (naas_tl.search.mapper.optimizers)
     population: int = 256          # genomes per ask
     sigma: float = 0.25            # its initial step, in genes
