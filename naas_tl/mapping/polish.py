@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from naas_tl.mapping.encoding import MappingSpace
+from naas_tl.mapping.encoding import MappingSpace, divisors
 from naas_tl.mapping.batch import MappingBatch
 from naas_tl.mapping.mapspace import prime_factors
 
@@ -316,7 +316,7 @@ def outer_retilings(space: MappingSpace, base: MappingBatch, rng: np.random.Gene
     l1, l2 = tl[-2], tl[-1]
     both = t0[l1] * t0[l2]
     dims = [d for d in range(len(both)) if both[d] > 1]
-    divs = [_divisors(int(both[d])) for d in dims]
+    divs = [divisors(int(both[d])) for d in dims]
     rows, perms = [], []
 
     def add(fs, order):
@@ -340,25 +340,20 @@ def outer_retilings(space: MappingSpace, base: MappingBatch, rng: np.random.Gene
     if len(rows) > limit:
         pick = np.sort(rng.choice(len(rows), limit, replace=False))
         rows, perms = [rows[i] for i in pick], [perms[i] for i in pick]
-    out = _with_temporal(base, np.stack(rows) if rows else None)
-    if rows:
-        out.temporal_perm[:] = np.stack(perms)
-    return out
+    return _with_temporal(base, np.stack(rows) if rows else None,
+                          np.stack(perms) if perms else None)
 
 
-@functools.lru_cache(maxsize=1024)
-def _divisors(v: int) -> tuple:
-    return tuple(f for f in range(1, v + 1) if v % f == 0)
-
-
-def _with_temporal(base: MappingBatch, t: np.ndarray | None) -> MappingBatch:
+def _with_temporal(base: MappingBatch, t: np.ndarray | None,
+                   perm: np.ndarray | None = None) -> MappingBatch:
     """base's first mapping once per row of t [n, L, D], each with that row's temporal
-    factors (everything else unchanged); t None: no mappings."""
+    factors and, when given, loop orders perm [n, L, D] (everything else unchanged); t None:
+    no mappings."""
     if t is None:
         return base.take(np.zeros(0, dtype=np.int64))
     rep = lambda a: np.repeat(a[:1], len(t), axis=0)  # noqa: E731
-    return MappingBatch(t, rep(base.temporal_perm), rep(base.spatial), rep(base.spatial_perm),
-                        rep(base.split), rep(base.keep))
+    return MappingBatch(t, rep(base.temporal_perm) if perm is None else perm, rep(base.spatial),
+                        rep(base.spatial_perm), rep(base.split), rep(base.keep))
 
 
 @functools.lru_cache(maxsize=256)

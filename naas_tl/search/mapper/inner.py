@@ -142,11 +142,15 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
         new = np.sort(first[~np.isin(h[first], seen)])
         return batch.take(new), kept[new], h[new]
 
-    def run(batch: MappingBatch, prepared: tuple | None = None) -> tuple:
-        """Evaluate a batch (fresh(batch), or `prepared` when the caller made it):
-        (evaluated batch, result, the rows of the input evaluated)."""
+    def run(batch: MappingBatch) -> tuple:
+        """Evaluate fresh(batch): (evaluated batch, result, the rows of the input
+        evaluated)."""
+        return run_fresh(fresh(batch))
+
+    def run_fresh(prepared: tuple) -> tuple:
+        """Evaluate what fresh() returned (or a part of it)."""
         nonlocal evals, seen
-        batch, kept, h = fresh(batch) if prepared is None else prepared
+        batch, kept, h = prepared
         seen = np.concatenate([seen, h])
         res = evaluate_batch(arch, problem, batch, energy)
         evals += len(batch)
@@ -207,7 +211,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
             if len(part[0]) > left:
                 part = (part[0].take(np.arange(left)), part[1][:left], part[2][:left])
             before = local.edp.copy()
-            b, r, _ = run(None, part)
+            b, r, _ = run_fresh(part)
             local.add(b, r)
             if not np.array_equal(before, local.edp):
                 return True
