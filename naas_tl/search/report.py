@@ -75,6 +75,7 @@ def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
         result["stages"]["full"]["edp_improvement_vs_sizing"] = \
             stages["sizing"].best.edp / stages["full"].best.edp
     result["best_stage"] = final_name
+    result["bound"] = _bound(stages, budget)
     # Designs as Timeloop inputs a user can re-run.
     for name, st in stages.items():
         if st.best is None or not st.best.valid:
@@ -110,6 +111,23 @@ def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
     plot_convergence(out / "convergence.png", result)
     plot_breakdown(out / "energy-breakdown.png", breakdown)
     return result
+
+
+def _bound(stages: dict, budget) -> dict | None:
+    """The budget's bound on the searched layers (search.bounds), with what each stage's
+    design is away from it. None for chunk designs (NASA), which have no single array."""
+    from naas_tl.search.bounds import budget_bound
+    scored = next((st.best for st in stages.values() if st.best is not None and st.best.valid),
+                  None)
+    if scored is None or budget.template == "nasa":
+        return None
+    b = budget_bound(budget, [(l.name, l.count, l.problem, l.op) for l in scored.layers])
+    for name, st in stages.items():
+        if st.best is not None and st.best.valid:
+            b[f"{name}_vs_bound"] = {"cycles": st.best.cycles / b["cycles"],
+                                     "energy": st.best.energy_pJ / b["energy_pJ"],
+                                     "edp": st.best.edp / b["edp_J_cycles"]}
+    return b
 
 
 def _budget_dict(budget) -> dict:
@@ -152,6 +170,7 @@ def format_report(result: dict) -> str:
         lines.append(f"| {st['title']} | {st['edp_J_cycles']:.4g} | "
                      f"{st['energy_pJ'] / 1e6:.4g} | {st['cycles']:,} | {cols[0]} | {cols[1]} "
                      f"| {st['candidates']} |")
+    lines += _bound_lines(result)
     for line in no_valid_lines(result):
         lines += ["", f"**{line}**"]
     full = result["stages"].get("full", {})
@@ -185,6 +204,35 @@ def format_report(result: dict) -> str:
               "Plots: `convergence.png` (best EDP per stage vs designs tried), "
               "`energy-breakdown.png` (energy per level, whole network)."]
     return "\n".join(lines) + "\n"
+
+
+def _bound_lines(result: dict) -> list:
+    b = result.get("bound")
+    if not b:
+        return []
+    row = (f"| bound: no design of the budget, however mapped | {b['edp_J_cycles']:.4g} | "
+           f"{b['energy_pJ'] / 1e6:.4g} | {b['cycles']:,} |")
+    for key in ("dataflow", "baseline"):
+        ref = result["stages"].get(key, {})
+        if "cycles" in ref:
+            row += (f" at most {ref['cycles'] / b['cycles']:.2f}x / "
+                    f"{ref['energy_pJ'] / b['energy_pJ']:.2f}x / "
+                    f"{ref['edp_J_cycles'] / b['edp_J_cycles']:.2f}x |")
+        else:
+            row += " |"
+    lines = [row + " |", "",
+             "The bound: every MAC on all the budget's PEs, and each layer's weights and inputs "
+             "read from DRAM and its outputs written back exactly once, at the budget's DRAM "
+             "bandwidth and energy per word (`naas_tl/model/bounds.py`). No design at these "
+             "resources can beat it under Timeloop's model and these energy tables, so its "
+             "ratios to (a) and (b) are the largest speedup, energy saving and EDP reduction "
+             "any search could report."]
+    away = [f"{result['stages'][k]['title']}: {v['cycles']:.2f}x the cycles, "
+            f"{v['energy']:.2f}x the energy"
+            for k in result["stages"] for v in [b.get(f"{k}_vs_bound")] if v]
+    if away:
+        lines += ["", "Distance from the bound: " + "; ".join(away) + "."]
+    return lines
 
 
 def no_valid_lines(result: dict) -> list:

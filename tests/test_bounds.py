@@ -1,0 +1,178 @@
+"""The lower bounds (naas_tl.model.bounds, naas_tl.search.bounds) never exceed what real
+Timeloop or naas_tl's evaluator gives, and meet it where a mapping has no excess.
+
+The reference cases are real timeloop-model runs: the 45 bundled ones and, when present beside
+the clone, the 300 rendered ones. A bound above any of them would be wrong; a bound that never
+equals anything would be useless, so its parts are checked for equality where the case's DRAM
+traffic is exactly the compulsory one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from naas_tl.energy import energy_tables
+from naas_tl.hardware import templates
+from naas_tl.hardware.budget import list_budgets, load_budget
+from naas_tl.hardware.space import HardwareSpace
+from naas_tl.model.batched import evaluate_batch
+from naas_tl.errors import MappingInvalid
+from naas_tl.model.bounds import layer_bound, touched_points
+from naas_tl.model.scalar import evaluate
+from naas_tl.search.bounds import budget_bound
+from naas_tl.search.design import layers_of, mapping_space_for
+from naas_tl.spec import load_case_dir
+from naas_tl.workload import load_workload, layer_to_problem
+from naas_tl.workload.layers import Layer
+from test_reference import CASE_DIRS, RENDERED_DIRS
+
+
+def _cases():
+    for d in list(CASE_DIRS) + list(RENDERED_DIRS):
+        case = load_case_dir(d)
+        exp = json.loads((d / "expected.json").read_text())
+        yield d.name, case, exp, layer_bound(case.arch, case.problem, case.energy)
+
+
+@pytest.fixture(scope="module")
+def bounded_cases():
+    return list(_cases())
+
+
+def test_no_real_timeloop_run_beats_the_bound(bounded_cases):
+    assert len(bounded_cases) >= 45
+    over = [(name, b.cycles, exp["cycles"], b.energy_pJ, exp["energy_pJ"])
+            for name, _, exp, b in bounded_cases
+            if b.cycles > exp["cycles"] or b.energy_pJ > exp["energy_pJ"] * (1 + 1e-12)]
+    assert not over
+
+
+def test_the_bound_parts_are_timeloop_numbers_where_a_case_has_no_excess(bounded_cases):
+    """MAC energy always; DRAM energy where the DRAM traffic is compulsory; cycles where the
+    run is compute- or DRAM-bound at full use. Each kind must occur."""
+    printed = 0.01     # timeloop-model prints energies in pJ to two decimals
+    dram_exact = cycles_exact = 0
+    for name, case, exp, b in bounded_cases:
+        assert b.mac_energy_pJ == pytest.approx(exp["mac_energy_pJ"], rel=1e-9, abs=printed), name
+        dram = exp["levels"][case.arch.storage[-1].name]
+        accesses = dram["energy_pJ"] - dram.get("leakage_pJ", 0.0)
+        assert b.dram_energy_pJ <= accesses * (1 + 1e-12) + printed, name
+        words = {t: dram["per_tensor"][t] for t in dram["per_tensor"]}
+        compulsory = all(
+            (w.get("updates_total", 0) if ds.read_write else w.get("reads_total", 0))
+            == touched_points(case.problem, i) and (not ds.read_write or not w.get("reads_total"))
+            for i, ds in enumerate(case.problem.data_spaces)
+            for w in [words.get(ds.name, {})])
+        if compulsory:
+            dram_exact += 1
+            assert b.dram_energy_pJ == pytest.approx(accesses, rel=1e-9, abs=printed), name
+        cycles_exact += b.cycles == exp["cycles"]
+    assert dram_exact >= 1 and cycles_exact >= 1
+
+
+def test_touched_points_skip_the_rows_a_stride_jumps_over():
+    dense = layer_to_problem(Layer("a", "conv", C=8, M=4, R=3, S=3, P=7, Q=7))
+    strided = layer_to_problem(Layer("b", "conv", C=8, M=4, R=1, S=1, P=7, Q=7, stride=(2, 2)))
+    i_dense = dense.data_space_index("Inputs")
+    i_strided = strided.data_space_index("Inputs")
+    assert touched_points(dense, i_dense) == dense.data_space_size(dense.data_spaces[i_dense])
+    # Timeloop's data space is the 13x13 bounding box; the layer reads 7x7 of it.
+    assert strided.data_space_size(strided.data_spaces[i_strided]) == 8 * 13 * 13
+    assert touched_points(strided, i_strided) == 8 * 7 * 7
+    # Timeloop's rules (the evaluator) read fewer inputs than the box when the outer tiles
+    # step over the skipped rows, and never fewer than the touched points.
+    hw = load_budget("eyeriss").human
+    arch = templates.arch_for(hw)
+    ms = mapping_space_for(hw, strided)
+    batch = ms.repair(ms.decode(np.random.default_rng(0).random((200, ms.size))))
+    reads = []
+    for i in range(len(batch)):
+        try:
+            r = evaluate(arch, strided, batch.mapping(i), energy_tables(arch))
+        except MappingInvalid:
+            continue
+        reads.append(r.levels[-1].tensors["Inputs"].reads)
+    assert min(reads) == touched_points(strided, i_strided) < 8 * 13 * 13
+
+
+@pytest.mark.parametrize("budget_name", list_budgets())
+def test_no_design_of_a_budget_beats_its_bound(budget_name):
+    """Random designs of the budget's hardware space, random mappings of a few layers."""
+    budget = load_budget(budget_name)
+    if budget.template == "nasa":
+        pytest.skip("chunk designs have their own bound per chunk")
+    rng = np.random.default_rng(7)
+    layers = layers_of(load_workload("mobilenetv2"))[::9]
+    space = HardwareSpace(base=budget.human, max_pes=budget.max_pes,
+                          max_onchip_bytes=budget.max_onchip_bytes,
+                          max_dram_bandwidth=budget.max_dram_bandwidth,
+                          pe_step=budget.pe_step, buffer_step_bytes=budget.buffer_step_bytes,
+                          dim_step=budget.dim_step)
+    checked = 0
+    for hw in [budget.human] + [space.decode(rng.random(space.size)) for _ in range(6)]:
+        if budget.violations(hw):
+            continue
+        arch = templates.arch_for(hw)
+        table = energy_tables(arch)
+        for name, count, problem, op in layers:
+            bound = budget_bound(budget, [(name, 1, problem, op)])
+            ms = mapping_space_for(hw, problem)
+            batch = ms.repair(ms.decode(rng.random((64, ms.size))))
+            res = evaluate_batch(arch, problem, batch, table)
+            ok = res.valid
+            assert (res.cycles[ok] >= bound["cycles"]).all(), (hw, name)
+            assert (res.energy_pJ[ok] >= bound["energy_pJ"] * (1 - 1e-12)).all(), (hw, name)
+            checked += int(ok.sum())
+    assert checked > 0
+
+
+def test_the_budget_bound_is_the_human_design_bound_at_the_budget_resources():
+    budget = load_budget("nvdla-256")
+    layers = layers_of(load_workload("squeezenet"))
+    b = budget_bound(budget, layers)
+    arch = templates.arch_for(budget.human)
+    table = energy_tables(arch)
+    per = [(count, layer_bound(arch, p, table, leakage=False)) for _, count, p, _ in layers]
+    # The human NVDLA-256 design has the budget's PEs and bandwidth: same numbers.
+    assert budget.human.num_pes == budget.max_pes
+    assert b["cycles"] == sum(c * x.cycles for c, x in per)
+    assert b["energy_pJ"] == pytest.approx(sum(c * x.energy_pJ for c, x in per), rel=1e-12)
+    assert b["edp_J_cycles"] == pytest.approx(b["energy_pJ"] * 1e-12 * b["cycles"])
+    # Half the bandwidth: the DRAM-bound layers take longer, energy is unchanged.
+    half = dataclasses.replace(budget, max_dram_bandwidth=budget.max_dram_bandwidth / 2)
+    b2 = budget_bound(half, layers)
+    assert b2["cycles"] > b["cycles"] and b2["energy_pJ"] == pytest.approx(b["energy_pJ"])
+
+
+def test_a_search_reports_how_far_each_stage_is_from_the_bound(tmp_path):
+    from naas_tl.search.report import write_outputs
+    from naas_tl.search.stages import run_search
+    from naas_tl.search.state import SearchConfig
+    wl = tmp_path / "tiny.yaml"
+    wl.write_text("network: tiny\ninput: [8, 8, 8]\nlayers:\n"
+                  "  - {name: c1, type: conv, C: 8, M: 16, R: 3, S: 3, P: 8, Q: 8, "
+                  "padding: [1, 1]}\n"
+                  "  - {name: c2, type: conv, C: 16, M: 16, R: 1, S: 1, P: 8, Q: 8}\n")
+    cfg = SearchConfig(arch="eyeriss", budget="eyeriss", workload=str(wl), hw_trials=4,
+                       hw_population=2, map_trials=48, population=16, seed=3, workers=1)
+    stages = run_search(cfg, tmp_path / "run", progress=False)
+    budget = load_budget("eyeriss")
+    result = write_outputs(tmp_path / "run", cfg, stages, budget, load_workload(str(wl)))
+    bound = result["bound"]
+    assert bound == budget_bound(budget, layers_of(load_workload(str(wl))))  | {
+        k: v for k, v in bound.items() if k.endswith("_vs_bound")}
+    for name, st in result["stages"].items():
+        if "cycles" not in st:
+            continue
+        away = bound[f"{name}_vs_bound"]
+        assert away["cycles"] == st["cycles"] / bound["cycles"] >= 1.0
+        assert away["energy"] == st["energy_pJ"] / bound["energy_pJ"] >= 1.0
+    report = (tmp_path / "run" / "report.md").read_text()
+    a = result["stages"]["dataflow"]
+    assert (f"| bound: no design of the budget, however mapped | {bound['edp_J_cycles']:.4g} | "
+            f"{bound['energy_pJ'] / 1e6:.4g} | {bound['cycles']:,} | at most "
+            f"{a['cycles'] / bound['cycles']:.2f}x / "
+            f"{a['energy_pJ'] / bound['energy_pJ']:.2f}x /") in report
