@@ -38,6 +38,7 @@ from naas_tl.nasa.design import PIPELINED, SEQUENTIAL, area_um2, homogeneous  # 
 from naas_tl.nasa.execution import as_ops, evaluate_chunks  # noqa: E402
 from naas_tl.nasa.fit import violations  # noqa: E402
 from naas_tl.nasa.networks import hand_hybrid, slots_for, workload_of  # noqa: E402
+from naas_tl.search.bounds import budget_bound  # noqa: E402
 from naas_tl.search.design import layers_of, evaluate_design  # noqa: E402
 
 
@@ -57,10 +58,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budgets", default="nasa")
     ap.add_argument("--nets", default="hybrid,mobilenetv2", help="networks, in this order")
-    ap.add_argument("--samples", type=int, default=6, help="random candidates per chunk")
+    ap.add_argument("--samples", type=int, default=8,
+                    help="random candidates per chunk (`search --arch nasa`'s default)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--moves", type=int, default=3)
-    ap.add_argument("--map-trials", type=int, default=64)
+    ap.add_argument("--map-trials", type=int, default=128,
+                    help="mappings per unique layer (`search --arch nasa`'s default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run (tiny search)")
     ap.add_argument("--no-accuracy", action="store_true")
@@ -137,7 +140,8 @@ def main() -> None:
             if k > 1:
                 # (b): (a)'s array with reconfigurable PEs (same sizes, more area)
                 rd = homogeneous(a.design, tuple(s[0] for s in slots))
-                rb = evaluate_chunks(rd, lay, SEQUENTIAL, map_trials=args.map_trials,
+                # as many mappings per layer as every auto-mapped chip's final search
+                rb = evaluate_chunks(rd, lay, SEQUENTIAL, map_trials=args.map_trials * 4,
                                      seed=args.seed)
                 if violations(b, rd):
                     print(f"# (b) at (a)'s sizes is outside {bname}: {violations(b, rd)}")
@@ -168,9 +172,18 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
     main_budget = args.budgets.split(",")[0]
+    # The bound (naas_tl/model/bounds.py): every MAC on its op's unit over all the budget's
+    # PEs, each layer's tensors through DRAM once. Both the chip and (a) are above theirs.
+    bb = load_budget(main_budget)
+    chip_bound = budget_bound(bb, layers["hybrid"])["edp_J_cycles"]
+    mult_bound = budget_bound(bb, as_ops(layers["hybrid"], "conv"))["edp_J_cycles"]
+    homog = result[("hybrid", main_budget, "(a) multiplier array", SEQUENTIAL)]
+    print(f"bound, hybrid on its own units: EDP {chip_bound:.4g}; on multipliers: "
+          f"{mult_bound:.4g}. At most {homog.score / chip_bound:.2f}x vs this (a), "
+          f"{c_edp / chip_bound:.2f}x vs (c); with both at their bounds, chunks vs a "
+          f"multiplier array: {mult_bound / chip_bound:.2f}x")
     chunk = min((result[("hybrid", main_budget, "nasa chunks", m)] for m in
                  (SEQUENTIAL, PIPELINED)), key=lambda e: e.score)
-    homog = result[("hybrid", main_budget, "(a) multiplier array", SEQUENTIAL)]
     print(f"edp_vs_homogeneous={homog.score / chunk.score:.4f} "
           f"edp_vs_eyeriss_conv={c_edp / chunk.score:.4f}")
 

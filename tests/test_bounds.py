@@ -23,7 +23,7 @@ from naas_tl.errors import MappingInvalid
 from naas_tl.model.bounds import layer_bound, touched_points
 from naas_tl.model.scalar import evaluate
 from naas_tl.search.bounds import budget_bound
-from naas_tl.search.design import layers_of, mapping_space_for
+from naas_tl.search.design import layers_of, mapping_space_for, search_mapping
 from naas_tl.spec import load_case_dir
 from naas_tl.workload import load_workload, layer_to_problem
 from naas_tl.workload.layers import Layer
@@ -176,3 +176,51 @@ def test_a_search_reports_how_far_each_stage_is_from_the_bound(tmp_path):
             f"{bound['energy_pJ'] / 1e6:.4g} | {bound['cycles']:,} | at most "
             f"{a['cycles'] / bound['cycles']:.2f}x / "
             f"{a['energy_pJ'] / bound['energy_pJ']:.2f}x /") in report
+
+
+def test_no_mapping_uses_more_of_the_array_than_spatial_use_and_some_reach_it():
+    from naas_tl.model.bounds import spatial_use
+    hw = load_budget("eyeriss").human
+    arch = templates.arch_for(hw)
+    rng = np.random.default_rng(3)
+    # 13 is prime: across a 14-wide axis a 13x13 layer fills 13 lanes at most
+    for layer in (Layer("a", "conv", C=64, M=32, R=3, S=3, P=13, Q=13),
+                  Layer("b", "conv", C=24, M=40, R=1, S=1, P=28, Q=28)):
+        p = layer_to_problem(layer)
+        xs, ys = hw.parallel_x.split(","), hw.parallel_y.split(",")
+        use = spatial_use(p, xs, ys, hw.array_x, hw.array_y)
+        ms = mapping_space_for(hw, p)
+        res = evaluate_batch(arch, p, ms.repair(ms.decode(rng.random((4096, ms.size)))),
+                             energy_tables(arch))
+        used = -(-p.macs // res.cycles[res.valid])     # compute-bound runs show their use
+        assert used.max() <= use
+        assert (res.cycles[res.valid] >= -(-p.macs // use)).all()
+        if layer.name == "a":   # compute-bound: the layer search fills the 13 x (3 x 4)
+            found = search_mapping(ms, energy_tables(arch), 256, 0)
+            assert found.cycles == -(-p.macs // use) and use == 13 * 12
+
+
+def test_the_connectivity_screen_ranks_by_the_bound_and_finds_the_idle_array():
+    """An 18x18 chunk unrolling Q / S,C leaves most PEs idle on 7x7, 1x1 layers; the
+    screen ranks first the connectivities whose bound cycles are the fewest."""
+    from naas_tl.hardware.space import connectivities
+    from naas_tl.model.bounds import spatial_use
+    from naas_tl.nasa.automapper import screen_connectivities
+    from naas_tl.nasa.design import SEQUENTIAL, Chunk, ChunkDesign, view
+    chunk = Chunk(("conv",), 18, 18, "Q", "S,C", (("Inputs", 12), ("Outputs", 8),
+                                                   ("Weights", 16)))
+    d = ChunkDesign((chunk,), 110592, 4.0)
+    layers = [(f"l{k}", 1, layer_to_problem(Layer(f"l{k}", "conv", C=c, M=m, R=1, S=1,
+                                                   P=7, Q=7)), "conv")
+              for k, (c, m) in enumerate([(320, 1280), (960, 320), (160, 960)])]
+    top = screen_connectivities(chunk, layers, d, SEQUENTIAL, 3)
+    assert len(top) == 3 and (("Q",), ("S", "C")) not in top
+    arch = templates.arch_for(view(d, "conv"), "conv")
+
+    def cycles(xs, ys):
+        return sum(max(-(-p.macs // spatial_use(p, xs, ys, 18, 18)),
+                       layer_bound(arch, p, leakage=False).dram_cycles)
+                   for _n, _c, p, _o in layers)
+    ranked = sorted(cycles(xs, ys) for xs, ys in connectivities())
+    assert [cycles(xs, ys) for xs, ys in top] == ranked[:3]
+    assert cycles(("Q",), ("S", "C")) > ranked[0]

@@ -18,7 +18,7 @@ from naas_tl.nasa.automapper import AutoMapConfig, auto_map
 from naas_tl.hardware.area import hardware_area_um2
 from naas_tl.nasa.design import (PIPELINED, SEQUENTIAL, Chunk, ChunkDesign, area_um2,
                                  chunk_area_um2, homogeneous, view)
-from naas_tl.nasa.execution import as_ops, evaluate_chunks
+from naas_tl.nasa.execution import as_ops, evaluate_chunk, evaluate_chunks
 from naas_tl.nasa.fit import violations
 from naas_tl.search.design import layers_of
 from naas_tl.hardware.templates import arch_for, render_arch
@@ -159,7 +159,9 @@ def test_a_layer_without_its_chunk_is_a_one_line_error(layers):
 @pytest.mark.parametrize("budget", ["nasa", "nasa-pes"])
 def test_auto_mapper_never_leaves_the_budget(budget, mode, layers):
     b = load_budget(budget)
-    cfg = AutoMapConfig(mode=mode, samples=4, rounds=1, moves=2, map_trials=16, seed=5)
+    # final_trials = map_trials: the chosen chip keeps the mappings it was compared with
+    cfg = AutoMapConfig(mode=mode, samples=4, rounds=1, moves=2, map_trials=16, seed=5,
+                        final_trials=16)
     r = auto_map(b, layers, [("conv",), ("shift",), ("adder",)], cfg)
     assert r.best is not None and r.best.valid, r.reason
     assert violations(b, r.best.design, mode) == []
@@ -173,6 +175,23 @@ def test_auto_mapper_never_leaves_the_budget(budget, mode, layers):
     # the returned layer results are the chunks' own: re-evaluating the design agrees
     again = evaluate_chunks(r.best.design, layers, mode, map_trials=16, seed=5)
     assert again.score == pytest.approx(r.best.score)
+
+
+def test_the_chosen_chip_searched_again_is_never_worse(layers):
+    b = load_budget("nasa")
+    slots = [("conv",), ("shift",), ("adder",)]
+    cfg = AutoMapConfig(samples=4, rounds=1, moves=2, map_trials=16, seed=5, final_trials=16)
+    first = auto_map(b, layers, slots, cfg).best
+    again = auto_map(b, layers, slots, replace(cfg, final_trials=64)).best
+    assert again.design == first.design and again.score <= first.score
+    # each chunk's layers are those of a 16- or a 64-mapping search of that chunk
+    for ci in range(len(slots)):
+        mine = [(l.energy_pJ, l.cycles) for l in again.layers if l.chunk == ci]
+        d = replace(again.design, chunks=(again.design.chunks[ci],))
+        options = [[(l.energy_pJ, l.cycles) for l in
+                    evaluate_chunk(d, 0, layers, SEQUENTIAL, map_trials=t, seed=5)]
+                   for t in (16, 64)]
+        assert mine in options
 
 
 def test_auto_mapper_with_no_room_reports_why(layers):

@@ -80,11 +80,35 @@ def touched_points(problem: Problem, ds_index: int) -> int:
     return n
 
 
+def _divisors(n: int) -> list:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def axis_use(problem: Problem, dims, size: int) -> int:
+    """The most instances of one array axis of `size` a mapping can keep busy when the axis
+    unrolls only `dims`: Timeloop's factors divide each dim exactly, so the best is the
+    largest product of one divisor per dim that fits."""
+    best = {1}
+    for name in dims:
+        i = problem.dim_index(name)
+        if i is None:
+            continue
+        best = {a * f for a in best for f in _divisors(problem.bounds[i]) if a * f <= size}
+    return max(best)
+
+
+def spatial_use(problem: Problem, parallel_x, parallel_y, mesh_x: int, mesh_y: int) -> int:
+    """The most compute units of a mesh_x x mesh_y array, unrolling parallel_x across X and
+    parallel_y across Y (disjoint dims), that any mapping of `problem` can use at once."""
+    return axis_use(problem, parallel_x, mesh_x) * axis_use(problem, parallel_y, mesh_y)
+
+
 def layer_bound(arch: Architecture, problem: Problem, energy: EnergyTable | None = None, *,
                 compute_units: int | None = None, dram_bandwidth: float | None = None,
                 leakage: bool = True) -> Bound:
     """The bound on `arch`; compute_units and dram_bandwidth replace the architecture's
-    (read and write bandwidth both, as the templates set them) for a budget's bound.
+    (read and write bandwidth both, as the templates set them) for a budget's bound, or
+    compute_units = spatial_use(...) for a design whose array unrolls only some dims.
     leakage=False leaves out leakage (it depends on the design's on-chip levels)."""
     energy = energy or EnergyTable(energy={})
     macs = problem.macs
