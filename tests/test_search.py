@@ -114,9 +114,10 @@ def test_search_errors_are_one_line(args, needle, tmp_path):
 def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_path):
     """The full stage tries every connectivity on the human sizes first; the optimizer's
     first design is sizing's best (its space lies inside the full stage's), the next ones
-    are the best screened ones, and no stage ends worse than (b), nor full than sizing."""
+    are sizing's sizes under the best screened connectivities, then the best screened ones
+    themselves; no stage ends worse than (b), nor full than sizing."""
     from naas_tl.hardware.space import connectivities
-    c = cfg(tiny, mode="full", hw_trials=16, hw_population=8, map_trials=32, screen_trials=16,
+    c = cfg(tiny, mode="full", hw_trials=24, hw_population=8, map_trials=32, screen_trials=16,
             screen_keep=8)
     assert c.screens
     st = run_search(c, tmp_path / "s", progress=False)
@@ -127,13 +128,19 @@ def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_pa
         assert (hw["array_x"], hw["array_y"]) == (human.array_x, human.array_y)
     ranked = sorted((e, i) for i, e, _ in screen if e < float("inf"))[:8]
     best_conn = {(screen[i][2]["parallel_x"], screen[i][2]["parallel_y"]) for _e, i in ranked}
-    first = st["full"].history[:9]
     # The genome of sizing's best decodes to its array and connectivity (buffer sizes only
     # approximately: HardwareSpace.encode), and full starts from its outcome.
     sized = st["sizing"].best.hw.to_dict()
+    combos = best_conn - {(sized["parallel_x"], sized["parallel_y"])}
+    first = st["full"].history[:1 + len(combos) + 8]
     keys = ("array_x", "array_y", "parallel_x", "parallel_y")
     assert [first[0][2][k] for k in keys] == [sized[k] for k in keys]
-    assert {(hw["parallel_x"], hw["parallel_y"]) for _i, _e, hw in first[1:]} == best_conn
+    mixed = first[1:1 + len(combos)]
+    assert {(hw["array_x"], hw["array_y"]) for _i, _e, hw in mixed} == \
+        {(sized["array_x"], sized["array_y"])}
+    assert {(hw["parallel_x"], hw["parallel_y"]) for _i, _e, hw in mixed} == combos
+    assert {(hw["parallel_x"], hw["parallel_y"]) for _i, _e, hw in first[1 + len(combos):]} \
+        == best_conn
     for name in ("sizing", "full"):
         assert st[name].best.edp <= st["baseline"].best.edp <= st["dataflow"].best.edp
     assert st["full"].best.edp <= st["sizing"].best.edp

@@ -144,6 +144,16 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 if prev is not None and prev.best is not None and prev.best.valid:
                     if st.best is None or prev.best.edp < st.best.edp:
                         st.best = prev.best
+                    # The screen ranks connectivities on the human sizes and sizing found
+                    # better sizes for the human connectivity: each search's winners
+                    # combined, before the optimizer explores on its own.
+                    sized = prev.best.hw
+                    for _e, i in ranked[:cfg.screen_keep][::-1]:
+                        conn = HardwareConfig.from_dict(st.screen[i][2])
+                        hw = sized.with_(parallel_x=conn.parallel_x,
+                                         parallel_y=conn.parallel_y)
+                        if hw != sized and not budget.violations(hw):
+                            st.optimizer.suggest(space.encode(hw))
                     st.optimizer.suggest(space.encode(prev.best.hw))
                 _replay(st, cfg, space.size, ckpt.path, written)
             while st.asked < cfg.hw_trials:
