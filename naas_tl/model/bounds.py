@@ -11,7 +11,7 @@ take fewer cycles than
 or less energy than MACs x MAC energy + the compulsory DRAM accesses' energy + every level's
 leakage over those cycles (Timeloop charges leakage for at least one instance per level).
 
-A budget's bound (search.report) is the same with the budget's largest PE count and DRAM
+A budget's bound (search.bounds) is the same with the budget's largest PE count and DRAM
 bandwidth: the MAC unit and the DRAM are the same in every design of a template, so no
 design at the budget can beat it. That is how far any hardware search could go.
 
@@ -131,7 +131,6 @@ def layer_bound(arch: Architecture, problem: Problem, energy: EnergyTable | None
     if dram.instances != 1:     # traffic spread over instances: keep only what is certain
         dram_e = 0.0
         reads = writes = 0
-    rbw = wbw = None
     if dram_bandwidth is not None:
         rbw = wbw = dram_bandwidth
     else:
