@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from naas_tl.errors import NaasError
 from naas_tl.model.batched import evaluate_batch
 from naas_tl.mapping.batch import MappingBatch
 
@@ -121,7 +122,10 @@ def _bound(stages: dict, budget) -> dict | None:
                   None)
     if scored is None or budget.template == "nasa":
         return None
-    b = budget_bound(budget, [(l.name, l.count, l.problem, l.op) for l in scored.layers])
+    try:
+        b = budget_bound(budget, [(l.name, l.count, l.problem, l.op) for l in scored.layers])
+    except NaasError:       # a report without the bound rather than no report at all
+        return None
     for name, st in stages.items():
         if st.best is not None and st.best.valid:
             b[f"{name}_vs_bound"] = {"cycles": st.best.cycles / b["cycles"],
