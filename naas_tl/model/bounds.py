@@ -1,7 +1,9 @@
 """Lower bounds on a layer's cycles and energy under Timeloop's model, for any mapping.
 
 Every mapping must run all MACs on at most all compute units, and must move each tensor
-across the outermost level (DRAM) at least once: weights and inputs read, outputs written.
+that the outermost level (DRAM) keeps across it at least once: weights and inputs read,
+outputs written. (A mapping may let a tensor skip DRAM, as Timeloop allows; `keep` says
+which tensors DRAM keeps, all of them by default as in every template and dataflow.)
 So under the same rules the evaluator follows (scalar.py), no mapping on an architecture can
 take fewer cycles than
 
@@ -105,11 +107,13 @@ def spatial_use(problem: Problem, parallel_x, parallel_y, mesh_x: int, mesh_y: i
 
 def layer_bound(arch: Architecture, problem: Problem, energy: EnergyTable | None = None, *,
                 compute_units: int | None = None, dram_bandwidth: float | None = None,
-                leakage: bool = True) -> Bound:
+                leakage: bool = True, keep=None) -> Bound:
     """The bound on `arch`; compute_units and dram_bandwidth replace the architecture's
     (read and write bandwidth both, as the templates set them) for a budget's bound, or
     compute_units = spatial_use(...) for a design whose array unrolls only some dims.
-    leakage=False leaves out leakage (it depends on the design's on-chip levels)."""
+    leakage=False leaves out leakage (it depends on the design's on-chip levels). keep: per
+    data space, whether the mappings to bound keep it at DRAM (the mapping's outermost
+    level's keep; default all)."""
     energy = energy or EnergyTable(energy={})
     macs = problem.macs
     units = compute_units or arch.arithmetic.instances
@@ -121,6 +125,8 @@ def layer_bound(arch: Architecture, problem: Problem, energy: EnergyTable | None
     dram_e = 0.0
     acts = energy.lookup(dram.name)
     for i, ds in enumerate(problem.data_spaces):
+        if keep is not None and not keep[i]:
+            continue            # its outermost keeper inside is filled by nothing
         n = touched_points(problem, i)
         if ds.read_write:
             writes += n

@@ -212,7 +212,11 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
             if not np.array_equal(np.asarray(c.value, float), genome):
                 ng = load_nevergrad().__version__
                 was = written.get("nevergrad")
-                why = f" (written with nevergrad {was}, this is {ng})" if was != ng else ""
+                # the same nevergrad: the designs the stage seeds its optimizer with
+                # changed, i.e. another naas_tl wrote the checkpoint (or it was edited)
+                why = (f" (written with nevergrad {was}, this is {ng})" if was != ng else
+                       " (written by a naas_tl that seeds the stage's optimizer differently,"
+                       " or edited)")
                 raise NaasError(f"{cfg.hw_optimizer} does not repeat the recorded designs of "
                                 f"stage {st.name}{why}, so resuming cannot reproduce the "
                                 "search; rerun without --resume, in a new --out",
