@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from naas_tl.mapping.encoding import divisors
 from naas_tl.model.scalar import (COMPUTE_ACTIONS, READ_ACTIONS, UPDATE_ACTIONS,
                                   action_energy)
 from naas_tl.spec import Architecture, EnergyTable, Problem
@@ -82,10 +83,6 @@ def touched_points(problem: Problem, ds_index: int) -> int:
     return n
 
 
-def _divisors(n: int) -> list:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def axis_use(problem: Problem, dims, size: int) -> int:
     """The most instances of one array axis of `size` a mapping can keep busy when the axis
     unrolls only `dims`: Timeloop's factors divide each dim exactly, so the best is the
@@ -95,7 +92,8 @@ def axis_use(problem: Problem, dims, size: int) -> int:
         i = problem.dim_index(name)
         if i is None:
             continue
-        best = {a * f for a in best for f in _divisors(problem.bounds[i]) if a * f <= size}
+        best = {a * int(f) for a in best for f in divisors(problem.bounds[i])
+                if a * f <= size}
     return max(best)
 
 
