@@ -31,11 +31,7 @@ def budget_bound(budget, layers) -> dict:
         arch, table = tables[op]
         b = layer_bound(arch, problem, table, compute_units=budget.max_pes,
                         dram_bandwidth=budget.max_dram_bandwidth, leakage=False)
-        tot["cycles"] += count * b.cycles
-        tot["compute_cycles"] += count * b.compute_cycles
-        tot["dram_cycles"] += count * b.dram_cycles
-        tot["energy_pJ"] += count * b.energy_pJ
-        tot["mac_energy_pJ"] += count * b.mac_energy_pJ
-        tot["dram_energy_pJ"] += count * b.dram_energy_pJ
+        for k in tot:
+            tot[k] += count * getattr(b, k)
     tot["edp_J_cycles"] = tot["energy_pJ"] * 1e-12 * tot["cycles"]
     return tot
