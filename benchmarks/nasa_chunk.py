@@ -62,6 +62,8 @@ def main() -> None:
                     help="random candidates per chunk (`search --arch nasa`'s default)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--moves", type=int, default=3)
+    ap.add_argument("--sweeps", type=int, default=3,
+                    help="coordinate-sweep passes at most (`search --arch nasa`'s default)")
     ap.add_argument("--map-trials", type=int, default=128,
                     help="mappings per unique layer (`search --arch nasa`'s default)")
     ap.add_argument("--seed", type=int, default=0)
@@ -73,7 +75,7 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE", help="write every row here")
     args = ap.parse_args()
     if args.quick:
-        args.samples, args.rounds, args.moves, args.map_trials = 2, 1, 2, 16
+        args.samples, args.rounds, args.moves, args.map_trials, args.sweeps = 2, 1, 2, 16, 1
     from naas_tl.nas.space import SearchSpace
     space = SearchSpace()
     nets = {"hybrid": hand_hybrid(space), "mobilenetv2": space.reference()}
@@ -128,11 +130,12 @@ def main() -> None:
             slots = slots_for(lay)
             k = len(slots)
             cfg = AutoMapConfig(samples=args.samples, rounds=args.rounds, moves=args.moves,
-                                map_trials=args.map_trials, seed=args.seed)
+                                map_trials=args.map_trials, seed=args.seed,
+                                sweeps=args.sweeps)
             # the one-array design gets as many chunk evaluations as the chip has in all
             one = AutoMapConfig(samples=args.samples * k, rounds=args.rounds,
                                 moves=args.moves * k, map_trials=args.map_trials,
-                                seed=args.seed)
+                                seed=args.seed, sweeps=args.sweeps * k)
             t = time.time()
             a = auto_map(b, as_ops(lay, "conv"), [("conv",)], one).best
             designs = {"(a) multiplier array": (a, SEQUENTIAL)}

@@ -10,8 +10,10 @@ candidates are searched separately (execution.evaluate_chunk, cached) and the ch
 best combination of one candidate per chunk that fits the budget, found by enumerating
 every combination (a few thousand, vectorised). Then rounds of local moves around the
 best chip's chunks (more or fewer PEs, another shape, connectivity or spad size), each
-followed by a new combination. Every returned design passes fit.violations: a combination
-is priced with the chip's own area and byte rules before it can be chosen.
+followed by a new combination, and a coordinate sweep of the winner's chunks
+(connectivity, shape, each spad's size, one at a time, the other chunks fixed). Every
+returned design passes fit.violations: a combination is priced with the chip's own area
+and byte rules before it can be chosen.
 """
 from __future__ import annotations
 
@@ -28,8 +30,13 @@ from naas_tl.nasa.design import PIPELINED, SEQUENTIAL, Chunk, ChunkDesign, chunk
 from naas_tl.nasa.execution import Evaluation, evaluate_chunk
 from naas_tl.nasa.fit import violations
 
-SPAD_WORDS = {"Inputs": (4, 8, 12, 16, 24, 32, 64), "Weights": (8, 16, 32, 64, 128, 224, 256),
-              "Outputs": (4, 8, 16, 24, 32, 64)}
+# Down to one word: a spad's access energy grows with its depth (Accelergy's smartbuffer_RF
+# at 45 nm, 16-bit: 0.06 pJ per read at 1 word, 0.83 pJ at 32), and every op reads its
+# operands from the spads, so on a shift or adder chunk (0.17-0.27 pJ per op) the spads
+# cost more than the unit unless they are small.
+SPAD_WORDS = {"Inputs": (1, 2, 4, 8, 12, 16, 24, 32, 64),
+              "Weights": (1, 2, 4, 8, 16, 32, 64, 128, 224, 256),
+              "Outputs": (1, 2, 4, 8, 16, 24, 32, 64)}
 SHARES = (0.15, 0.25, 1 / 3, 0.45, 0.6)
 
 
@@ -44,6 +51,9 @@ class AutoMapConfig:
     screened: int = 3            # per chunk, the connectivities the bound ranks first
     final_trials: int | None = None   # the chosen chip's layers again at this many mappings
     # (None: 4 x map_trials, the effort the benchmark gives the human Eyeriss baseline)
+    sweeps: int = 3              # coordinate-sweep passes (at most) over the winner's chunks
+    # (random draws and single moves sample each chunk's size and spad curves too sparsely
+    # to find their minima; the sweep walks them one coordinate at a time)
 
 
 @dataclass
@@ -249,6 +259,29 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
                 if c is not None:
                     pools[g][ci].append(c)
         best = _combine(pools, base, budget, cfg.mode)
+    for _pass in range(cfg.sweeps):
+        if best is None:
+            break
+        g, chosen = best
+        before = [c.chunk for c in chosen]
+        glb_area = _glb_area(base[g])
+        fits = lambda combo: _fits(combo, g, glb_area, budget, cfg.mode)  # noqa: E731
+        for ci in range(len(chosen)):
+            c = chosen[ci].chunk
+            conns = [replace(c, parallel_x=",".join(xs), parallel_y=",".join(ys))
+                     for xs, ys in screen_connectivities(c, layers, replace(base[g], chunks=(c,)),
+                                                         cfg.mode, cfg.screened)]
+            chosen[ci] = _best_of(chosen, ci, [score(g, ci, x) for x in conns], fits, cfg.mode)
+            chosen[ci] = _best_of(chosen, ci, [score(g, ci, x) for x in
+                                               _reshaped(chosen[ci].chunk, budget)],
+                                  fits, cfg.mode)
+            for tensor in SPAD_WORDS:
+                chosen[ci] = _descend(chosen, ci, tensor, lambda x: score(g, ci, x), fits,
+                                      cfg.mode)
+            pools[g][ci].append(chosen[ci])
+        best = _combine(pools, base, budget, cfg.mode)
+        if [c.chunk for c in best[1]] == before:
+            break           # a fixed point: another pass would find the same
     result.candidates = {ci: pools[glbs[0]][ci] for ci in range(len(slots))}
     if best is None:
         result.reason = result.reason or "no combination of chunks fits the budget"
@@ -262,6 +295,59 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
     runs = {r.name: r for c in chosen for r in c.runs}
     result.best = Evaluation(d, cfg.mode, [runs[n] for n, *_ in layers])
     return result
+
+
+def _reshaped(c: Chunk, budget: Budget) -> list:
+    """Chunk c as other arrays: 0.5x to 2x its PEs, each at its aspect, half and twice it.
+    The cycles of a chunk whose layers' dims do not divide its sides move by 10 % and
+    more between shapes 2x apart, so the sweep tries a grid rather than one step."""
+    out = {}
+    for f in (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0):
+        for r in (0.5, 1.0, 2.0):
+            ax, ay = _shape(max(4, int(c.num_pes * f)), c.array_x / c.array_y * r,
+                            budget.dim_step)
+            if (ax, ay) != (c.array_x, c.array_y) and ax * ay <= budget.max_pes:
+                out[ax, ay] = replace(c, array_x=ax, array_y=ay)
+    return list(out.values())
+
+
+def _descend(chosen: list, ci: int, tensor: str, score, fits, mode: str):
+    """Chunk ci's `tensor` spad walked down (or, if that does not help, up) SPAD_WORDS while
+    the chip's score improves. A spad's size trades access energy (small is cheap) against
+    reuse (small refills from the GLB more often, and may throttle); the curve has one
+    minimum in practice, so a walk finds it in a few evaluations instead of all sizes."""
+    sizes = SPAD_WORDS[tensor]
+    cur = dict(chosen[ci].chunk.pe_words).get(tensor)
+    if cur is None:
+        return chosen[ci]
+    i = min(range(len(sizes)), key=lambda k: abs(sizes[k] - cur))
+    for step in (-1, 1):
+        j, moved = i if sizes[i] != cur else i + step, False
+        while 0 <= j < len(sizes):
+            words = {**dict(chosen[ci].chunk.pe_words), tensor: sizes[j]}
+            cand = score(replace(chosen[ci].chunk, pe_words=tuple(sorted(words.items()))))
+            better = _best_of(chosen, ci, [cand], fits, mode)
+            if better is chosen[ci]:
+                break
+            chosen = chosen[:ci] + [better] + chosen[ci + 1:]
+            j, moved = j + step, True
+        if moved:
+            break
+    return chosen[ci]
+
+
+def _best_of(chosen: list, ci: int, cands: list, fits, mode: str):
+    """Of chunk ci as chosen and `cands` (ChunkCandidates or None), the one that gives the
+    chip the lowest score within the budget, the other chunks as they are."""
+    best, best_s = chosen[ci], _chip_score(chosen, mode)
+    for cand in cands:
+        if cand is None:
+            continue
+        combo = chosen[:ci] + [cand] + chosen[ci + 1:]
+        s = _chip_score(combo, mode)
+        if s < best_s and fits(combo):
+            best, best_s = cand, s
+    return best
 
 
 def _chip_score(combo: list, mode: str) -> float:
@@ -301,21 +387,27 @@ def _combine(pools: dict, base: dict, budget: Budget, mode: str):
             continue
         glb_area = _glb_area(base[g])
         for combo in itertools.product(*per_chunk):
-            chunks = tuple(c.chunk for c in combo)
-            pes = sum(c.num_pes for c in chunks)
-            area = glb_area + sum(c.area_um2 for c in combo)
-            # per chunk rounded up to bytes, as ChunkDesign.onchip_bytes counts them
-            onchip = sum((c.onchip_bits + 7) // 8 for c in combo) + g
-            if pes > budget.max_pes or onchip > budget.max_onchip_bytes or \
-                    (budget.max_area_um2 is not None and area > budget.max_area_um2):
-                continue
-            if mode == PIPELINED and (sum(c.glb_share for c in chunks) > 1 + 1e-9 or
-                                    sum(c.dram_share for c in chunks) > 1 + 1e-9):
+            if not _fits(combo, g, glb_area, budget, mode):
                 continue
             s = _chip_score(combo, mode)
             if s < best_score:
                 best, best_score = (g, list(combo)), s
     return best
+
+
+def _fits(combo, g: int, glb_area: float, budget: Budget, mode: str) -> bool:
+    """Whether chunk candidates `combo` with a GLB of g bytes fit the budget, by the chip's
+    own rules (fit.violations), from the candidates' cached prices."""
+    chunks = tuple(c.chunk for c in combo)
+    area = glb_area + sum(c.area_um2 for c in combo)
+    # per chunk rounded up to bytes, as ChunkDesign.onchip_bytes counts them
+    onchip = sum((c.onchip_bits + 7) // 8 for c in combo) + g
+    if sum(c.num_pes for c in chunks) > budget.max_pes or \
+            onchip > budget.max_onchip_bytes or \
+            (budget.max_area_um2 is not None and area > budget.max_area_um2):
+        return False
+    return not (mode == PIPELINED and (sum(c.glb_share for c in chunks) > 1 + 1e-9 or
+                                       sum(c.dram_share for c in chunks) > 1 + 1e-9))
 
 
 def _glb_area(d: ChunkDesign) -> float:

@@ -95,21 +95,24 @@ def cmd_search_nasa(args, budget) -> int:
     t = time.time()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     moves = min(3, samples)           # local moves per chunk and round
+    sweeps = min(3, samples)          # coordinate-sweep passes at most
+    # (a) gets as many chunk evaluations as the chip has chunks: k times each
     one = AutoMapConfig(samples=samples * k, rounds=2, moves=moves * k, map_trials=trials,
-                        seed=args.seed)
+                        seed=args.seed, sweeps=sweeps * k)
     a = auto_map(budget, as_ops(layers, "conv"), [("conv",)], one)
     say(f"(a) homogeneous: {time.time() - t:.0f} s")
     runs = {"homogeneous": (a, SEQUENTIAL)}
     like = (a.best.design.chunks[0],) if a.best else ()
     for mode in (SEQUENTIAL, PIPELINED):
         cfg = AutoMapConfig(mode=mode, samples=samples, rounds=2, moves=moves,
-                            map_trials=trials, seed=args.seed)
+                            map_trials=trials, seed=args.seed, sweeps=sweeps)
         runs[f"chunks-{mode}"] = (auto_map(budget, layers, slots, cfg, like=like), mode)
         say(f"chunks ({mode}): {time.time() - t:.0f} s")
     res = {"budget": budget.name, "network": workload.network, "max_pes": budget.max_pes,
            "max_onchip_bytes": budget.max_onchip_bytes,
            "max_area_um2": budget.max_area_um2, "designs": {},
-           "settings": {"samples": samples, "map_trials": trials, "seed": args.seed}}
+           "settings": {"samples": samples, "map_trials": trials, "sweeps": sweeps,
+                        "seed": args.seed}}
     failed = []
     for name, (r, mode) in runs.items():
         if r.best is None:
