@@ -208,13 +208,20 @@ def test_the_spad_walk_finds_the_cheapest_size_from_either_side():
         c = Chunk(("conv",), 4, 4, "C", "M", (("Inputs", 4), ("Outputs", 4), ("Weights", start)))
         got = _descend([price(c)], 0, "Weights", price, lambda combo: True, SEQUENTIAL)
         assert w(got.chunk) == 8, start
+    # a start size that SPAD_WORDS does not list (20, between 16 and 32): the walk still
+    # goes both ways, here up to the minimum at 64
+    price = _priced(lambda c: (math.log2(w(c)) - 6) ** 2 + 1.0)
+    c = Chunk(("conv",), 4, 4, "C", "M", (("Inputs", 4), ("Outputs", 4), ("Weights", 20)))
+    assert 20 not in SPAD_WORDS["Weights"]
+    got = _descend([price(c)], 0, "Weights", price, lambda combo: True, SEQUENTIAL)
+    assert w(got.chunk) == 64
     # the budget stops the walk: sizes above 32 words do not fit, and unconstrained the
     # largest size would be cheapest
     price = _priced(lambda c: 1.0 / w(c))
     fits = lambda combo: all(w(x.chunk) <= 32 for x in combo)     # noqa: E731
     c = Chunk(("conv",), 4, 4, "C", "M", (("Inputs", 4), ("Outputs", 4), ("Weights", 4)))
     got = _descend([price(c)], 0, "Weights", price, fits, SEQUENTIAL)
-    assert w(got.chunk) == 32 and 32 in SPAD_WORDS["Weights"]
+    assert w(got.chunk) == 32
 
 
 def test_the_chosen_chip_searched_again_is_never_worse(layers):

@@ -278,9 +278,10 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
             for tensor in SPAD_WORDS:
                 chosen[ci] = _descend(chosen, ci, tensor, lambda x: score(g, ci, x), fits,
                                       cfg.mode)
-            pools[g][ci].append(chosen[ci])
+            if chosen[ci].chunk != before[ci]:
+                pools[g][ci].append(chosen[ci])
         best = _combine(pools, base, budget, cfg.mode)
-        if [c.chunk for c in best[1]] == before:
+        if best[0] == g and [c.chunk for c in best[1]] == before:
             break           # a fixed point: another pass would find the same
     result.candidates = {ci: pools[glbs[0]][ci] for ci in range(len(slots))}
     if best is None:
@@ -320,9 +321,11 @@ def _descend(chosen: list, ci: int, tensor: str, score, fits, mode: str):
     cur = dict(chosen[ci].chunk.pe_words).get(tensor)
     if cur is None:
         return chosen[ci]
-    i = min(range(len(sizes)), key=lambda k: abs(sizes[k] - cur))
-    for step in (-1, 1):
-        j, moved = i if sizes[i] != cur else i + step, False
+    # the first size each way from cur (a budget's human design may hold a size not listed)
+    below = max((k for k, w in enumerate(sizes) if w < cur), default=-1)
+    above = min((k for k, w in enumerate(sizes) if w > cur), default=len(sizes))
+    for step, j in ((-1, below), (1, above)):
+        moved = False
         while 0 <= j < len(sizes):
             words = {**dict(chosen[ci].chunk.pe_words), tensor: sizes[j]}
             cand = score(replace(chosen[ci].chunk, pe_words=tuple(sorted(words.items()))))

@@ -95,8 +95,10 @@ def cmd_search_nasa(args, budget) -> int:
     t = time.time()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     moves = min(3, samples)           # local moves per chunk and round
-    sweeps = min(3, samples)          # coordinate-sweep passes at most
-    # (a) gets as many chunk evaluations as the chip has chunks: k times each
+    # as moves: a smoke run (--hw-trials 1) should not pay for a full sweep
+    sweeps = min(3, samples)
+    # (a) is one array where the chip has k chunks: k times the chip's random candidates,
+    # moves and sweep passes, so both searches have the same evaluation cap
     one = AutoMapConfig(samples=samples * k, rounds=2, moves=moves * k, map_trials=trials,
                         seed=args.seed, sweeps=sweeps * k)
     a = auto_map(budget, as_ops(layers, "conv"), [("conv",)], one)
