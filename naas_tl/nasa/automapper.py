@@ -240,11 +240,7 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
                 else math.inf)
         for ci, ops in enumerate(slots):
             last = seeds[-1][ci]
-            screened = [replace(last, parallel_x=",".join(xs), parallel_y=",".join(ys))
-                        for xs, ys in screen_connectivities(
-                            last, layers, replace(base[g], chunks=(last,)), cfg.mode,
-                            cfg.screened)]
-            cands = [s[ci] for s in seeds] + screened + \
+            cands = [s[ci] for s in seeds] + _rewired(last, layers, base[g], cfg) + \
                 [_random_chunk(ops, rng, budget, cfg.mode, base[g], left)
                  for _ in range(cfg.samples)]
             pools[g][ci] = [c for c in (score(g, ci, x) for x in cands) if c is not None]
@@ -267,11 +263,9 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
         glb_area = _glb_area(base[g])
         fits = lambda combo: _fits(combo, g, glb_area, budget, cfg.mode)  # noqa: E731
         for ci in range(len(chosen)):
-            c = chosen[ci].chunk
-            conns = [replace(c, parallel_x=",".join(xs), parallel_y=",".join(ys))
-                     for xs, ys in screen_connectivities(c, layers, replace(base[g], chunks=(c,)),
-                                                         cfg.mode, cfg.screened)]
-            chosen[ci] = _best_of(chosen, ci, [score(g, ci, x) for x in conns], fits, cfg.mode)
+            chosen[ci] = _best_of(chosen, ci, [score(g, ci, x) for x in
+                                               _rewired(chosen[ci].chunk, layers, base[g], cfg)],
+                                  fits, cfg.mode)
             chosen[ci] = _best_of(chosen, ci, [score(g, ci, x) for x in
                                                _reshaped(chosen[ci].chunk, budget)],
                                   fits, cfg.mode)
@@ -296,6 +290,14 @@ def auto_map(budget: Budget, layers: list, slots: list, cfg: AutoMapConfig,
     runs = {r.name: r for c in chosen for r in c.runs}
     result.best = Evaluation(d, cfg.mode, [runs[n] for n, *_ in layers])
     return result
+
+
+def _rewired(c: Chunk, layers: list, base: ChunkDesign, cfg: AutoMapConfig) -> list:
+    """Chunk c under each of the cfg.screened connectivities the bound ranks first for
+    its shape (screen_connectivities), on the GLB and DRAM of `base`."""
+    return [replace(c, parallel_x=",".join(xs), parallel_y=",".join(ys))
+            for xs, ys in screen_connectivities(c, layers, replace(base, chunks=(c,)),
+                                                cfg.mode, cfg.screened)]
 
 
 def _reshaped(c: Chunk, budget: Budget) -> list:
