@@ -402,8 +402,11 @@ def _combine(pools: dict, base: dict, budget: Budget, mode: str):
 
 
 def _fits(combo, g: int, glb_area: float, budget: Budget, mode: str) -> bool:
-    """Whether chunk candidates `combo` with a GLB of g bytes fit the budget, by the chip's
-    own rules (fit.violations), from the candidates' cached prices."""
+    """Whether chunk candidates `combo` with a GLB of g bytes fit the budget's totals (PEs,
+    on-chip bytes, area and, pipelined, the shares), from the candidates' cached prices.
+    The per-chunk rules of fit.violations (array sides on dim_step, word sizes, a template
+    that builds) are not rechecked: every candidate was built and priced before it reached a
+    pool, and the returned design is checked whole by fit.violations."""
     chunks = tuple(c.chunk for c in combo)
     area = glb_area + sum(c.area_um2 for c in combo)
     # per chunk rounded up to bytes, as ChunkDesign.onchip_bytes counts them
