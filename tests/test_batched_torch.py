@@ -118,3 +118,58 @@ def test_cuda_equals_numpy(which):
                                             backend="torch", device="cuda"),
                              evaluate_batch(cc.arch, cc.problem, b1, cc.energy, compiled=False),
                              bitwise=False)
+
+
+class _HostLeaks(torch.overrides.TorchFunctionMode):
+    """Records where the torch path hands a host (numpy) array to a tensor op, or makes a
+    tensor without naming its device. On the CPU both work, which is why only this catches
+    them: on CUDA each is a device-mismatch error (or a tensor left on the host)."""
+
+    FACTORIES = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.tensor,
+                 torch.as_tensor, torch.from_numpy, torch.linspace, torch.eye}
+    # torch copies numpy index arrays to the indexed tensor's device, and xp.asarray moves
+    # what it converts with .to(device): the two places a host array may enter.
+    INDEXING = {"__getitem__", "__setitem__"}
+
+    def __init__(self):
+        super().__init__()
+        self.leaks = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        import traceback
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        where = [f for f in traceback.extract_stack()[:-1] if "naas_tl" in f.filename]
+        inside_xp = bool(where) and where[-1].filename.endswith("xp.py")
+        if where and not inside_xp:
+            site = f"{where[-1].filename.split('naas_tl')[-1]}:{where[-1].lineno}"
+            if name not in self.INDEXING and _holds_host_array((args, kwargs)):
+                self.leaks.add(f"numpy array into {name} at {site}")
+            if func in self.FACTORIES and "device" not in kwargs:
+                self.leaks.add(f"{name} without a device at {site}")
+        return func(*args, **kwargs)
+
+
+def _holds_host_array(x) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.ndim > 0
+    if isinstance(x, dict):
+        return any(_holds_host_array(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return any(_holds_host_array(v) for v in x)
+    return False
+
+
+def test_the_torch_path_keeps_host_arrays_out_of_tensor_ops():
+    """What CUDA needs and the CPU does not check: every tensor the evaluator makes is on
+    the namespace's device, and no numpy array meets a tensor in an op. Covers the link
+    transfers (ex_eyeriss_like) and every property case's random mappings."""
+    cases = [("published/ex_eyeriss_like", True)] + [(w, False) for w in RANDOM_CASES]
+    for which, keep in cases:
+        c = case(which)
+        batch = sample_mappings(c.arch, c.problem, 100, np.random.default_rng(5),
+                                keep_from=c.mapping if keep else None)
+        mode = _HostLeaks()
+        with mode:
+            torch_cpu(c.arch, c.problem, batch, c.energy)
+        assert not mode.leaks, (which, sorted(mode.leaks))
