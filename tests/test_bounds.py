@@ -245,3 +245,92 @@ def test_the_connectivity_screen_ranks_by_the_bound_and_finds_the_idle_array():
     ranked = sorted(cycles(xs, ys) for xs, ys in connectivities())
     assert [cycles(xs, ys) for xs, ys in top] == ranked[:3]
     assert cycles(("Q",), ("S", "C")) > ranked[0]
+
+
+@pytest.mark.parametrize("budget_name", list_budgets())
+def test_every_array_the_space_names_decodes_to_itself(budget_name):
+    budget = load_budget(budget_name)
+    if budget.template == "nasa":
+        pytest.skip("chunk designs are shaped by the auto-mapper")
+    from naas_tl.search.stages import stage_space
+    space = stage_space(budget, budget.human, "full")
+    shapes = space.array_shapes()
+    assert (budget.human.array_x, budget.human.array_y) in shapes
+    for ax, ay in shapes:
+        assert ax % budget.dim_step == 0 and ay % budget.dim_step == 0
+        assert ax * ay <= budget.max_pes
+        hw = space.decode(space.encode(budget.human.with_(array_x=ax, array_y=ay)))
+        assert (hw.array_x, hw.array_y) == (ax, ay)
+    # and the genome reaches them: a coarse grid of its two array genes hits most of them
+    g = np.full(space.size, 0.5)
+    hit = set()
+    for g0 in np.linspace(0, 1, 61):
+        for g1 in np.linspace(0, 1, 61):
+            g[:2] = g0, g1
+            hw = space.decode(g)
+            hit.add((hw.array_x, hw.array_y))
+    assert len(hit & set(shapes)) >= 0.5 * len(shapes)
+
+
+def test_rank_arrays_is_the_bound_on_each_array_and_no_mapping_beats_it():
+    """A 7x7 3x3 layer and a 1x1 layer on Eyeriss's budget: the rank is the layer bound
+    with the PEs each connectivity can fill, at the budget's bandwidth; searched mappings on
+    three of the arrays never beat it, and the array ranked first beats the human one
+    (whose Q / S,C fills 7 x 12 of its 14 x 12 PEs on the first)."""
+    from naas_tl.hardware.space import connectivities
+    from naas_tl.model.bounds import spatial_use
+    from naas_tl.search.bounds import rank_arrays
+    budget = load_budget("eyeriss")
+    layers = [(n, c, layer_to_problem(lay), "conv") for n, c, lay in (
+        ("a", 1, Layer("a", "conv", C=512, M=512, R=3, S=3, P=7, Q=7, padding=(1, 1))),
+        ("b", 1, Layer("b", "conv", C=96, M=64, R=1, S=1, P=28, Q=28)))]
+    human = budget.human
+    shapes = [(14, 12), (10, 16), (8, 20)]
+    ranked = rank_arrays(budget, layers, shapes, connectivities())
+    assert len(ranked) == 3 * len(connectivities())
+    assert ranked == sorted(ranked)
+    arch = templates.arch_for(human)
+    table = energy_tables(arch)
+
+    def bound(ax, ay, xs, ys):
+        per = [(c, layer_bound(arch, p, table, compute_units=spatial_use(p, xs, ys, ax, ay),
+                               dram_bandwidth=budget.max_dram_bandwidth, leakage=False))
+               for _n, c, p, _o in layers]
+        return sum(c * b.cycles for c, b in per), sum(c * b.compute_cycles for c, b in per)
+    for cycles, compute, (ax, ay), (xs, ys) in ranked[::97]:
+        assert (cycles, compute) == bound(ax, ay, xs, ys)
+    own = next(r for r in ranked if r[2] == (human.array_x, human.array_y) and
+               r[3] == (tuple(human.parallel_x.split(",")), tuple(human.parallel_y.split(","))))
+    assert ranked[0][0] < own[0]
+    for cycles, _c, (ax, ay), (xs, ys) in (ranked[0], own, ranked[len(ranked) // 2]):
+        hw = human.with_(array_x=ax, array_y=ay, parallel_x=",".join(xs),
+                         parallel_y=",".join(ys), pe_words=(("Inputs", 12), ("Outputs", 16),
+                                                            ("Weights", 96)))
+        assert not budget.violations(hw)
+        tab = energy_tables(templates.arch_for(hw))
+        found = sum(c * search_mapping(mapping_space_for(hw, p), tab, 128, 0).cycles
+                    for _n, c, p, _o in layers)
+        assert found >= cycles, (hw, found, cycles)
+
+
+def test_the_array_seeds_fit_the_budget_one_per_shape_in_rank_order():
+    from naas_tl.hardware.space import connectivities
+    from naas_tl.search.bounds import rank_arrays
+    from naas_tl.search.stages import _array_seeds, stage_space
+    budget = load_budget("eyeriss")
+    layers = layers_of(load_workload("squeezenet"))
+    space = stage_space(budget, budget.human, "full")
+    # sizes that leave little room: a larger array's PE buffers must come out of the GLB
+    sized = budget.human.with_(array_x=8, array_y=16, glb_bytes=budget.human.glb_bytes + 20000)
+    seeds = _array_seeds(space, budget, layers, sized, 8)
+    assert len(seeds) == 8
+    shapes = [(min(h.array_x, h.array_y), max(h.array_x, h.array_y)) for h in seeds]
+    assert len(set(shapes)) == 8
+    ranked = rank_arrays(budget, layers, space.array_shapes(), connectivities())
+    rank = {(r[2], ",".join(r[3][0]), ",".join(r[3][1])): k for k, r in enumerate(ranked)}
+    at = [rank[(h.array_x, h.array_y), h.parallel_x, h.parallel_y] for h in seeds]
+    assert at == sorted(at) and at[0] == 0
+    for h in seeds:
+        assert not budget.violations(h)
+        assert h.pe_words == sized.pe_words and h.glb_bytes <= sized.glb_bytes
+    assert any(h.glb_bytes < sized.glb_bytes for h in seeds)

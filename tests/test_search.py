@@ -114,10 +114,14 @@ def test_search_errors_are_one_line(args, needle, tmp_path):
 def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_path):
     """The full stage tries every connectivity on the human sizes first; the optimizer's
     first design is sizing's best (its space lies inside the full stage's), the next ones
-    are sizing's sizes under the best screened connectivities, then the best screened ones
-    themselves; no stage ends worse than (b), nor full than sizing."""
+    are sizing's sizes under the best screened connectivities, then under the arrays the
+    bound ranks first, then the best screened ones themselves; no stage ends worse than
+    (b), nor full than sizing."""
     from naas_tl.hardware.space import connectivities
-    c = cfg(tiny, mode="full", hw_trials=24, hw_population=8, map_trials=32, screen_trials=16,
+    from naas_tl.search.design import layers_of
+    from naas_tl.search.stages import _array_seeds, stage_space
+    from naas_tl.workload import load_workload
+    c = cfg(tiny, mode="full", hw_trials=32, hw_population=8, map_trials=32, screen_trials=16,
             screen_keep=8)
     assert c.screens
     st = run_search(c, tmp_path / "s", progress=False)
@@ -132,15 +136,22 @@ def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_pa
     # approximately: HardwareSpace.encode), and full starts from its outcome.
     sized = st["sizing"].best.hw.to_dict()
     combos = best_conn - {(sized["parallel_x"], sized["parallel_y"])}
-    first = st["full"].history[:1 + len(combos) + 8]
+    budget = load_budget("eyeriss")
+    arrays = _array_seeds(stage_space(budget, human, "full"), budget,
+                          layers_of(load_workload(tiny)), st["sizing"].best.hw, 8)
+    assert len(arrays) == 8
+    n = 1 + len(combos) + len(arrays)
+    first = st["full"].history[:n + 8]
     keys = ("array_x", "array_y", "parallel_x", "parallel_y")
     assert [first[0][2][k] for k in keys] == [sized[k] for k in keys]
     mixed = first[1:1 + len(combos)]
     assert {(hw["array_x"], hw["array_y"]) for _i, _e, hw in mixed} == \
         {(sized["array_x"], sized["array_y"])}
     assert {(hw["parallel_x"], hw["parallel_y"]) for _i, _e, hw in mixed} == combos
-    assert {(hw["parallel_x"], hw["parallel_y"]) for _i, _e, hw in first[1 + len(combos):]} \
-        == best_conn
+    # in rank order, each exactly its array and connectivity
+    assert [tuple(hw[k] for k in keys) for _i, _e, hw in first[1 + len(combos):n]] == \
+        [(a.array_x, a.array_y, a.parallel_x, a.parallel_y) for a in arrays]
+    assert {(hw["parallel_x"], hw["parallel_y"]) for _i, _e, hw in first[n:]} == best_conn
     for name in ("sizing", "full"):
         assert st[name].best.edp <= st["baseline"].best.edp <= st["dataflow"].best.edp
     assert st["full"].best.edp <= st["sizing"].best.edp

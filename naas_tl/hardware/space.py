@@ -52,22 +52,7 @@ class HardwareSpace:
             raise EncodingError(f"hardware genome has {g.shape} genes, expected "
                                 f"({self.size},)", field="genome")
         step = self.dim_step
-        # Array: PE count on a log scale between step*step and the budget, then the aspect.
-        lo = math.log(step * step)
-        hi = math.log(max(self.max_pes, step * step))
-        pes = math.exp(lo + g[0] * (hi - lo))
-        aspect = math.exp((g[1] - 0.5) * 2 * math.log(8.0))          # X:Y within 1/8..8
-        ax = max(step, int(round(math.sqrt(pes * aspect) / step)) * step)
-        ay = max(step, int(round(pes / ax / step)) * step)
-        while ax * ay > self.max_pes and ay > step:
-            ay -= step
-        while ax * ay > self.max_pes and ax > step:
-            ax -= step
-        if ax * ay > self.max_pes:
-            raise EncodingError("the budget cannot hold the smallest array", value=ax * ay)
-        # Keep the PE count a multiple of pe_step where the dims allow it.
-        while (ax * ay) % self.pe_step and ay > step:
-            ay -= step
+        ax, ay = self._array(g[0], g[1])
         n_pes = ax * ay
         # Buffers: split the on-chip bytes by the shares.
         shares = g[2:2 + len(self.buffers) + 1] + 1e-3
@@ -102,13 +87,54 @@ class HardwareSpace:
                                 value=hw.onchip_bytes())
         return hw
 
-    def encode(self, hw: HardwareConfig) -> np.ndarray:
-        """A genome decoding to (approximately) `hw`, e.g. to seed with the human design."""
+    def _array(self, g0: float, g1: float) -> tuple:
+        """The array (X, Y) of the genome's first two genes."""
+        step = self.dim_step
+        # PE count on a log scale between step*step and the budget, then the aspect.
+        lo = math.log(step * step)
+        hi = math.log(max(self.max_pes, step * step))
+        pes = math.exp(lo + g0 * (hi - lo))
+        aspect = math.exp((g1 - 0.5) * 2 * math.log(8.0))          # X:Y within 1/8..8
+        ax = max(step, int(round(math.sqrt(pes * aspect) / step)) * step)
+        ay = max(step, int(round(pes / ax / step)) * step)
+        while ax * ay > self.max_pes and ay > step:
+            ay -= step
+        while ax * ay > self.max_pes and ax > step:
+            ax -= step
+        if ax * ay > self.max_pes:
+            raise EncodingError("the budget cannot hold the smallest array", value=ax * ay)
+        # Keep the PE count a multiple of pe_step where the dims allow it.
+        while (ax * ay) % self.pe_step and ay > step:
+            ay -= step
+        return ax, ay
+
+    def _array_genes(self, ax: int, ay: int) -> tuple:
         step = self.dim_step
         lo = math.log(step * step)
         hi = math.log(max(self.max_pes, step * step))
-        g0 = (math.log(hw.num_pes) - lo) / (hi - lo) if hi > lo else 1.0
-        g1 = math.log(hw.array_x / hw.array_y) / (2 * math.log(8.0)) + 0.5
+        g0 = (math.log(ax * ay) - lo) / (hi - lo) if hi > lo else 1.0
+        g1 = math.log(ax / ay) / (2 * math.log(8.0)) + 0.5
+        return g0, g1
+
+    def array_shapes(self) -> list:
+        """The arrays (X, Y) that encode can aim at: those whose genome decodes back to them
+        (sides on dim_step, within the PEs, the 1/8..8 aspect with decode's rounding, the
+        pe_step rule). A few more lie at the genome's clipped edges (18x2 on Eyeriss's
+        budget), reachable only by clipping; a seed cannot name them."""
+        step = self.dim_step
+        sides = range(step, self.max_pes // step + 1, step)
+        out = []
+        for ax in sides:
+            for ay in sides:
+                if ax * ay <= self.max_pes:
+                    g = np.clip(self._array_genes(ax, ay), 0.0, 1.0)     # as decode clips
+                    if self._array(g[0], g[1]) == (ax, ay):
+                        out.append((ax, ay))
+        return out
+
+    def encode(self, hw: HardwareConfig) -> np.ndarray:
+        """A genome decoding to (approximately) `hw`, e.g. to seed with the human design."""
+        g0, g1 = self._array_genes(hw.array_x, hw.array_y)
         bits = {t: (self.base.psum_bits if t == "Outputs" else self.base.word_bits)
                 for t in self.buffers}
         per = [dict(hw.pe_words).get(t, 0) * bits[t] * hw.num_pes / 8 for t in self.buffers]

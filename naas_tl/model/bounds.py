@@ -103,6 +103,23 @@ def spatial_use(problem: Problem, parallel_x, parallel_y, mesh_x: int, mesh_y: i
     return axis_use(problem, parallel_x, mesh_x) * axis_use(problem, parallel_y, mesh_y)
 
 
+def array_cycles(work, parallel_x, parallel_y, mesh_x: int, mesh_y: int,
+                 axis=axis_use) -> tuple:
+    """work: [(count, Problem, DRAM bound cycles)] per layer. The fewest cycles of those
+    layers on a mesh_x x mesh_y array unrolling parallel_x across X and parallel_y across Y,
+    and the compute part of them: per layer, its MACs on the PEs the connectivity can fill
+    (spatial_use) or its compulsory DRAM time, whichever is longer. The compute part breaks
+    ties among arrays that wait on DRAM alike: the one with the most slack. axis: axis_use,
+    or a cached copy of it for many arrays."""
+    cycles = compute = 0
+    for count, problem, dram in work:
+        c = -(-problem.macs // (axis(problem, parallel_x, mesh_x) *
+                                axis(problem, parallel_y, mesh_y)))
+        cycles += count * max(c, dram)
+        compute += count * c
+    return cycles, compute
+
+
 def layer_bound(arch: Architecture, problem: Problem, energy: EnergyTable | None = None, *,
                 compute_units: int | None = None, dram_bandwidth: float | None = None,
                 leakage: bool = True, keep=None) -> Bound:

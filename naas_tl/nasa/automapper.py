@@ -166,22 +166,17 @@ def screen_connectivities(chunk: Chunk, layers: list, d: ChunkDesign, mode: str,
     PEs idle (7x7 outputs across an 18-wide axis use 7 of 18); the bound sees that without a
     mapping search, so the search spends its evaluations on the connectivities that fit."""
     from naas_tl.hardware import templates
-    from naas_tl.model.bounds import layer_bound, spatial_use
+    from naas_tl.model.bounds import array_cycles, layer_bound
     work = []
     for op in chunk.ops:
         arch = templates.arch_for(view(d, op, mode), op)
         for _n, count, p, *rest in layers:
             if (rest[0] if rest else "conv") == op:
-                work.append((count, p, p.macs, layer_bound(arch, p, leakage=False).dram_cycles))
+                work.append((count, p, layer_bound(arch, p, leakage=False).dram_cycles))
     if not work or k <= 0:
         return []
-    scored = []
-    for xs, ys in connectivities():
-        compute = [-(-macs // spatial_use(p, xs, ys, chunk.array_x, chunk.array_y))
-                   for _c, p, macs, _d in work]
-        # ties (many layers wait on DRAM either way): the most compute slack first
-        scored.append((sum(w[0] * max(c, w[3]) for w, c in zip(work, compute)),
-                       sum(w[0] * c for w, c in zip(work, compute)), xs, ys))
+    scored = [(*array_cycles(work, xs, ys, chunk.array_x, chunk.array_y), xs, ys)
+              for xs, ys in connectivities()]
     scored.sort(key=lambda t: t[:2])
     own = (tuple(chunk.parallel_x.split(",")), tuple(chunk.parallel_y.split(",")))
     return [(xs, ys) for _c, _s, xs, ys in scored if (xs, ys) != own][:k]

@@ -14,14 +14,12 @@ import dataclasses
 from naas_tl.model.bounds import layer_bound
 
 
-def budget_bound(budget, layers) -> dict:
-    """layers: [(name, count, Problem, op)] as the search scores them. The network's bound:
-    cycles and energy summed over layers (each a bound), EDP their product."""
+def _layer_bounds(budget, layers) -> list:
+    """[(count, Problem, Bound)] per layer at the budget's largest PE count and bandwidth."""
     from naas_tl.energy import energy_tables
     from naas_tl.hardware import templates
     tables: dict = {}
-    tot = {"cycles": 0, "compute_cycles": 0, "dram_cycles": 0, "energy_pJ": 0.0,
-           "mac_energy_pJ": 0.0, "dram_energy_pJ": 0.0}
+    out = []
     for name, count, problem, *rest in layers:
         op = rest[0] if rest else "conv"
         if op not in tables:
@@ -29,9 +27,43 @@ def budget_bound(budget, layers) -> dict:
             arch = templates.arch_for(dataclasses.replace(budget.human, ops=(op,)), op)
             tables[op] = (arch, energy_tables(arch))
         arch, table = tables[op]
-        b = layer_bound(arch, problem, table, compute_units=budget.max_pes,
-                        dram_bandwidth=budget.max_dram_bandwidth, leakage=False)
+        out.append((count, problem, layer_bound(arch, problem, table,
+                                                compute_units=budget.max_pes,
+                                                dram_bandwidth=budget.max_dram_bandwidth,
+                                                leakage=False)))
+    return out
+
+
+def budget_bound(budget, layers) -> dict:
+    """layers: [(name, count, Problem, op)] as the search scores them. The network's bound:
+    cycles and energy summed over layers (each a bound), EDP their product."""
+    tot = {"cycles": 0, "compute_cycles": 0, "dram_cycles": 0, "energy_pJ": 0.0,
+           "mac_energy_pJ": 0.0, "dram_energy_pJ": 0.0}
+    for count, _problem, b in _layer_bounds(budget, layers):
         for k in tot:
             tot[k] += count * getattr(b, k)
     tot["edp_J_cycles"] = tot["energy_pJ"] * 1e-12 * tot["cycles"]
     return tot
+
+
+def rank_arrays(budget, layers, shapes, conns) -> list:
+    """Every array shape x connectivity, fewest bound cycles first (model.bounds.array_cycles
+    at the budget's DRAM bandwidth): [(cycles, compute cycles, (X, Y), (X dims, Y dims))].
+    Which array suits a network is mostly this, since Timeloop's factors divide the dims (a
+    13x13 layer fills 13 of 16 lanes), and it takes no mapping search: a screen for arrays
+    the hardware optimizer would rarely step to (Eyeriss with SqueezeNet: 10x16 P,M / Q,C,
+    1.16x the budget's bound cycles, against 1.23x for the 8x20 C,P / Q,M it had found)."""
+    from naas_tl.model.bounds import array_cycles, axis_use
+    work = [(count, problem, b.dram_cycles) for count, problem, b in _layer_bounds(budget, layers)]
+    memo: dict = {}
+
+    def axis(problem, dims, n):
+        key = (id(problem), dims, n)         # the problems outlive the memo
+        if key not in memo:
+            memo[key] = axis_use(problem, dims, n)
+        return memo[key]
+
+    out = [(*array_cycles(work, xs, ys, ax, ay, axis), (ax, ay), (tuple(xs), tuple(ys)))
+           for ax, ay in shapes for xs, ys in conns]
+    out.sort()
+    return out

@@ -109,13 +109,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             st = stages[name]
             if st.done:
                 continue
-            space = HardwareSpace(base=human, max_pes=budget.max_pes,
-                                  max_onchip_bytes=budget.max_onchip_bytes,
-                                  max_dram_bandwidth=budget.max_dram_bandwidth,
-                                  pe_step=budget.pe_step,
-                                  buffer_step_bytes=budget.buffer_step_bytes,
-                                  dim_step=budget.dim_step,
-                                  search_connectivity=(name == "full"))
+            space = stage_space(budget, human, name)
             if name == "full" and cfg.screens and st.screen is None:
                 st.screen = _screen(space, budget, layers, cfg, executor,
                                     _warm_start(stages["baseline"].best), st)
@@ -146,8 +140,14 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                         st.best = prev.best
                     # The screen ranks connectivities on the human sizes and sizing found
                     # better sizes for the human connectivity: each search's winners
-                    # combined, before the optimizer explores on its own.
+                    # combined, before the optimizer explores on its own. So are sizing's
+                    # sizes and the arrays the bound ranks first, shapes included: an
+                    # optimizer stepping in aspect and importance genes rarely lands on them.
                     sized = prev.best.hw
+                    if cfg.screens:
+                        for hw in _array_seeds(space, budget, layers, sized,
+                                               cfg.screen_keep)[::-1]:
+                            st.optimizer.suggest(space.encode(hw))
                     for _e, i in ranked[:cfg.screen_keep][::-1]:
                         conn = HardwareConfig.from_dict(st.screen[i][2])
                         hw = sized.with_(parallel_x=conn.parallel_x,
@@ -196,6 +196,16 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     return stages
 
 
+def stage_space(budget, human: HardwareConfig, name: str) -> HardwareSpace:
+    """The hardware space stage `name` searches: the budget's, around the human design;
+    connectivity only in the full stage."""
+    return HardwareSpace(base=human, max_pes=budget.max_pes,
+                         max_onchip_bytes=budget.max_onchip_bytes,
+                         max_dram_bandwidth=budget.max_dram_bandwidth,
+                         pe_step=budget.pe_step, buffer_step_bytes=budget.buffer_step_bytes,
+                         dim_step=budget.dim_step, search_connectivity=(name == "full"))
+
+
 def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: dict) -> None:
     """Bring a fresh optimizer to the state it had when the checkpoint was written: the same
     asks and tells, generation by generation, as the run that wrote it. The optimizer is
@@ -237,6 +247,30 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
     if st is not None:
         st.note_invalid(outcomes)
     return [(i, o.edp, hw.to_dict()) for i, (hw, o) in enumerate(zip(cands, outcomes))]
+
+
+def _array_seeds(space: HardwareSpace, budget, layers, sized: HardwareConfig, k: int) -> list:
+    """`sized` on the k arrays (shape and connectivity) with the fewest bound cycles
+    (search.bounds.rank_arrays), one per shape: X x Y and Y x X count as one, their designs
+    mirror each other. The GLB gives up what larger arrays' PE buffers need."""
+    from naas_tl.search.bounds import rank_arrays
+    out, shapes = [], set()
+    for _c, _comp, (ax, ay), (xs, ys) in rank_arrays(budget, layers, space.array_shapes(),
+                                                      connectivities()):
+        if (min(ax, ay), max(ax, ay)) in shapes:
+            continue
+        hw = sized.with_(array_x=ax, array_y=ay, parallel_x=",".join(xs),
+                         parallel_y=",".join(ys))
+        over = hw.onchip_bytes() - budget.max_onchip_bytes
+        if over > 0:
+            step = budget.buffer_step_bytes
+            hw = hw.with_(glb_bytes=hw.glb_bytes - -(-over // step) * step)
+        if hw.glb_bytes > 0 and not budget.violations(hw):
+            out.append(hw)
+            shapes.add((min(ax, ay), max(ax, ay)))
+            if len(out) == k:
+                break
+    return out
 
 
 def hw_population(cfg: SearchConfig, dim: int) -> int:
