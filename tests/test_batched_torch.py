@@ -4,8 +4,13 @@ Both run the same array code (naas_tl.model.batched); these tests catch where th
 differ (dtype promotion, division, indexing). On the CPU every field is equal bit for bit."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+import naas_tl
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install naas-tl[gpu])")
 
@@ -120,6 +125,9 @@ def test_cuda_equals_numpy(which):
                              bitwise=False)
 
 
+_PACKAGE = str(Path(naas_tl.__file__).parent) + os.sep     # frames of the package's own code
+
+
 class _HostLeaks(torch.overrides.TorchFunctionMode):
     """Records where the torch path hands a host (numpy) array to a tensor op, or makes a
     tensor without naming its device. On the CPU both work, which is why only this catches
@@ -139,13 +147,13 @@ class _HostLeaks(torch.overrides.TorchFunctionMode):
         import traceback
         kwargs = kwargs or {}
         name = getattr(func, "__name__", str(func))
-        where = [f for f in traceback.extract_stack()[:-1] if "naas_tl" in f.filename]
+        where = [f for f in traceback.extract_stack()[:-1] if f.filename.startswith(_PACKAGE)]
         inside_xp = bool(where) and where[-1].filename.endswith("xp.py")
         if where and not inside_xp:
-            site = f"{where[-1].filename.split('naas_tl')[-1]}:{where[-1].lineno}"
+            site = f"{where[-1].filename[len(_PACKAGE):]}:{where[-1].lineno}"
             if name not in self.INDEXING and _holds_host_array((args, kwargs)):
                 self.leaks.add(f"numpy array into {name} at {site}")
-            if func in self.FACTORIES and "device" not in kwargs:
+            if func in self.FACTORIES and kwargs.get("device") is None:
                 self.leaks.add(f"{name} without a device at {site}")
         return func(*args, **kwargs)
 

@@ -334,3 +334,18 @@ def test_the_array_seeds_fit_the_budget_one_per_shape_in_rank_order():
         assert not budget.violations(h)
         assert h.pe_words == sized.pe_words and h.glb_bytes <= sized.glb_bytes
     assert any(h.glb_bytes < sized.glb_bytes for h in seeds)
+    # Large spads and a full budget: on 168 PEs the GLB would keep 48 B, under the 256 B
+    # the genome can name; those arrays are passed over, and every seed's genome decodes to
+    # its array and connectivity within the budget.
+    big = budget.human.with_(array_x=8, array_y=20, pe_words=(("Inputs", 12), ("Outputs", 24),
+                                                              ("Weights", 553)))
+    room = budget.max_onchip_bytes - (big.onchip_bytes() - big.glb_bytes)
+    big = big.with_(glb_bytes=room // 16 * 16)
+    seeds = _array_seeds(space, budget, layers, big, 8)
+    assert len(seeds) == 8
+    for h in seeds:
+        d = space.decode(space.encode(h))
+        assert (d.array_x, d.array_y, d.parallel_x, d.parallel_y) == \
+            (h.array_x, h.array_y, h.parallel_x, h.parallel_y)
+        assert not budget.violations(d)
+    assert all(h.num_pes < 168 for h in seeds)

@@ -174,3 +174,14 @@ def test_negative_hw_population_is_a_one_line_error(tmp_path):
              str(tmp_path / "o"), "--quiet")
     assert r.returncode == 2 and "--hw-population" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_array_seeds_leave_the_optimizer_designs_of_its_own(tiny):
+    """25 seeds (sizing's best, 8 combined, 8 arrays, 8 screened) would fill a 24-design
+    stage, the joint NAS's: the arrays join only from 4 x screen_keep designs up."""
+    from naas_tl.nas.joint.config import JointConfig
+    assert cfg(tiny, hw_trials=200).array_seeds == 8
+    assert cfg(tiny, hw_trials=32).array_seeds == 8
+    assert cfg(tiny, hw_trials=31).array_seeds == 0 and cfg(tiny, hw_trials=31).screens
+    assert cfg(tiny, hw_trials=JointConfig.hw_trials).array_seeds == 0
+    assert cfg(tiny, hw_trials=200, screen_trials=0).array_seeds == 0

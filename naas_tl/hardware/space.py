@@ -109,6 +109,7 @@ class HardwareSpace:
         return ax, ay
 
     def _array_genes(self, ax: int, ay: int) -> tuple:
+        """The genes (g0, g1) _array reads an ax x ay array from (unclipped)."""
         step = self.dim_step
         lo = math.log(step * step)
         hi = math.log(max(self.max_pes, step * step))

@@ -97,10 +97,12 @@ def axis_use(problem: Problem, dims, size: int) -> int:
     return max(best)
 
 
-def spatial_use(problem: Problem, parallel_x, parallel_y, mesh_x: int, mesh_y: int) -> int:
+def spatial_use(problem: Problem, parallel_x, parallel_y, mesh_x: int, mesh_y: int,
+                axis=axis_use) -> int:
     """The most compute units of a mesh_x x mesh_y array, unrolling parallel_x across X and
-    parallel_y across Y (disjoint dims), that any mapping of `problem` can use at once."""
-    return axis_use(problem, parallel_x, mesh_x) * axis_use(problem, parallel_y, mesh_y)
+    parallel_y across Y (disjoint dims), that any mapping of `problem` can use at once.
+    axis: axis_use, or a cached copy of it."""
+    return axis(problem, parallel_x, mesh_x) * axis(problem, parallel_y, mesh_y)
 
 
 def array_cycles(work, parallel_x, parallel_y, mesh_x: int, mesh_y: int,
@@ -113,8 +115,8 @@ def array_cycles(work, parallel_x, parallel_y, mesh_x: int, mesh_y: int,
     or a cached copy of it for many arrays."""
     cycles = compute = 0
     for count, problem, dram in work:
-        c = -(-problem.macs // (axis(problem, parallel_x, mesh_x) *
-                                axis(problem, parallel_y, mesh_y)))
+        c = -(-problem.macs // spatial_use(problem, parallel_x, parallel_y, mesh_x, mesh_y,
+                                           axis))
         cycles += count * max(c, dram)
         compute += count * c
     return cycles, compute

@@ -144,9 +144,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                     # sizes and the arrays the bound ranks first, shapes included: an
                     # optimizer stepping in aspect and importance genes rarely lands on them.
                     sized = prev.best.hw
-                    if cfg.screens:
+                    if cfg.array_seeds:
                         for hw in _array_seeds(space, budget, layers, sized,
-                                               cfg.screen_keep)[::-1]:
+                                               cfg.array_seeds)[::-1]:
                             st.optimizer.suggest(space.encode(hw))
                     for _e, i in ranked[:cfg.screen_keep][::-1]:
                         conn = HardwareConfig.from_dict(st.screen[i][2])
@@ -251,21 +251,32 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
 
 def _array_seeds(space: HardwareSpace, budget, layers, sized: HardwareConfig, k: int) -> list:
     """`sized` on the k arrays (shape and connectivity) with the fewest bound cycles
-    (search.bounds.rank_arrays), one per shape: X x Y and Y x X count as one, their designs
-    mirror each other. The GLB gives up what larger arrays' PE buffers need."""
+    (search.bounds.rank_arrays), one per shape. X x Y and Y x X count as one shape: the bound cannot tell them apart,
+    and on Eyeriss and ShiDianNao their designs mirror each other (on NVDLA the AccumBuffer
+    sits between the Y and X fanouts, so there the first-ranked orientation is kept). A
+    larger array's PE buffers come out of the GLB; a smaller array's freed bytes go, as the
+    genome's buffer shares do, to every buffer. Arrays whose seed's genome (encode) does not
+    decode to that array within the budget (too little GLB left) are passed over."""
     from naas_tl.search.bounds import rank_arrays
     out, shapes = [], set()
     for _c, _comp, (ax, ay), (xs, ys) in rank_arrays(budget, layers, space.array_shapes(),
                                                       connectivities()):
         if (min(ax, ay), max(ax, ay)) in shapes:
             continue
-        hw = sized.with_(array_x=ax, array_y=ay, parallel_x=",".join(xs),
-                         parallel_y=",".join(ys))
+        px, py = ",".join(xs), ",".join(ys)
+        hw = sized.with_(array_x=ax, array_y=ay, parallel_x=px, parallel_y=py)
         over = hw.onchip_bytes() - budget.max_onchip_bytes
         if over > 0:
             step = budget.buffer_step_bytes
             hw = hw.with_(glb_bytes=hw.glb_bytes - -(-over // step) * step)
-        if hw.glb_bytes > 0 and not budget.violations(hw):
+        if hw.glb_bytes <= 0:
+            continue
+        try:
+            d = space.decode(space.encode(hw))
+        except EncodingError:
+            continue
+        if (d.array_x, d.array_y, d.parallel_x, d.parallel_y) == (ax, ay, px, py) and \
+                not budget.violations(d):
             out.append(hw)
             shapes.add((min(ax, ay), max(ax, ay)))
             if len(out) == k:

@@ -78,6 +78,9 @@ class SearchConfig:
     # Full stage: every connectivity is first tried on the human design's sizes with this
     # many mappings per layer (at most map_trials); the best `screen_keep` start the
     # optimizer. Skipped when 0 or when the stage tries fewer than 2 * screen_keep designs.
+    # With at least 4 * screen_keep designs, sizing's sizes on the screen_keep arrays the
+    # bound ranks first start it too (array_seeds): below that, the seeds would leave the
+    # optimizer no designs of its own (the joint NAS's 24 per stage).
     screen_trials: int = 256
     screen_keep: int = 8
     es_share: float = 0.0        # share of each layer's mappings for the genome search
@@ -85,6 +88,11 @@ class SearchConfig:
     @property
     def screens(self) -> bool:
         return self.screen_trials > 0 and self.hw_trials >= 2 * self.screen_keep
+
+    @property
+    def array_seeds(self) -> int:
+        return self.screen_keep if self.screens and self.hw_trials >= 4 * self.screen_keep \
+            else 0
 
     def stages(self) -> list:
         """dataflow: the human design running its own published dataflow (tiling searched,
