@@ -27,9 +27,7 @@ def designs():
     from naas_tl.hardware.space import HardwareSpace
     b = load_budget("nvdla-256")
     human = b.human_design()
-    space = HardwareSpace(base=human, max_pes=b.max_pes, max_onchip_bytes=b.max_onchip_bytes,
-                          max_dram_bandwidth=b.max_dram_bandwidth, pe_step=b.pe_step,
-                          buffer_step_bytes=b.buffer_step_bytes, dim_step=b.dim_step)
+    space = HardwareSpace.of_budget(b, human)
     rng = np.random.default_rng(7)
     out = [human]
     while len(out) < 3:

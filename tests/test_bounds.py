@@ -127,11 +127,7 @@ def test_no_design_of_a_budget_beats_its_bound(budget_name):
         pytest.skip("chunk designs have their own bound per chunk")
     rng = np.random.default_rng(7)
     layers = layers_of(load_workload("mobilenetv2"))[::9]
-    space = HardwareSpace(base=budget.human, max_pes=budget.max_pes,
-                          max_onchip_bytes=budget.max_onchip_bytes,
-                          max_dram_bandwidth=budget.max_dram_bandwidth,
-                          pe_step=budget.pe_step, buffer_step_bytes=budget.buffer_step_bytes,
-                          dim_step=budget.dim_step)
+    space = HardwareSpace.of_budget(budget, budget.human)
     checked = 0
     for hw in [budget.human] + [space.decode(rng.random(space.size)) for _ in range(6)]:
         if budget.violations(hw):

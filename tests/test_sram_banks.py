@@ -82,9 +82,7 @@ def _macro_rows(tech):
 def test_search_space_renders_exact_macros(budget):
     b = load_budget(budget)
     human = b.human_design()
-    space = HardwareSpace(base=human, max_pes=b.max_pes, max_onchip_bytes=b.max_onchip_bytes,
-                          max_dram_bandwidth=b.max_dram_bandwidth, pe_step=b.pe_step,
-                          buffer_step_bytes=b.buffer_step_bytes, dim_step=b.dim_step)
+    space = HardwareSpace.of_budget(b, human)
     rng = np.random.default_rng(7)
     designs = [human]
     while len(designs) < 25:

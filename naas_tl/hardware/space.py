@@ -36,6 +36,16 @@ class HardwareSpace:
     dim_step: int = 2
     search_connectivity: bool = True
 
+    @classmethod
+    def of_budget(cls, budget, base: HardwareConfig | None = None, *,
+                  search_connectivity: bool = True) -> "HardwareSpace":
+        """A budget's space around `base` (default: the budget's human design)."""
+        return cls(base=base or budget.human_design(), max_pes=budget.max_pes,
+                   max_onchip_bytes=budget.max_onchip_bytes,
+                   max_dram_bandwidth=budget.max_dram_bandwidth, pe_step=budget.pe_step,
+                   buffer_step_bytes=budget.buffer_step_bytes, dim_step=budget.dim_step,
+                   search_connectivity=search_connectivity)
+
     @property
     def buffers(self) -> tuple:
         return tuple(t for t, _ in self.base.pe_words)

@@ -199,11 +199,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
 def stage_space(budget, human: HardwareConfig, name: str) -> HardwareSpace:
     """The hardware space stage `name` searches: the budget's, around the human design;
     connectivity only in the full stage."""
-    return HardwareSpace(base=human, max_pes=budget.max_pes,
-                         max_onchip_bytes=budget.max_onchip_bytes,
-                         max_dram_bandwidth=budget.max_dram_bandwidth,
-                         pe_step=budget.pe_step, buffer_step_bytes=budget.buffer_step_bytes,
-                         dim_step=budget.dim_step, search_connectivity=(name == "full"))
+    return HardwareSpace.of_budget(budget, human, search_connectivity=(name == "full"))
 
 
 def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: dict) -> None:
@@ -251,12 +247,13 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
 
 def _array_seeds(space: HardwareSpace, budget, layers, sized: HardwareConfig, k: int) -> list:
     """`sized` on the k arrays (shape and connectivity) with the fewest bound cycles
-    (search.bounds.rank_arrays), one per shape. X x Y and Y x X count as one shape: the bound cannot tell them apart,
-    and on Eyeriss and ShiDianNao their designs mirror each other (on NVDLA the AccumBuffer
-    sits between the Y and X fanouts, so there the first-ranked orientation is kept). A
-    larger array's PE buffers come out of the GLB; a smaller array's freed bytes go, as the
-    genome's buffer shares do, to every buffer. Arrays whose seed's genome (encode) does not
-    decode to that array within the budget (too little GLB left) are passed over."""
+    (search.bounds.rank_arrays), one per shape. X x Y and Y x X count as one shape: the
+    bound cannot tell them apart, and on Eyeriss and ShiDianNao their designs mirror each
+    other (on NVDLA the AccumBuffer sits between the Y and X fanouts, so there the
+    first-ranked orientation is kept). A larger array's PE buffers come out of the GLB; a
+    smaller array's freed bytes go, as the genome's buffer shares do, to every buffer.
+    Arrays whose seed's genome (encode) does not decode to that array within the budget
+    (too little GLB left) are passed over."""
     from naas_tl.search.bounds import rank_arrays
     out, shapes = [], set()
     for _c, _comp, (ax, ay), (xs, ys) in rank_arrays(budget, layers, space.array_shapes(),
