@@ -87,6 +87,31 @@ def test_row_chunks_equal_one_call(monkeypatch):
     assert_equal_results(torch_cpu(c.arch, c.problem, batch, c.energy), one)
 
 
+def test_scans_along_the_outer_axis_give_the_same_numbers(monkeypatch):
+    """CUDA scans short rows along the outermost axis (xp.TorchNamespace._scan); forced on
+    here, the CPU must still give numpy's numbers bit for bit."""
+    from naas_tl.model.batched.xp import TorchNamespace
+
+    def outer(backend, device):
+        ns = TorchNamespace(device)
+        ns.scan_outer = True
+        return ns
+
+    ns = outer("torch", "cpu")
+    x = np.random.default_rng(0).integers(1, 9, size=(5, 4, 7))
+    for f in ("cumsum", "cumprod"):
+        for axis in (1, -1):
+            for a in (x, x * 0.1):
+                got = getattr(ns, f)(ns.asarray(a), axis).numpy()
+                assert np.array_equal(got, getattr(np, f)(a, axis=axis)), (f, axis, a.dtype)
+    c = case("published/ex_eyeriss_like")
+    batch = sample_mappings(c.arch, c.problem, 120, np.random.default_rng(5),
+                            keep_from=c.mapping)
+    ref = evaluate_batch(c.arch, c.problem, batch, c.energy, compiled=False)
+    monkeypatch.setattr(batched_evaluate, "namespace", outer)
+    assert_equal_results(torch_cpu(c.arch, c.problem, batch, c.energy), ref)
+
+
 def test_empty_batch_and_bad_arguments():
     c = case("published/ex_eyeriss_like")
     one = MappingBatch.from_mappings([c.mapping])

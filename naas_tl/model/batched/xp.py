@@ -109,6 +109,7 @@ class TorchNamespace:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("torch.cuda is not available")
         self.int64, self.float64, self.bool = torch.int64, torch.float64, torch.bool
+        self.scan_outer = self.device.type == "cuda"        # see _scan
         self.where = torch.where
         self.ceil, self.floor, self.abs = torch.ceil, torch.floor, torch.abs
 
@@ -138,10 +139,20 @@ class TorchNamespace:
         return self.torch.cat(list(xs), dim=axis)
 
     def cumsum(self, x, axis):
-        return self.torch.cumsum(x, dim=axis)
+        return self._scan(self.torch.cumsum, x, axis)
 
     def cumprod(self, x, axis):
-        return self.torch.cumprod(x, dim=axis)
+        return self._scan(self.torch.cumprod, x, axis)
+
+    def _scan(self, scan, x, axis):
+        # The evaluator scans short rows ([mappings, levels or dims]). torch's CUDA kernel for
+        # a scan along the innermost axis spent 1.8 ms on each of them at 2^18 rows (12 % of
+        # a call, H200); along the outermost axis every thread scans one column in order.
+        # Integer scans give the same numbers either way, float ones add in numpy's order.
+        axis %= x.dim()
+        if not self.scan_outer or x.dim() < 2 or axis != x.dim() - 1:
+            return scan(x, dim=axis)
+        return scan(x.movedim(axis, 0).contiguous(), dim=0).movedim(0, axis)
 
     def take_along_axis(self, x, idx, axis):
         # gather when no broadcasting is needed: take_along_dim also wraps negative indices,
@@ -215,7 +226,13 @@ class TorchNamespace:
         return a / b
 
     def to_numpy(self, x):
-        return x.cpu().numpy()
+        if x.device.type == "cpu":
+            return x.numpy()
+        # Through page-locked memory: 2x faster end to end on 10^6 mappings (H200) than
+        # .cpu(), whose copy into pageable memory ran at 1.5 GB/s on some machines.
+        host = self.torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+        host.copy_(x)
+        return host.numpy()
 
 
 def namespace(backend: str = "numpy", device=None):
