@@ -18,6 +18,7 @@ its default threads.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import shutil
@@ -114,7 +115,6 @@ def main(argv=None) -> int:
     print(f"layer {dict(zip(problem.dims, problem.bounds))} on {ARCH_CASE.name} "
           f"({arch.arithmetic.instances} PEs); batched path: {what}")
     print(sampled)
-
 
     # Warm up (loads the compiled kernels), then best of `repeat` timed runs; with torch,
     # torch and numpy runs alternate so both see the same machine load.
@@ -218,9 +218,8 @@ def sample(arch, problem, n, seed, ref_map):
     with multiprocessing.get_context("fork").Pool(procs) as pool:
         parts = pool.map(_sample_part, [(arch, problem, k, s, ref_map)
                                         for k, s in zip(sizes, seeds)])
-    return MappingBatch(*(np.concatenate([getattr(b, f) for b in parts]) for f in
-                          ("temporal", "temporal_perm", "spatial", "spatial_perm", "split",
-                           "keep"))), procs
+    return MappingBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in parts])
+                           for f in dataclasses.fields(MappingBatch)}), procs
 
 
 def _sample_part(args):
