@@ -15,6 +15,10 @@ except ImportError:          # pragma: no cover - numba is an optional accelerat
     njit = None
     prange = range
 
+# Rows per block of the row-parallel kernels: each block allocates its scratch arrays once
+# (an allocation per row cost about as much as the row's own arithmetic).
+_ROWS = 256
+
 if njit is not None:
     @njit(cache=True)
     def _dp_row(nn, tt, zz, sub, kind, full, K, Kd, f, f2, cost, cost2, ev_next, ev_cost):
@@ -61,7 +65,7 @@ if njit is not None:
         N, Kg = ev_n.shape
         D, Kd = coef.shape
         out = np.empty((N, n_child))
-        for r in prange(N):
+        for blk in prange((N + _ROWS - 1) // _ROWS):
             tt = np.zeros((Kg, Kd), dtype=np.int64)
             nn = np.empty(Kg, dtype=np.int64)
             zz = np.empty(Kg, dtype=np.bool_)
@@ -75,56 +79,57 @@ if njit is not None:
             cost2 = np.empty(Kg + 1)
             ev_next = np.empty(Kg + 1, dtype=np.int64)
             ev_cost = np.empty(Kg + 1)
-            for c in range(n_child):
-                # Child tile extents in data space and its size.
-                full_i = 1
-                for k in range(Kd):
-                    span = 1
-                    for d in range(D):
-                        span += span_coef[d, k] * (ext[r, c, d] - 1)
-                    E[k] = span
-                    full_i *= span
-                full = float(full_i)
-                # Events above the child, their translations and overlap geometry.
-                K = 0
-                for k in range(Kd):
-                    run[k] = 0
-                any_partial = False
-                for e in range(Kg):
-                    if ev_n[r, e] <= 1 or ev_level[r, e] <= c:
-                        continue
-                    nz = 0
-                    k1 = 0
+            for r in range(blk * _ROWS, min(N, (blk + 1) * _ROWS)):
+                for c in range(n_child):
+                    # Child tile extents in data space and its size.
+                    full_i = 1
                     for k in range(Kd):
-                        ps = coef[ev_dim[r, e], k] * ev_vs[r, e]
-                        tt[K, k] = ps - run[k]
-                        run[k] += ps
-                        if tt[K, k] != 0:
-                            if nz == 0:
-                                k1 = k
-                            nz += 1
-                    nn[K] = ev_n[r, e]
-                    zz[K] = nz == 0
-                    mag = abs(tt[K, k1])
-                    if nz == 1 and mag < E[k1]:
-                        sub[K] = (full_i // E[k1]) * mag
-                        kind[K] = 2
-                        any_partial = True
+                        span = 1
+                        for d in range(D):
+                            span += span_coef[d, k] * (ext[r, c, d] - 1)
+                        E[k] = span
+                        full_i *= span
+                    full = float(full_i)
+                    # Events above the child, their translations and overlap geometry.
+                    K = 0
+                    for k in range(Kd):
+                        run[k] = 0
+                    any_partial = False
+                    for e in range(Kg):
+                        if ev_n[r, e] <= 1 or ev_level[r, e] <= c:
+                            continue
+                        nz = 0
+                        k1 = 0
+                        for k in range(Kd):
+                            ps = coef[ev_dim[r, e], k] * ev_vs[r, e]
+                            tt[K, k] = ps - run[k]
+                            run[k] += ps
+                            if tt[K, k] != 0:
+                                if nz == 0:
+                                    k1 = k
+                                nz += 1
+                        nn[K] = ev_n[r, e]
+                        zz[K] = nz == 0
+                        mag = abs(tt[K, k1])
+                        if nz == 1 and mag < E[k1]:
+                            sub[K] = (full_i // E[k1]) * mag
+                            kind[K] = 2
+                            any_partial = True
+                        else:
+                            sub[K] = full_i
+                            kind[K] = 1
+                        K += 1
+                    if not any_partial:
+                        occ_sum = 0
+                        outer = 1
+                        for e in range(K - 1, -1, -1):
+                            if not zz[e]:
+                                occ_sum += (nn[e] - 1) * outer
+                            outer *= nn[e]
+                        out[r, c] = full * float(1 + occ_sum)
                     else:
-                        sub[K] = full_i
-                        kind[K] = 1
-                    K += 1
-                if not any_partial:
-                    occ_sum = 0
-                    outer = 1
-                    for e in range(K - 1, -1, -1):
-                        if not zz[e]:
-                            occ_sum += (nn[e] - 1) * outer
-                        outer *= nn[e]
-                    out[r, c] = full * float(1 + occ_sum)
-                else:
-                    out[r, c] = _dp_row(nn, tt, zz, sub, kind, full, K, Kd, f, f2, cost,
-                                        cost2, ev_next, ev_cost)
+                        out[r, c] = _dp_row(nn, tt, zz, sub, kind, full, K, Kd, f, f2, cost,
+                                            cost2, ev_next, ev_cost)
         return out
 else:
     child_delta_sums_kernel = None
@@ -193,166 +198,176 @@ if njit is not None:
         dB = np.zeros(N)
         dC = np.zeros(N)
         Fmax = 1 + max(pair_cur.max() if P else 0, pair_prev.max() if P else 0)
-        for r in prange(N):
-            Fr = fanout[r]
-            Fa = max(Fr, Fmax)
+        Fa = max(Fmax, fanout.max() if N else 1)
+        for blk in prange((N + _ROWS - 1) // _ROWS):
             T = np.zeros((Fa, Kd), dtype=np.int64)
-            keys = np.empty(Fr, dtype=np.int64)
-            for i in range(Fr):
-                rem = i
-                for j in range(D):
-                    e = sp_end[r, j]
-                    digit = rem % e
-                    rem //= e
-                    if digit:
-                        for k in range(Kd):
-                            T[i, k] += digit * sp_vs[r, j] * coef[sp_dim[r, j], k]
-                key = 0
-                for k in range(Kd):
-                    key |= (T[i, k] + offsets[k]) << shifts[k]
-                keys[i] = key
-            sk = np.sort(keys)
-            g = 1
-            for i in range(1, Fr):
-                if sk[i] != sk[i - 1]:
-                    g += 1
-            groups[r] = g
-            if Fr <= 1 or P == 0:
-                continue
+            keys = np.empty(Fa, dtype=np.int64)
+            reused = np.zeros(Fa, dtype=np.bool_)
             tmax = np.empty(Kd, dtype=np.int64)
-            for k in range(Kd):
-                lo = T[0, k]
-                hi = T[0, k]
-                for i in range(1, Fr):
-                    lo = min(lo, T[i, k])
-                    hi = max(hi, T[i, k])
-                tmax[k] = hi - lo
-            # Events above the child and their translations.
             tt = np.zeros((Kg, Kd), dtype=np.int64)
             nn = np.empty(Kg, dtype=np.int64)
             zz = np.empty(Kg, dtype=np.bool_)
             cB = np.zeros(Kg)
             cC = np.zeros(Kg)
             run = np.zeros(Kd, dtype=np.int64)
-            K = 0
-            any_b = False
-            reused = np.zeros(Fr, dtype=np.bool_)
-            for e in range(Kg):
-                if ev_n[r, e] <= 1 or ev_level[r, e] <= child:
-                    continue
-                nz = 0
-                small = True
-                for k in range(Kd):
-                    ps = coef[ev_dim[r, e], k] * ev_vs[r, e]
-                    tt[K, k] = ps - run[k]
-                    run[k] += ps
-                    if tt[K, k] != 0:
-                        nz += 1
-                    if abs(tt[K, k]) > tmax[k]:
-                        small = False
-                nn[K] = ev_n[r, e]
-                zz[K] = nz == 0
-                if small and (child < 0 or nz > 0):
-                    n_reused = 0
-                    for i in range(Fr):
-                        reused[i] = False
-                    for q in range(P):
-                        ci = pair_cur[q]
-                        pi = pair_prev[q]
-                        if ci >= Fr or pi >= Fr:
-                            continue
-                        same = True
-                        for k in range(Kd):
-                            if T[pi, k] - T[ci, k] != tt[K, k]:
-                                same = False
-                                break
-                        if same and not reused[ci]:
-                            reused[ci] = True
-                            n_reused += 1
-                    if n_reused > 0:
-                        m = 0
-                        for i in range(Fr):
-                            if not reused[i]:
-                                keys[m] = 0
-                                for k in range(Kd):
-                                    keys[m] |= (T[i, k] + offsets[k]) << shifts[k]
-                                m += 1
-                        g_rem = 0
-                        if m > 0:
-                            sk2 = np.sort(keys[:m])
-                            g_rem = 1
-                            for i in range(1, m):
-                                if sk2[i] != sk2[i - 1]:
-                                    g_rem += 1
-                        if g_rem < g:
-                            cB[K] = float(g - g_rem)
-                            cC[K] = float(n_reused)
-                            any_b = True
-                K += 1
-            if not any_b:
-                continue
-            if child < 0:
-                outer = 1
-                sb = 0.0
-                sc = 0.0
-                occs = np.empty(K, dtype=np.int64)
-                for e in range(K - 1, -1, -1):
-                    occs[e] = (nn[e] - 1) * outer
-                    outer *= nn[e]
-                for e in range(K):
-                    sb += cB[e] * occs[e]
-                    sc += cC[e] * occs[e]
-                dB[r] = sb
-                dC[r] = sc
-                continue
-            # Box deltas: overlap geometry of the child tile, then the kind-tracking DP.
+            occs = np.empty(Kg, dtype=np.int64)
             E = np.empty(Kd, dtype=np.int64)
-            full_i = 1
-            for k in range(Kd):
-                span = 1
-                for d in range(coef.shape[0]):
-                    span += coef[d, k] * (ext[r, child, d] - 1)
-                E[k] = span
-                full_i *= span
-            sub = np.empty(K, dtype=np.int64)
-            kind = np.empty(K, dtype=np.int64)
-            cls = np.empty(K, dtype=np.int64)
-            for e in range(K):
-                nz = 0
-                k1 = 0
-                for k in range(Kd):
-                    if tt[e, k] != 0:
-                        if nz == 0:
-                            k1 = k
-                        nz += 1
-                mag = abs(tt[e, k1])
-                if nz == 1 and mag < E[k1]:
-                    sub[e] = (full_i // E[k1]) * mag
-                    kind[e] = 2
-                else:
-                    sub[e] = full_i
-                    kind[e] = 1
-                cls[e] = e
-                for e2 in range(e):
-                    same = True
-                    for k in range(Kd):
-                        if tt[e2, k] != tt[e, k]:
-                            same = False
-                            break
-                    if same:
-                        cls[e] = cls[e2]
-                        break
-            S = (K + 1) * 3
+            sub = np.empty(Kg, dtype=np.int64)
+            kind = np.empty(Kg, dtype=np.int64)
+            cls = np.empty(Kg, dtype=np.int64)
+            S = (Kg + 1) * 3
             f = np.empty(S, dtype=np.int64)
             f2 = np.empty(S, dtype=np.int64)
             cost = np.empty((S, 3))
             cost2 = np.empty((S, 3))
             ev_next = np.empty(S, dtype=np.int64)
             ev_cost = np.empty((S, 3))
-            b_, c_ = _track_dp_row(nn, cls, zz, sub, kind, float(full_i), cB, cC, K, f, f2,
-                                   cost, cost2, ev_next, ev_cost)
-            dB[r] = b_
-            dC[r] = c_
+            for r in range(blk * _ROWS, min(N, (blk + 1) * _ROWS)):
+                Fr = fanout[r]
+                for i in range(Fr):
+                    for k in range(Kd):
+                        T[i, k] = 0
+                for i in range(Fr):
+                    rem = i
+                    for j in range(D):
+                        e = sp_end[r, j]
+                        digit = rem % e
+                        rem //= e
+                        if digit:
+                            for k in range(Kd):
+                                T[i, k] += digit * sp_vs[r, j] * coef[sp_dim[r, j], k]
+                    key = 0
+                    for k in range(Kd):
+                        key |= (T[i, k] + offsets[k]) << shifts[k]
+                    keys[i] = key
+                sk = keys[:Fr]
+                sk.sort()
+                g = 1
+                for i in range(1, Fr):
+                    if sk[i] != sk[i - 1]:
+                        g += 1
+                groups[r] = g
+                if Fr <= 1 or P == 0:
+                    continue
+                for k in range(Kd):
+                    lo = T[0, k]
+                    hi = T[0, k]
+                    for i in range(1, Fr):
+                        lo = min(lo, T[i, k])
+                        hi = max(hi, T[i, k])
+                    tmax[k] = hi - lo
+                # Events above the child and their translations.
+                for k in range(Kd):
+                    run[k] = 0
+                K = 0
+                any_b = False
+                for e in range(Kg):
+                    if ev_n[r, e] <= 1 or ev_level[r, e] <= child:
+                        continue
+                    nz = 0
+                    small = True
+                    for k in range(Kd):
+                        ps = coef[ev_dim[r, e], k] * ev_vs[r, e]
+                        tt[K, k] = ps - run[k]
+                        run[k] += ps
+                        if tt[K, k] != 0:
+                            nz += 1
+                        if abs(tt[K, k]) > tmax[k]:
+                            small = False
+                    nn[K] = ev_n[r, e]
+                    zz[K] = nz == 0
+                    cB[K] = 0.0
+                    cC[K] = 0.0
+                    if small and (child < 0 or nz > 0):
+                        n_reused = 0
+                        for i in range(Fr):
+                            reused[i] = False
+                        for q in range(P):
+                            ci = pair_cur[q]
+                            pi = pair_prev[q]
+                            if ci >= Fr or pi >= Fr:
+                                continue
+                            same = True
+                            for k in range(Kd):
+                                if T[pi, k] - T[ci, k] != tt[K, k]:
+                                    same = False
+                                    break
+                            if same and not reused[ci]:
+                                reused[ci] = True
+                                n_reused += 1
+                        if n_reused > 0:
+                            m = 0
+                            for i in range(Fr):
+                                if not reused[i]:
+                                    keys[m] = 0
+                                    for k in range(Kd):
+                                        keys[m] |= (T[i, k] + offsets[k]) << shifts[k]
+                                    m += 1
+                            g_rem = 0
+                            if m > 0:
+                                sk2 = keys[:m]
+                                sk2.sort()
+                                g_rem = 1
+                                for i in range(1, m):
+                                    if sk2[i] != sk2[i - 1]:
+                                        g_rem += 1
+                            if g_rem < g:
+                                cB[K] = float(g - g_rem)
+                                cC[K] = float(n_reused)
+                                any_b = True
+                    K += 1
+                if not any_b:
+                    continue
+                if child < 0:
+                    outer = 1
+                    sb = 0.0
+                    sc = 0.0
+                    for e in range(K - 1, -1, -1):
+                        occs[e] = (nn[e] - 1) * outer
+                        outer *= nn[e]
+                    for e in range(K):
+                        sb += cB[e] * occs[e]
+                        sc += cC[e] * occs[e]
+                    dB[r] = sb
+                    dC[r] = sc
+                    continue
+                # Box deltas: overlap geometry of the child tile, then the kind-tracking DP.
+                full_i = 1
+                for k in range(Kd):
+                    span = 1
+                    for d in range(coef.shape[0]):
+                        span += coef[d, k] * (ext[r, child, d] - 1)
+                    E[k] = span
+                    full_i *= span
+                for e in range(K):
+                    nz = 0
+                    k1 = 0
+                    for k in range(Kd):
+                        if tt[e, k] != 0:
+                            if nz == 0:
+                                k1 = k
+                            nz += 1
+                    mag = abs(tt[e, k1])
+                    if nz == 1 and mag < E[k1]:
+                        sub[e] = (full_i // E[k1]) * mag
+                        kind[e] = 2
+                    else:
+                        sub[e] = full_i
+                        kind[e] = 1
+                    cls[e] = e
+                    for e2 in range(e):
+                        same = True
+                        for k in range(Kd):
+                            if tt[e2, k] != tt[e, k]:
+                                same = False
+                                break
+                        if same:
+                            cls[e] = cls[e2]
+                            break
+                b_, c_ = _track_dp_row(nn, cls, zz, sub, kind, float(full_i), cB, cC, K, f, f2,
+                                       cost, cost2, ev_next, ev_cost)
+                dB[r] = b_
+                dC[r] = c_
         return groups, dB, dC
 else:
     spatial_links_kernel = None
