@@ -183,6 +183,26 @@ if njit is not None:
                     cost[st, k] = cost2[st, k]
         return cost[1, 1], cost[1, 2]
 
+    @njit(cache=True)
+    def _pack(T, i, offsets, shifts):
+        """Row i of T as one exact int64 key (batched.prep.Packer's layout)."""
+        key = 0
+        for k in range(T.shape[1]):
+            key |= (T[i, k] + offsets[k]) << shifts[k]
+        return key
+
+    @njit(cache=True)
+    def _n_distinct(keys):
+        """Distinct values among keys (sorted in place)."""
+        if keys.shape[0] == 0:
+            return 0
+        keys.sort()
+        g = 1
+        for i in range(1, keys.shape[0]):
+            if keys[i] != keys[i - 1]:
+                g += 1
+        return g
+
     def spatial_links_kernel(sp_end, sp_dim, sp_vs, fanout, coef, offsets, shifts,
                              pair_cur, pair_prev, ev_n, ev_level, ev_dim, ev_vs, ext, child):
         """Multicast groups and link-transfer corrections of one spatial level, one data space.
@@ -236,16 +256,8 @@ if njit is not None:
                         if digit:
                             for k in range(Kd):
                                 T[i, k] += digit * sp_vs[r, j] * coef[sp_dim[r, j], k]
-                    key = 0
-                    for k in range(Kd):
-                        key |= (T[i, k] + offsets[k]) << shifts[k]
-                    keys[i] = key
-                sk = keys[:Fr]
-                sk.sort()
-                g = 1
-                for i in range(1, Fr):
-                    if sk[i] != sk[i - 1]:
-                        g += 1
+                    keys[i] = _pack(T, i, offsets, shifts)
+                g = _n_distinct(keys[:Fr])
                 groups[r] = g
                 if Fr <= 1 or P == 0:
                     continue
@@ -299,18 +311,9 @@ if njit is not None:
                             m = 0
                             for i in range(Fr):
                                 if not reused[i]:
-                                    keys[m] = 0
-                                    for k in range(Kd):
-                                        keys[m] |= (T[i, k] + offsets[k]) << shifts[k]
+                                    keys[m] = _pack(T, i, offsets, shifts)
                                     m += 1
-                            g_rem = 0
-                            if m > 0:
-                                sk2 = keys[:m]
-                                sk2.sort()
-                                g_rem = 1
-                                for i in range(1, m):
-                                    if sk2[i] != sk2[i - 1]:
-                                        g_rem += 1
+                            g_rem = _n_distinct(keys[:m])
                             if g_rem < g:
                                 cB[K] = float(g - g_rem)
                                 cC[K] = float(n_reused)
