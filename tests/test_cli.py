@@ -299,3 +299,92 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"naas-tl: error: {case / 'map.yaml'}: factors.M: ")
+
+
+# A field of the wrong YAML shape (a number where a list belongs, a list where a mapping
+# does, infinity where a finite number does) is a user's mistake like any other.
+def _set(doc, path, value):
+    for k in path[:-1]:
+        doc = doc[k]
+    doc[path[-1]] = value
+
+
+LOCAL = ("architecture", "subtree", 0, "local")
+STRUCTURE_ERRORS = [
+    ("arch.yaml", ("architecture", "subtree"), 5, "architecture.subtree", "expected a list"),
+    ("arch.yaml", ("architecture", "subtree", 0), 5, "architecture.subtree[0]",
+     "expected a subtree mapping"),
+    ("arch.yaml", LOCAL, 5, "architecture.subtree[0].local", "expected a list"),
+    ("arch.yaml", LOCAL + (1,), 5, "architecture.subtree[0].local[1]",
+     "expected a component mapping"),
+    ("arch.yaml", LOCAL + (1, "attributes"), [1], "local[1].attributes", "expected a mapping"),
+    ("arch.yaml", ("architecture", "subtree", 0, "attributes"), 5,
+     "architecture.subtree[0].attributes", "expected a mapping"),
+    ("arch.yaml", LOCAL + (1, "attributes", "depth"), float("inf"), "attributes.depth",
+     "expected a finite number"),
+    ("arch.yaml", LOCAL + (1, "name"), "shared_glb[0..-1]", "local[1].name",
+     "bad instance range"),
+    ("problem.yaml", ("problem", "shape", "data_spaces"), 7, "problem.shape.data_spaces",
+     "expected a list"),
+    ("problem.yaml", ("problem", "shape", "data_spaces", 0, "projection"), 5,
+     "data_spaces[0].projection", "expected a list of projection expressions"),
+    ("problem.yaml", ("problem", "shape", "data_spaces", 0, "name"), 5,
+     "data_spaces[0].name", "expected a data-space name"),
+    ("problem.yaml", ("problem", "shape", "data_spaces", 0, "read_write"), "maybe",
+     "data_spaces[0].read_write", "expected true or false"),
+    ("problem.yaml", ("problem", "shape", "coefficients"), 5, "problem.shape.coefficients",
+     "expected a list"),
+    ("problem.yaml", ("problem", "instance", "C"), float("inf"), "problem.instance.C",
+     "expected a finite number"),
+    ("problem.yaml", ("problem", "instance", "densities"), {"Weights": 0.5},
+     "densities.Weights", "only dense tensors"),
+    ("ERT.yaml", ("ERT", "tables", 0, "actions"), 5, "ERT.tables[0].actions",
+     "expected a list"),
+    ("ERT.yaml", ("ERT", "tables", 0, "actions", 0, "energy"), float("inf"), ".energy",
+     "expected a finite number"),
+]
+
+
+@pytest.mark.parametrize("fname,path,value,field,why", STRUCTURE_ERRORS,
+                         ids=[f"{f}:{fld}={v!r}" for f, _p, v, fld, _w in STRUCTURE_ERRORS])
+def test_error_field_of_the_wrong_shape(capsys, tmp_path, fname, path, value, field, why):
+    case = copy_case(tmp_path)
+    doc = yaml.safe_load((case / fname).read_text())
+    _set(doc, path, value)
+    (case / fname).write_text(yaml.safe_dump(doc))
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / fname, field, why)
+
+
+def test_error_kept_and_bypassed(capsys, tmp_path):
+    case = copy_case(tmp_path)
+    doc = yaml.safe_load((case / "map.yaml").read_text())
+    directive = next(d for d in doc["mapping"] if d.get("type") in ("datatype", "bypass"))
+    directive["keep"] = list(directive.get("keep") or []) + ["Weights"]
+    directive["bypass"] = list(directive.get("bypass") or []) + ["Weights"]
+    (case / "map.yaml").write_text(yaml.safe_dump(doc))
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "map.yaml", "both kept and bypassed",
+                          "'Weights'")
+
+
+@pytest.mark.parametrize("broken,field", [({"cycles": "many"}, "field cycles"),
+                                          ({"levels": {"DRAM": 5}}, "field levels.DRAM")])
+def test_compare_names_the_broken_reference_field(capsys, tmp_path, broken, field):
+    case = copy_case(tmp_path, name="a")
+    ref = json.loads((case / "expected.json").read_text())
+    ref.update(broken)
+    (case / "expected.json").write_text(json.dumps(ref))
+    rc, out, err = run(capsys, "compare", tmp_path)
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{case / 'expected.json'}: unreadable reference: {field}" in err
+
+
+def test_compare_blames_the_arch_not_the_reference(capsys, tmp_path):
+    case = copy_case(tmp_path, name="a")
+    doc = yaml.safe_load((case / "arch.yaml").read_text())
+    doc["architecture"]["subtree"] = 5
+    (case / "arch.yaml").write_text(yaml.safe_dump(doc))
+    rc, out, err = run(capsys, "compare", tmp_path)
+    assert rc == 2 and err.count("\n") == 1
+    assert f"{case / 'arch.yaml'}: architecture.subtree" in err and "expected.json" not in err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from naas_tl import resources
 from naas_tl.cli.output import PROG, _one_line
-from naas_tl.model.reference import CaseReport, compare_case
+from naas_tl.model.reference import CaseReport, compare_case, reference_problem
 from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate_case
 from naas_tl.model.summary import to_json_dict
@@ -52,6 +52,21 @@ def _fmt_num(x) -> str:
     return f"{x:.2f}"
 
 
+def _load_reference(path: Path) -> dict:
+    """A case's expected.json, checked for the fields compare_case reads."""
+    try:
+        ref = json.loads(path.read_text())
+    except OSError as exc:
+        raise NaasError(f"cannot read the reference ({exc.strerror or exc})",
+                        file=str(path)) from None
+    except ValueError as exc:                # also UnicodeDecodeError
+        raise NaasError(f"not JSON ({exc})", file=str(path)) from None
+    why = reference_problem(ref)
+    if why:
+        raise NaasError(f"unreadable reference: {why}", file=str(path))
+    return ref
+
+
 def cmd_compare(args) -> int:
     root = Path(args.dir) if args.dir else default_reference_dir()
     tol = args.tolerance
@@ -65,15 +80,12 @@ def cmd_compare(args) -> int:
     for d in cases:
         name = d.relative_to(root).as_posix() if d != root else d.name
         try:
-            ref = json.loads((d / "expected.json").read_text())
+            ref = _load_reference(d / "expected.json")
             case = load_case_dir(d)
             ours = to_json_dict(evaluate_case(case), case.arch, case.problem)
             rep = compare_case(name, ours, ref, tol)
         except NaasError as exc:
             rep = CaseReport(name, error=str(exc))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            rep = CaseReport(name, error=f"{d / 'expected.json'}: unreadable reference "
-                                         f"({type(exc).__name__}: {exc})")
         reports.append(rep)
     _print_compare(reports, tol)
     errors = [r for r in reports if r.error]

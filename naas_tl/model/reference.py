@@ -22,6 +22,33 @@ def rel_err(ours, ref) -> float:
     return abs(ours / ref - 1.0)
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def reference_problem(ref) -> str | None:
+    """Why an expected.json cannot be compared against ("field F: expected ..., got V"), or
+    None: the fields compare_case reads, with their types."""
+    if not isinstance(ref, dict):
+        return f"expected a JSON object, got {type(ref).__name__}"
+    for k in ("cycles", "energy_pJ"):
+        if not _number(ref.get(k)):
+            return f"field {k}: expected a number, got {ref.get(k)!r}"
+    levels = ref.get("levels")
+    if not isinstance(levels, dict):
+        return f"field levels: expected an object, got {levels!r}"
+    for name, lv in levels.items():
+        if not isinstance(lv, dict):
+            return f"field levels.{name}: expected an object, got {lv!r}"
+        e = lv.get("energy_pJ")
+        if not _number(e):
+            return f"field levels.{name}.energy_pJ: expected a number, got {e!r}"
+        pt = lv.get("per_tensor", {})
+        if not isinstance(pt, dict) or not all(isinstance(v, dict) for v in pt.values()):
+            return f"field levels.{name}.per_tensor: expected an object of objects, got {pt!r}"
+    return None
+
+
 @dataclass
 class CaseReport:
     name: str

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naas_tl.errors import NaasError
-from naas_tl.spec.values import _num
+from naas_tl.spec.values import _mapping, _num, _seq
 
 # Classes Timeloop treats as compute rather than storage.
 _COMPUTE_CLASSES = {"compute", "arithmetic", "mac", "intmac", "fpmac", "mac_unit", "adder",
@@ -93,6 +93,9 @@ def _split_name(raw: Any, *, file: str, fld: str) -> tuple[str, int]:
         if hi < lo:
             raise NaasError("bad instance range", file=file, field=fld, value=raw)
         return m["base"], hi - lo + 1
+    if "[" in raw or "]" in raw:
+        raise NaasError("bad instance range (expected NAME[LO..HI], 0 <= LO <= HI)",
+                        file=file, field=fld, value=raw)
     return raw.strip(), 1
 
 
@@ -107,16 +110,16 @@ def _flatten_tree(node: dict, prefix: str, out: list, file: str, path: str,
     name, count = _split_name(node.get("name", "system"), file=file, fld=f"{path}.name")
     full = f"{prefix}.{name}" if prefix else name
     attrs = dict(inherited)
-    attrs.update(node.get("attributes") or {})
+    attrs.update(_mapping(node.get("attributes"), file=file, fld=f"{path}.attributes"))
     if count != 1:
         # Replicated subtrees multiply the instance count of everything inside.
         attrs["__replication"] = attrs.get("__replication", 1) * count
-    for j, comp in enumerate(node.get("local") or []):
+    for j, comp in enumerate(_seq(node.get("local"), file=file, fld=f"{path}.local")):
         if not isinstance(comp, dict):
             raise NaasError("expected a component mapping", file=file,
                             field=f"{path}.local[{j}]", value=comp)
         out.append((full, comp, attrs, f"{path}.local[{j}]"))
-    for j, sub in enumerate(node.get("subtree") or []):
+    for j, sub in enumerate(_seq(node.get("subtree"), file=file, fld=f"{path}.subtree")):
         if not isinstance(sub, dict):
             raise NaasError("expected a subtree mapping", file=file,
                             field=f"{path}.subtree[{j}]", value=sub)
@@ -212,13 +215,18 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         raise NaasError("expected a mapping", file=file, field="architecture", value=root)
     comps: list[tuple[str, dict, dict, str]] = []
     if "subtree" in root or "local" in root:
-        for j, sub in enumerate(root.get("subtree") or []):
+        for j, sub in enumerate(_seq(root.get("subtree"), file=file,
+                                     fld="architecture.subtree")):
+            if not isinstance(sub, dict):
+                raise NaasError("expected a subtree mapping", file=file,
+                                field=f"architecture.subtree[{j}]", value=sub)
             _flatten_tree(sub, "", comps, file, f"architecture.subtree[{j}]", {})
-        for j, comp in enumerate(root.get("local") or []):
+        for j, comp in enumerate(_seq(root.get("local"), file=file, fld="architecture.local")):
             comps.append(("", comp, {}, f"architecture.local[{j}]"))
     elif "storage" in root:
         # Flattened v0.2 form: storage listed outermost first, then one arithmetic block.
-        for j, comp in enumerate(root.get("storage") or []):
+        for j, comp in enumerate(_seq(root.get("storage"), file=file,
+                                      fld="architecture.storage")):
             comps.append(("", comp, {}, f"architecture.storage[{j}]"))
         arith = root.get("arithmetic")
         if not isinstance(arith, dict):
@@ -234,11 +242,13 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
     arithmetic: ArithmeticLevel | None = None
     seen: set[str] = set()
     for prefix, comp, inherited, fld in comps:
+        if not isinstance(comp, dict):
+            raise NaasError("expected a component mapping", file=file, field=fld, value=comp)
         name, count = _split_name(comp.get("name"), file=file, fld=f"{fld}.name")
-        if "instances" in (comp.get("attributes") or {}):
-            count = _num(comp["attributes"]["instances"], file=file,
-                         fld=f"{fld}.attributes.instances", integer=True)
-        attrs = dict(comp.get("attributes") or {})
+        attrs = dict(_mapping(comp.get("attributes"), file=file, fld=f"{fld}.attributes"))
+        if "instances" in attrs:
+            count = _num(attrs["instances"], file=file, fld=f"{fld}.attributes.instances",
+                         integer=True)
         for k in ("depth", "width", "datawidth", "block-size", "word-bits", "meshX",
                   "read_bandwidth", "write_bandwidth"):
             if k in comp and k not in attrs:   # v0.2 puts attributes at component level

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naas_tl.errors import NaasError
-from naas_tl.spec.values import _num
+from naas_tl.spec.values import _mapping, _num, _seq
 
 
 @dataclass(frozen=True)
@@ -71,22 +71,23 @@ def parse_problem(data: dict, file: str = "<problem>") -> Problem:
         raise NaasError("duplicate dimension", file=file, field="problem.shape.dimensions",
                         value=dims)
     coeffs: dict[str, int] = {}
-    for j, c in enumerate(shape.get("coefficients") or []):
-        if not isinstance(c, dict) or "name" not in c:
+    for j, c in enumerate(_seq(shape.get("coefficients"), file=file,
+                               fld="problem.shape.coefficients")):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
             raise NaasError("expected {name, default}", file=file,
                             field=f"problem.shape.coefficients[{j}]", value=c)
-        coeffs[c["name"]] = c.get("default", 1)
+        coeffs[c["name"]] = _num(c.get("default", 1), file=file, integer=True,
+                                 fld=f"problem.shape.coefficients[{j}].default")
     for k, v in inst.items():
         if k in coeffs:
-            coeffs[k] = v
-    for k, v in coeffs.items():
-        coeffs[k] = _num(v, file=file, fld=f"problem.instance.{k}", integer=True)
+            coeffs[k] = _num(v, file=file, fld=f"problem.instance.{k}", integer=True)
     known = set(dims) | set(coeffs) | {"densities", "Hpad", "Wpad", "H", "W", "Hpadding",
                                        "Wpadding", "G"}
     for k in inst:
         if k not in known:
             raise NaasError("unknown key (not a dimension or coefficient of the shape)",
                             file=file, field=f"problem.instance.{k}", value=inst[k])
+    _check_densities(inst.get("densities"), file)
     bounds = []
     for d in dims:
         if d not in inst:
@@ -115,10 +116,17 @@ def parse_problem(data: dict, file: str = "<problem>") -> Problem:
         return dim, 1 if coef is None else coef
 
     spaces = []
-    for j, ds in enumerate(shape.get("data_spaces") or shape.get("data-spaces") or []):
+    key = "data-spaces" if "data-spaces" in shape else "data_spaces"
+    for j, ds in enumerate(_seq(shape.get(key), file=file, fld=f"problem.shape.{key}")):
         fld = f"problem.shape.data_spaces[{j}]"
         if not isinstance(ds, dict) or "name" not in ds or "projection" not in ds:
             raise NaasError("expected {name, projection}", file=file, field=fld, value=ds)
+        if not isinstance(ds["name"], str) or not ds["name"].strip():
+            raise NaasError("expected a data-space name", file=file, field=f"{fld}.name",
+                            value=ds["name"])
+        if not isinstance(ds["projection"], list) or not ds["projection"]:
+            raise NaasError("expected a list of projection expressions", file=file,
+                            field=f"{fld}.projection", value=ds["projection"])
         proj = []
         for k, expr in enumerate(ds["projection"]):
             efld = f"{fld}.projection[{k}]"
@@ -133,9 +141,23 @@ def parse_problem(data: dict, file: str = "<problem>") -> Problem:
                 raise NaasError("expected a list of terms", file=file, field=efld, value=expr)
             proj.append(tuple(terms))
         rw = ds.get("read_write", ds.get("read-write", False))
+        if not isinstance(rw, bool):
+            raise NaasError("expected true or false", file=file, field=f"{fld}.read_write",
+                            value=rw)
         spaces.append(DataSpace(name=str(ds["name"]), projection=tuple(proj),
                                 read_write=bool(rw)))
     if not spaces:
         raise NaasError("no data spaces", file=file, field="problem.shape.data_spaces")
     return Problem(name=str(shape.get("name", "")), dims=tuple(dims), bounds=tuple(bounds),
                    data_spaces=tuple(spaces), coefficients=coeffs, source=file)
+
+
+def _check_densities(dens: Any, file: str) -> None:
+    """Timeloop's per-tensor densities: the dense model here holds for density 1 only, so any
+    other density is refused rather than silently evaluated as dense."""
+    for name, d in _mapping(dens, file=file, fld="problem.instance.densities").items():
+        fld = f"problem.instance.densities.{name}"
+        value = d.get("density") if isinstance(d, dict) else d
+        if _num(value, file=file, fld=fld) != 1:
+            raise NaasError("only dense tensors (density 1) are modelled", file=file,
+                            field=fld, value=value)

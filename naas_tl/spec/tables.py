@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from naas_tl.errors import NaasError
 from naas_tl.spec.arch import Architecture
-from naas_tl.spec.values import _num
+from naas_tl.spec.values import _num, _seq
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,15 @@ def parse_ert(data: dict, file: str = "<ERT>") -> dict:
             raise NaasError("expected {name, actions}", file=file, field=f"ERT.tables[{j}]",
                             value=t)
         acts: dict[str, float] = {}
-        for k, a in enumerate(t.get("actions") or []):
+        for k, a in enumerate(_seq(t.get("actions"), file=file,
+                                   fld=f"ERT.tables[{j}].actions")):
             if not isinstance(a, dict) or "name" not in a:
                 raise NaasError("expected {name, energy}", file=file,
                                 field=f"ERT.tables[{j}].actions[{k}]", value=a)
             if "energy" in a:
                 e = a["energy"]
-            elif "arguments" in a and isinstance(a["arguments"], list) and a["arguments"]:
+            elif "arguments" in a and isinstance(a["arguments"], list) and a["arguments"] \
+                    and isinstance(a["arguments"][0], dict):
                 e = a["arguments"][0].get("energy")   # old ERT: per-argument energies
             else:
                 e = None

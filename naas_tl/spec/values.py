@@ -45,6 +45,8 @@ def _num(value: Any, *, file: str, fld: str, integer: bool = False, positive: bo
         num = float(value)
     except (TypeError, ValueError):
         raise NaasError("expected a number", file=file, field=fld, value=value) from None
+    if math.isinf(num):
+        raise NaasError("expected a finite number", file=file, field=fld, value=value)
     if math.isnan(num) or (positive and num <= 0) or (not positive and num < 0):
         raise NaasError("expected a positive number" if positive else "expected a number >= 0",
                         file=file, field=fld, value=value)
@@ -53,3 +55,21 @@ def _num(value: Any, *, file: str, fld: str, integer: bool = False, positive: bo
             raise NaasError("expected an integer", file=file, field=fld, value=value)
         return int(num)
     return num
+
+
+def _seq(value: Any, *, file: str, fld: str) -> list:
+    """A YAML list field; absent or null is an empty list."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise NaasError("expected a list", file=file, field=fld, value=value)
+    return value
+
+
+def _mapping(value: Any, *, file: str, fld: str, what: str = "a mapping") -> dict:
+    """A YAML mapping field; absent or null is an empty mapping."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NaasError(f"expected {what}", file=file, field=fld, value=value)
+    return value
