@@ -60,11 +60,19 @@ def _damaged(text: bytes) -> dict:
         "JSON list": b"[1, 2, 3]",
         "missing stages": json.dumps({k: v for k, v in doc.items() if k != "stages"}).encode(),
         "bad stage": json.dumps({**doc, "stages": {"sizing": {"name": "sizing"}}}).encode(),
+        "renamed stage": json.dumps({**doc, "stages": {
+            **doc["stages"], "dataflow": {**doc["stages"]["dataflow"], "name": "garbage"}}}
+        ).encode(),
+        "unknown stage": json.dumps({**doc, "stages": {
+            **doc["stages"], "garbage": {**doc["stages"]["dataflow"], "name": "garbage"}}}
+        ).encode(),
+        "bad workload digest": json.dumps({**doc, "workload": [1]}).encode(),
     }
 
 
 @pytest.mark.parametrize("case", ["garbage", "binary", "truncated", "empty", "wrong version",
-                                  "foreign JSON", "JSON list", "missing stages", "bad stage"])
+                                  "foreign JSON", "JSON list", "missing stages", "bad stage",
+                                  "renamed stage", "unknown stage", "bad workload digest"])
 def test_a_bad_checkpoint_is_a_one_line_error_that_changes_nothing(runs, case, tmp_path):
     root, c, _stages, snaps = runs
     folder = tmp_path / "run"
@@ -160,3 +168,76 @@ def test_a_checkpoint_the_optimizer_does_not_repeat_is_refused(runs, tmp_path):
     with pytest.raises(NaasError, match="does not repeat the recorded designs") as err:
         run_search(c, tmp_path, resume=True, progress=False)
     assert str(path) in str(err.value)
+
+
+def test_resume_refuses_an_edited_workload_and_accepts_the_same_one_by_another_path(
+        runs, tmp_path):
+    """The checkpoint knows the workload by its layers: an edited file (same name) is refused,
+    the same layers reached by another path resume to the uninterrupted result."""
+    import dataclasses
+    root, c, stages, snaps = runs
+    text = (root / "tiny.yaml").read_text()
+    edited = tmp_path / "edited" / "tiny.yaml"
+    edited.parent.mkdir()
+    edited.write_text(text.replace("{name: c3, type: conv, C: 16, M: 16",
+                                   "{name: c3, type: conv, C: 16, M: 8"))
+    assert edited.read_text() != text
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.json").write_bytes(_mid_sizing(snaps))
+    with pytest.raises(NaasError, match="layers differ from the checkpoint") as err:
+        run_search(dataclasses.replace(c, workload=str(edited)), run_dir, resume=True,
+                   progress=False)
+    assert str(run_dir / "checkpoint.json") in str(err.value)
+    same = tmp_path / "elsewhere" / "copy.yaml"
+    same.parent.mkdir()
+    same.write_text(text)
+    got = run_search(dataclasses.replace(c, workload=str(same)), run_dir, resume=True,
+                     progress=False)
+    for name in stages:
+        assert got[name].history == stages[name].history, name
+        assert got[name].best.edp == stages[name].best.edp, name
+    # Another setting still names what the checkpoint holds.
+    with pytest.raises(NaasError, match=r"it holds 16\)") as err:
+        run_search(dataclasses.replace(c, map_trials=32), run_dir, resume=True, progress=False)
+    assert "map_trials" in str(err.value)
+
+
+def _search_cli(*args):
+    return _cli("search", "--arch", "eyeriss", "--hw-trials", "2", "--map-trials", "16",
+                "--workers", "1", "--quiet", *args)
+
+
+def _one_line(r, *needles):
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert str(n) in lines[0], (n, lines[0])
+
+
+def test_a_search_never_writes_over_files_that_are_not_its_own(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    _one_line(_search_cli("--out", str(afile)), "--out", afile, "is a file")
+    _one_line(_search_cli("--resume", str(afile)), "--resume", afile, "is a file")
+    for other in (["--arch", "nasa"], ["--nas"], ["--nas", "--nas-space", "nb201"]):
+        r = _cli("search", "--arch", "eyeriss", *other, "--out", str(afile), "--quiet")
+        _one_line(r, "--out", afile, "is a file")
+    assert afile.read_text() == "mine\n"
+    folder = tmp_path / "mine"
+    (folder / "design").mkdir(parents=True)
+    (folder / "report.md").write_text("notes\n")
+    (folder / "design" / "arch.yaml").write_text("keep\n")
+    before = _files(folder)
+    _one_line(_search_cli("--out", str(folder)), "--out", folder, "not empty")
+    assert _files(folder) == before
+
+
+def test_a_failed_start_leaves_no_folder(tmp_path):
+    _one_line(_search_cli("--resume", str(tmp_path / "nosuch")), "--resume", "no such folder")
+    _one_line(_search_cli("--out", str(tmp_path / "a"), "--optimizer", "nosuch"), "--optimizer")
+    _one_line(_search_cli("--out", str(tmp_path / "b"), "--hw-optimizer", "NoSuchOpt"),
+              "--hw-optimizer")
+    _one_line(_search_cli("--out", str(tmp_path / "c"), "--workers", "-2"), "--workers")
+    assert list(tmp_path.iterdir()) == []

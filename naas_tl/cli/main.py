@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except NaasError as exc:
         msg = str(exc)
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         msg = f"{where}{exc.strerror or exc}"
     except yaml.YAMLError as exc:

@@ -72,7 +72,7 @@ def cmd_search(args) -> int:
     args.optimizer = SearchConfig.optimizer if args.optimizer is None else args.optimizer
     workload = load_workload(args.workload)
     for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("population", 1),
-                          ("hw_population", 0)):
+                          ("hw_population", 0), ("workers", 0), ("seed", 0)):
         if getattr(args, name) < minimum:
             raise NaasError(f"must be at least {minimum}", field="--" + name.replace("_", "-"),
                             value=getattr(args, name))
@@ -84,14 +84,8 @@ def cmd_search(args) -> int:
                        map_trials=args.map_trials, population=args.population,
                        seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
                        encoding=args.encoding, workers=args.workers, es_share=args.es_share)
-    from naas_tl.search.checkpoint import FILE, LEGACY_FILE
-    if args.resume is None and (out / FILE).exists():
-        raise NaasError("output folder holds a search already (use --resume to continue it, "
-                        "or another --out)", file=str(out))
-    if args.resume is None and (out / LEGACY_FILE).exists():
-        raise NaasError("output folder holds a search by an older naas_tl, whose pickle "
-                        "checkpoint is no longer loaded for safety (use another --out)",
-                        file=str(out))
+    from naas_tl.search.out_folder import check_out_folder
+    check_out_folder(out, resume=args.resume is not None)
     from naas_tl.search.executors import make_executor
     executor, close_executor = make_executor(args.executor, args.workers)
     try:
@@ -182,6 +176,8 @@ def cmd_search_nas(args, budget) -> int:
                      n_measured=args.subnets, epochs=args.epochs, data=args.data,
                      device=args.device, workers=args.workers)
     out = Path(args.out or f"runs/{args.arch}-nas-seed{args.seed}")
+    from naas_tl.search.out_folder import refuse_a_file
+    refuse_a_file(out)
     from naas_tl.search.checkpoint import FILE, LEGACY_FILE
     for sub in ("fixed-network", "joint-round1"):
         if (out / sub / FILE).exists() or (out / sub / LEGACY_FILE).exists():
@@ -247,6 +243,8 @@ def _search_nb201(args, budget) -> int:
                      map_trials=(JointConfig.map_trials if args.map_trials is None
                                  else args.map_trials), workers=args.workers)
     out = Path(args.out or f"runs/{args.arch}-nas-nb201-seed{args.seed}")
+    from naas_tl.search.out_folder import refuse_a_file
+    refuse_a_file(out)
     if any((out / "fixed-network" / f).exists() for f in ("checkpoint.json", "checkpoint.pkl")):
         raise NaasError("output folder holds a joint search already (use another --out)",
                         file=str(out))

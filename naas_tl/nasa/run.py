@@ -20,6 +20,7 @@ from naas_tl.nasa.automapper import AutoMapConfig, auto_map
 from naas_tl.nasa.design import PIPELINED, SEQUENTIAL, area_um2, view
 from naas_tl.nasa.execution import as_ops, summary
 from naas_tl.nasa.fit import violations
+from naas_tl.search.out_folder import refuse_a_file
 from naas_tl.nasa.networks import slots_for
 
 
@@ -86,6 +87,7 @@ def cmd_search_nasa(args, budget) -> int:
         raise NaasError("must be at least 1", field="--hw-trials/--map-trials",
                         value=min(samples, trials))
     out = Path(args.out or f"runs/nasa-{workload.network}-seed{args.seed}")
+    refuse_a_file(out)
     if (out / "result.json").exists():
         raise NaasError("output folder holds a search already (use another --out)",
                         file=str(out))
@@ -150,6 +152,7 @@ def cmd_search_nasa_joint(args, budget, cmd_search_nas) -> int:
     import argparse
     from naas_tl.hardware.budget import load_budget
     out = Path(args.out or f"runs/nasa-nas-seed{args.seed}")
+    refuse_a_file(out)
     if (out / "chunks" / "result.json").exists():
         raise NaasError("output folder holds a search already (use another --out)",
                         file=str(out))

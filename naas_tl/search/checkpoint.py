@@ -16,7 +16,8 @@ import numpy as np
 
 from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
-from naas_tl.search.state import DesignOutcome, LayerOutcome, SearchConfig, StageState
+from naas_tl.search.state import (STAGE_NAMES, DesignOutcome, LayerOutcome, SearchConfig,
+                                  StageState)
 from naas_tl.spec import DataSpace, LevelMapping, Mapping, Problem
 
 FILE = "checkpoint.json"
@@ -27,15 +28,20 @@ VERSION = 1
 
 class Checkpoint:
     """load() returns and save() takes {"config": SearchConfig, "stages": {name: StageState}};
-    load() adds "written_with": {"nevergrad": version} for the replay's error message."""
+    load() adds "written_with": {"nevergrad": version} for the replay's error message, and
+    "workload": the digest the checkpoint was written with (None if it has none).
+    workload: the digest of the search's layers (search.design.workload_digest), saved with
+    every state so that a resume can tell an edited workload file."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, workload: str | None = None):
         self.path = Path(path)
+        self.workload = workload
 
     def save(self, state: dict) -> None:
         ng = sys.modules.get("nevergrad")
         doc = {"format": FORMAT, "version": VERSION,
                "written_with": {"nevergrad": getattr(ng, "__version__", None)},
+               "workload": self.workload,
                "config": dataclasses.asdict(state["config"]),
                "stages": {n: _stage(st) for n, st in state["stages"].items()}}
         data = json.dumps(doc, indent=0, default=_plain).encode()
@@ -70,8 +76,15 @@ class Checkpoint:
                             f"reads version {VERSION}", file=str(self.path))
         try:
             cfg = doc["config"]
-            return {"config": SearchConfig(**{**cfg, "ops": tuple(cfg["ops"])}),
-                    "stages": {n: _unstage(d) for n, d in doc["stages"].items()},
+            config = SearchConfig(**{**cfg, "ops": tuple(cfg["ops"])})
+            stages = {n: _unstage(d) for n, d in doc["stages"].items()}
+            for n, st in stages.items():
+                if n != st.name or n not in STAGE_NAMES:
+                    raise ValueError(f"stage {n!r} named {st.name!r}")
+            workload = doc.get("workload")
+            if workload is not None and not isinstance(workload, str):
+                raise TypeError(f"workload digest {workload!r}")
+            return {"config": config, "stages": stages, "workload": workload,
                     "written_with": dict(doc.get("written_with") or {})}
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             raise NaasError(f"checkpoint is damaged ({type(err).__name__}: {err})",

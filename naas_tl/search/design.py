@@ -113,3 +113,13 @@ def layers_of(workload) -> list:
     from naas_tl.workload import layer_to_problem, unique_layers
     return [(layer.name, len(idx), layer_to_problem(layer), layer.op)
             for layer, idx in unique_layers(workload)]
+
+
+def workload_digest(layers: list) -> str:
+    """A fingerprint of what a search evaluates: each unique layer's name, count, op and
+    problem (dims, bounds, coefficients, projections), not the file they were read from."""
+    import hashlib
+    key = [(name, count, op, p.dims, p.bounds, sorted(p.coefficients.items()),
+            [(ds.name, ds.projection, ds.read_write) for ds in p.data_spaces])
+           for name, count, p, op in layers]
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:16]

@@ -26,7 +26,7 @@ from naas_tl.hardware.config import HardwareConfig
 from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
 from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.search.design import child_seed, evaluate_design, layers_of
+from naas_tl.search.design import child_seed, evaluate_design, layers_of, workload_digest
 from naas_tl.search.mapper.inner import INVALID_LOSS
 from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
 from naas_tl.search.progress import progress_bar
@@ -46,29 +46,29 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     from naas_tl.hardware.budget import load_budget
     from naas_tl.workload import load_workload
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = Checkpoint(out / CHECKPOINT_FILE)
-    written = {}                             # versions that wrote the checkpoint
-    if resume:
-        state = ckpt.load()
-        written = state["written_with"]
-        if state["config"] != cfg:
-            diff = [k for k in cfg.__dataclass_fields__
-                    if getattr(cfg, k) != getattr(state["config"], k)]
-            raise NaasError("--resume with different settings than the checkpoint",
-                            file=str(ckpt.path), field=diff[0] if diff else "config",
-                            value=getattr(cfg, diff[0]) if diff else None)
-        stages = state["stages"]
-        for name in cfg.stages():            # a checkpoint written before a stage existed
-            stages.setdefault(name, StageState(name))
-    else:
-        stages = {name: StageState(name) for name in cfg.stages()}
+    # Everything a user can get wrong is checked before the folder is touched.
     budget = load_budget(cfg.budget)
     workload = load_workload(cfg.workload)
     from naas_tl.search.mapper import optimizers
     optimizers.check(cfg.optimizer, "--optimizer")
     check_optimizer(cfg.hw_optimizer, "--hw-optimizer")
     layers = layers_of(workload)
+    ckpt = Checkpoint(out / CHECKPOINT_FILE, workload=workload_digest(layers))
+    written = {}                             # versions that wrote the checkpoint
+    if resume:
+        state = ckpt.load()
+        written = state["written_with"]
+        _check_resume(cfg, state, ckpt)
+        stages = state["stages"]
+        for name in cfg.stages():            # a checkpoint written before a stage existed
+            stages.setdefault(name, StageState(name))
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise NaasError(f"cannot create the output folder ({err.strerror or err})",
+                            file=str(out)) from None
+        stages = {name: StageState(name) for name in cfg.stages()}
     human = budget.human_design()
     if cfg.ops:
         human = human.with_(ops=tuple(cfg.ops))
@@ -194,6 +194,25 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
         if own_pool and executor is not None:
             executor.shutdown()
     return stages
+
+
+def _check_resume(cfg: SearchConfig, state: dict, ckpt: Checkpoint) -> None:
+    """The settings and the workload's layers must be the checkpoint's. The workload is
+    compared by its layers, not by how its file was named: the same file by another path
+    resumes, an edited one does not."""
+    stored = state["config"]
+    if state["workload"] is not None and state["workload"] != ckpt.workload:
+        raise NaasError("--resume with a workload whose layers differ from the checkpoint's "
+                        "(was the file edited?)", file=str(ckpt.path), field="workload",
+                        value=cfg.workload)
+    same_layers = state["workload"] is not None
+    diff = [k for k in cfg.__dataclass_fields__ if getattr(cfg, k) != getattr(stored, k)
+            and not (k == "workload" and same_layers)]
+    if diff:
+        k = diff[0]
+        raise NaasError(f"--resume with different settings than the checkpoint (it holds "
+                        f"{getattr(stored, k)!r})", file=str(ckpt.path), field=k,
+                        value=getattr(cfg, k))
 
 
 def stage_space(budget, human: HardwareConfig, name: str) -> HardwareSpace:

@@ -59,6 +59,10 @@ class DesignOutcome:
         return self.energy_pJ * 1e-12 * self.cycles if self.valid else math.inf
 
 
+# Every stage a search can hold, in the order they run.
+STAGE_NAMES = ("dataflow", "baseline", "sizing", "full")
+
+
 @dataclass
 class SearchConfig:
     arch: str                    # template
@@ -98,9 +102,7 @@ class SearchConfig:
         """dataflow: the human design running its own published dataflow (tiling searched,
         NAAS's most plausible baseline); baseline: the human design with the full mapping
         search; then the searched stages."""
-        return {"baseline": ["dataflow", "baseline"],
-                "sizing": ["dataflow", "baseline", "sizing"],
-                "full": ["dataflow", "baseline", "sizing", "full"]}[self.mode]
+        return list(STAGE_NAMES[:STAGE_NAMES.index(self.mode) + 1])
 
 
 @dataclass
