@@ -131,3 +131,58 @@ def test_threaded_chunks_equal_single_call():
     for f in dataclasses.fields(one):
         assert np.array_equal(getattr(one, f.name), getattr(two, f.name)), f.name
     assert one.valid.any()
+
+
+def test_multicast_groups_in_closed_form_equal_the_enumerated_instances():
+    """spatial.distinct_translations counts a level's distinct data-space tiles without
+    enumerating its instances; on every reference architecture and random mappings that
+    spread both dims of a sliding window over one level, it equals the count over the
+    enumerated instances (sorted keys) on every mapping whose factors fit the fanout."""
+    import math
+    from naas_tl.model.batched import spatial as sp
+    from naas_tl.model.batched.evaluate import _packer
+    from naas_tl.model.batched.prep import Prep, count_distinct
+    from naas_tl.model.batched.xp import namespace
+    xp = namespace("numpy")
+    rows = windows = 0
+    for path in ALL_CASES:
+        c = case(str(path.relative_to(REF)))
+        batch = sample_mappings(c.arch, c.problem, 400, np.random.default_rng(1),
+                                spatial_weight=3.0)
+        b = {f: getattr(batch, f).astype(np.int64)
+             for f in ("temporal", "temporal_perm", "spatial", "spatial_perm", "split")}
+        p = Prep(xp, c.arch, b, False)
+        for s in range(p.L):
+            F = math.prod(c.arch.fanout(s))
+            if F == 1:
+                continue
+            fits = p.fanout[:, s] <= F
+            for ds in c.problem.data_spaces:
+                got = sp.distinct_translations(xp, p, s, ds.projection)
+                assert got is not None, (path.name, ds.name)   # every reference projection
+                t_op, valid = sp.instance_offsets(xp, c.arch, p, s)
+                keys = _packer(c.problem, ds.projection)(xp, sp.project(xp, t_op,
+                                                                         ds.projection))
+                want = count_distinct(xp, keys, valid)
+                assert np.array_equal(got[fits], want[fits]), (path.name, s, ds.name)
+                rows += int(fits.sum())
+                for expr in ds.projection:
+                    if len(expr) == 2:
+                        spread = (p.spatial[:, s, expr[0][0]] > 1) & \
+                                 (p.spatial[:, s, expr[1][0]] > 1)
+                        windows += int((spread & fits).sum())
+    assert rows > 10000 and windows > 100, (rows, windows)
+
+
+def test_projections_without_a_closed_form_fall_back():
+    from naas_tl.model.batched import spatial as sp
+    c = case("published/ex_eyeriss_like")
+    batch = sample_mappings(c.arch, c.problem, 4, np.random.default_rng(0))
+    from naas_tl.model.batched.prep import Prep
+    from naas_tl.model.batched.xp import namespace
+    xp = namespace("numpy")
+    p = Prep(xp, c.arch, {f: getattr(batch, f).astype(np.int64) for f in
+                          ("temporal", "temporal_perm", "spatial", "spatial_perm", "split")})
+    assert sp.distinct_translations(xp, p, 1, (((0, 1), (1, 1), (2, 1)),)) is None  # 3 dims
+    assert sp.distinct_translations(xp, p, 1, (((0, 1),), ((0, 2),))) is None       # shared
+    assert sp.distinct_translations(xp, p, 1, (((0, 1), (1, 0)),)) is None          # coef 0

@@ -127,6 +127,9 @@ class Prep:
         self.ext = xp.cumprod(tot, axis=1)                                    # [N, L, D]
         below = xp.concat([xp.ones((N, 1, D), dtype=xp.int64), self.ext[:, :-1]], axis=1)
         self.ext_sp = below * spatial
+        # Per level and dim: the spatial factor and its vector stride (a level's spatial slots
+        # come before its temporal ones, so the stride is every factor of the levels below).
+        self.spatial, self.below = spatial, below
         self.fanout = xp.prod(spatial, axis=2)                                # [N, L]
         xs = xp.where(xflag, end, 1)
         ys = xp.where(~xflag & xp.asarray(slot_spatial)[None, :], end, 1)

@@ -46,6 +46,7 @@ class NumpyNamespace:
     max = staticmethod(np.max)
     argmax = staticmethod(np.argmax)
     broadcast_to = staticmethod(np.broadcast_to)
+    gcd = staticmethod(np.gcd)
 
     @staticmethod
     def asarray(a, dtype=None):
@@ -112,6 +113,7 @@ class TorchNamespace:
         self.scan_outer = self.device.type == "cuda"        # see _scan
         self.where = torch.where
         self.ceil, self.floor, self.abs = torch.ceil, torch.floor, torch.abs
+        self.gcd = torch.gcd
 
     def asarray(self, a, dtype=None):
         if not isinstance(a, self.torch.Tensor):
