@@ -240,4 +240,13 @@ def test_a_failed_start_leaves_no_folder(tmp_path):
     _one_line(_search_cli("--out", str(tmp_path / "b"), "--hw-optimizer", "NoSuchOpt"),
               "--hw-optimizer")
     _one_line(_search_cli("--out", str(tmp_path / "c"), "--workers", "-2"), "--workers")
+    _one_line(_search_cli("--out", str(tmp_path / "d"), "--workers", str(10**20)), "--workers",
+              "at most")
+    _one_line(_search_cli("--out", str(tmp_path / "e"), "--map-trials", str(10**20)),
+              "--map-trials", "at most")
+    huge = tmp_path.parent / f"{tmp_path.name}-huge.yaml"   # outside the folder checked below
+    huge.write_text("network: huge\nlayers:\n  - {name: c1, type: conv, C: 65536, M: 65536, "
+                    "R: 3, S: 3, P: 65536, Q: 65536}\n")
+    _one_line(_search_cli("--out", str(tmp_path / "f"), "--workload", str(huge)), huge,
+              "layers.c1", "MACs")
     assert list(tmp_path.iterdir()) == []

@@ -861,3 +861,23 @@ def test_human_mapping_satisfies_its_dataflow(budget):
     s[0, [lx, ly]] = s[0, [ly, lx]]
     swapped = MappingBatch(b.temporal, b.temporal_perm, s, b.spatial_perm, b.split, b.keep)
     assert not satisfied(cons, swapped)[0]
+
+
+def test_a_key_that_is_not_a_string_is_a_one_line_error():
+    c = _eyeriss()
+    with pytest.raises(NaasError, match=r"key not valid") as err:
+        load_constraints([{"target": "DRAM", "type": "temporal", 5: 1}], c.arch, c.problem,
+                         file="c.yaml")
+    assert "DRAM" in str(err.value) and ".5" in str(err.value)
+
+
+def test_a_max_factor_above_the_bound_constrains_nothing():
+    c = _eyeriss()
+    huge = load_constraints([{"target": "DRAM", "type": "temporal",
+                              "factors": f"M<={10**20}"}], c.arch, c.problem)
+    none = load_constraints([], c.arch, c.problem)
+    m = c.problem.dims.index("M")
+    li = c.arch.level_index("DRAM")
+    assert huge.max_temporal[li, m] == c.problem.bounds[m]
+    batch = sample_mappings(c.arch, c.problem, 200, np.random.default_rng(0))
+    assert np.array_equal(satisfied(huge, batch), satisfied(none, batch))

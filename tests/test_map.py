@@ -214,6 +214,7 @@ def _error_cases(tmp: Path) -> list:
          "file not found"),
         ("nothing fits", [no_fit], "no valid mapping found"),
         ("trials 0", [NVDLA, "--trials", "0"], "--trials: must be at least 1"),
+        ("trials too many", [NVDLA, "--trials", str(10**20)], "--trials: must be at most"),
         ("negative trials", [NVDLA, "--trials", "-3"], "--trials: must be at least 1"),
         ("negative seed", [NVDLA, "--seed", "-1"], "--seed: must be >= 0"),
         ("output is a folder", [NVDLA, "-o", tmp], "is a directory"),

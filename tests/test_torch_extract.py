@@ -312,6 +312,9 @@ def make(width=4):
 def not_a_model():
     return 3
 
+def quits():
+    raise SystemExit(3)
+
 def broken():
     raise ValueError("no weights here\\nsecond line")
 '''
@@ -364,9 +367,13 @@ def test_cli_failure_leaves_the_old_file(capsys, tmp_path, model_file, monkeypat
     ("{model}:Net", "1,3,8,8", ("--kwargs", '{"depth": 2}'), "FACTORY", "depth"),
     ("{model}:Net", "1,3,8,8", ("-o", "{dir}/nodir/x.yaml"), "-o", "nodir"),
     ("{model}:Net", "1,3,8,8", ("-o", "{dir}"), "-o", "is a directory"),
+    ("{model}:Net", "1,3,8,8", ("-o", "{model}"), "-o", "would overwrite an input file"),
+    ("{model}:quits", "1,3,8,8", (), "FACTORY", "SystemExit: 3"),
+    ("{model}:Net", "1,3,100000,100000", (), "--input-shape", "too large an input"),
 ])
 def test_cli_mistakes_are_one_line(capsys, tmp_path, model_file, target, shape, extra, field,
                                    value):
+    model_text = model_file.read_text()
     def fill(arg: str) -> str:
         return arg.replace("{dir}", str(tmp_path)).replace("{model}", str(model_file))
 
@@ -376,3 +383,14 @@ def test_cli_mistakes_are_one_line(capsys, tmp_path, model_file, target, shape, 
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"naas-tl: error: {field}: ")
     assert value in err and "Traceback" not in err
+    assert model_file.read_text() == model_text
+
+
+def test_module_names_with_path_characters_become_file_names():
+    net = nn.Sequential()
+    net.add_module("a/b", nn.Conv2d(3, 4, 1))
+    net.add_module("c\\d", nn.Conv2d(4, 4, 1))
+    wl, _notes = extract_workload(net, (1, 3, 4, 4))
+    names = [layer.name for layer in wl.layers]
+    assert names == ["a_b", "c_d"]
+    assert parse_workload(yaml.safe_load(dump_workload(wl))).layers == wl.layers

@@ -361,6 +361,15 @@ BAD_LAYERS = [
     ({"dilation": "1"}, "layers[1].dilation", "'1'"),
     ({"name": "l0"}, "layers[1].name", "'l0'"),            # duplicate of layers[0]
     ({"name": ""}, "layers[1].name", "''"),
+    # names become folders of the outputs: they must stay inside them
+    ({"name": "../../victim"}, "layers[1].name", "'../../victim'"),
+    ({"name": "/tmp/abs"}, "layers[1].name", "'/tmp/abs'"),
+    ({"name": ".."}, "layers[1].name", "'..'"),
+    ({"name": "a\0b"}, "layers[1].name", None),
+    ({"name": "x" * 201}, "layers[1].name", None),
+    # Timeloop's bounds are 32-bit
+    ({"C": 2**32}, "layers[1].C", "4294967296"),
+    ({"stride": 10**20}, "layers[1].stride", None),
     ({"type": "fc", "R": 1, "S": 1, "P": 8}, "layers[1].P", "8"),
     ({"type": "fc", "R": 1, "S": 1, "P": 1, "Q": 1, "padding": 1}, "layers[1].padding", "1"),
 ]
@@ -396,6 +405,7 @@ def test_bad_layer(tmp_path, changes, field, value):
 @pytest.mark.parametrize("doc,field", [
     ({"network": "x", "layers": [GOOD], "batch": 2}, "batch"),
     ({"layers": [GOOD]}, "network"),
+    ({"network": "a/../../esc", "layers": [GOOD]}, "network"),
     ({"network": "x", "layers": []}, "layers"),
     ({"network": "x", "layers": {"a": GOOD}}, "layers"),
     ({"network": "x", "input": [3, 224], "layers": [GOOD]}, "input"),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from naas_tl.cli.output import PROG, _check_output, _same_file, write_atomically
+from naas_tl.cli.output import (MAX_TRIALS, PROG, _check_output, _same_file, check_count,
+                                 write_atomically)
 from naas_tl.errors import NaasError
 from naas_tl.model.summary import format_summary, to_json_dict
 
@@ -51,8 +52,7 @@ def cmd_map(args) -> int:
     write it as Timeloop map YAML, and print what `naas-tl evaluate` prints for it."""
     import time
     t0 = time.perf_counter()
-    if args.trials < 1:
-        raise NaasError("must be at least 1", field="--trials", value=args.trials)
+    check_count(args.trials, "--trials", 1, MAX_TRIALS)
     if args.seed < 0:
         raise NaasError("must be >= 0", field="--seed", value=args.seed)
     files = _map_paths(args.paths, args.constraints)

@@ -18,6 +18,20 @@ def _version() -> str:
         return "unknown"
 
 
+# Upper limits of the count flags: beyond them a run cannot hold its arrays or processes
+# (a layer's search holds a share of its trials at once), long before it could finish.
+MAX_TRIALS = 10_000_000
+MAX_WORKERS = 4096
+
+
+def check_count(value: int, flag: str, minimum: int, maximum: int) -> None:
+    """A count flag within [minimum, maximum], else the one-line error."""
+    if value < minimum:
+        raise NaasError(f"must be at least {minimum}", field=flag, value=value)
+    if value > maximum:
+        raise NaasError(f"must be at most {maximum:,}", field=flag, value=value)
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))

@@ -71,11 +71,12 @@ def cmd_search(args) -> int:
     args.population = SearchConfig.population if args.population is None else args.population
     args.optimizer = SearchConfig.optimizer if args.optimizer is None else args.optimizer
     workload = load_workload(args.workload)
-    for name, minimum in (("hw_trials", 1), ("map_trials", 1), ("population", 1),
-                          ("hw_population", 0), ("workers", 0), ("seed", 0)):
-        if getattr(args, name) < minimum:
-            raise NaasError(f"must be at least {minimum}", field="--" + name.replace("_", "-"),
-                            value=getattr(args, name))
+    from naas_tl.cli.output import MAX_TRIALS, MAX_WORKERS, check_count
+    for name, minimum, maximum in (("hw_trials", 1, MAX_TRIALS), ("map_trials", 1, MAX_TRIALS),
+                                   ("population", 1, MAX_TRIALS),
+                                   ("hw_population", 0, MAX_TRIALS),
+                                   ("workers", 0, MAX_WORKERS), ("seed", 0, 2**32 - 1)):
+        check_count(getattr(args, name), "--" + name.replace("_", "-"), minimum, maximum)
     if not 0.0 <= args.es_share <= 1.0:
         raise NaasError("expected a fraction in [0, 1]", field="--es-share", value=args.es_share)
     out = Path(args.resume or args.out or f"runs/{arch}-{workload.network}-seed{args.seed}")

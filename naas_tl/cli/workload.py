@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from naas_tl.cli.output import PROG, _check_output, write_atomically
+from naas_tl.cli.output import PROG, _check_output, _same_file, write_atomically
 from naas_tl.errors import NaasError
 from naas_tl.workload import dump_workload
 
@@ -30,6 +31,10 @@ def cmd_workload_from_torch(args) -> int:
     shape = target.parse_input_shape(args.input_shape)
     kwargs = target.parse_kwargs(args.kwargs)
     out = _check_output(args.output) if args.output else None
+    module_file = Path(target.split_target(args.target)[0])
+    if out is not None and _same_file(out, module_file):
+        raise NaasError("would overwrite an input file (the model's source)", field="-o",
+                        value=args.output)
     model, factory = target.build_model(args.target, kwargs)
     try:
         wl, notes = te.extract_workload(model, shape, network=args.network or factory)

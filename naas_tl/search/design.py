@@ -110,9 +110,18 @@ def child_seed(seed: int, *path) -> int:
 
 
 def layers_of(workload) -> list:
+    """(name, count, problem, op) of each unique layer; a layer the evaluator cannot count
+    exactly is a one-line error naming it, before anything runs."""
+    from naas_tl.model.batched import too_large
     from naas_tl.workload import layer_to_problem, unique_layers
-    return [(layer.name, len(idx), layer_to_problem(layer), layer.op)
-            for layer, idx in unique_layers(workload)]
+    out = [(layer.name, len(idx), layer_to_problem(layer), layer.op)
+           for layer, idx in unique_layers(workload)]
+    for name, _n, problem, _op in out:
+        why = too_large(problem)
+        if why:
+            raise NaasError(why, file=getattr(workload, "source", "") or None,
+                            field=f"layers.{name}")
+    return out
 
 
 def workload_digest(layers: list) -> str:

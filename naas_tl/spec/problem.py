@@ -9,6 +9,18 @@ from naas_tl.errors import NaasError
 from naas_tl.spec.values import _mapping, _num, _seq
 
 
+#: The largest loop bound or coefficient: Timeloop's problem coordinates are 32-bit ints.
+MAX_BOUND = 2**31 - 1
+
+
+def _bound(value: Any, *, file: str, fld: str) -> int:
+    v = _num(value, file=file, fld=fld, integer=True)
+    if v > MAX_BOUND:
+        raise NaasError(f"too large (at most {MAX_BOUND}: Timeloop's bounds are 32-bit)",
+                        file=file, field=fld, value=value)
+    return v
+
+
 @dataclass(frozen=True)
 class DataSpace:
     name: str
@@ -76,11 +88,11 @@ def parse_problem(data: dict, file: str = "<problem>") -> Problem:
         if not isinstance(c, dict) or not isinstance(c.get("name"), str):
             raise NaasError("expected {name, default}", file=file,
                             field=f"problem.shape.coefficients[{j}]", value=c)
-        coeffs[c["name"]] = _num(c.get("default", 1), file=file, integer=True,
-                                 fld=f"problem.shape.coefficients[{j}].default")
+        coeffs[c["name"]] = _bound(c.get("default", 1), file=file,
+                                   fld=f"problem.shape.coefficients[{j}].default")
     for k, v in inst.items():
         if k in coeffs:
-            coeffs[k] = _num(v, file=file, fld=f"problem.instance.{k}", integer=True)
+            coeffs[k] = _bound(v, file=file, fld=f"problem.instance.{k}")
     known = set(dims) | set(coeffs) | {"densities", "Hpad", "Wpad", "H", "W", "Hpadding",
                                        "Wpadding", "G"}
     for k in inst:
@@ -93,7 +105,7 @@ def parse_problem(data: dict, file: str = "<problem>") -> Problem:
         if d not in inst:
             raise NaasError("missing bound for dimension", file=file,
                             field=f"problem.instance.{d}")
-        bounds.append(_num(inst[d], file=file, fld=f"problem.instance.{d}", integer=True))
+        bounds.append(_bound(inst[d], file=file, fld=f"problem.instance.{d}"))
 
     def term(t: Any, fld: str) -> tuple[int, int]:
         items = [t] if isinstance(t, str) else t

@@ -11,6 +11,7 @@ import yaml
 from naas_tl import resources
 from naas_tl.errors import NaasError
 from naas_tl.spec import load_yaml
+from naas_tl.spec.problem import MAX_BOUND
 from naas_tl.workload.layers import LAYER_TYPES, OPS, Layer, Workload
 
 #: Folder with the bundled network files (<repo>/workloads).
@@ -72,7 +73,23 @@ def _pos_int(v: Any, file: str, fld: str, minimum: int = 1) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise NaasError(f"expected {what}", file=file, field=fld, value=v)
+    if v > MAX_BOUND:
+        raise NaasError(f"too large (at most {MAX_BOUND}: Timeloop's bounds are 32-bit)",
+                        file=file, field=fld, value=v)
     return v
+
+
+def _file_name(v: Any, file: str, fld: str) -> str:
+    """A name that becomes a folder or file name in the outputs (a layer's folder, the
+    default run folder): it must stay inside the folder it is written to."""
+    if not isinstance(v, str) or not v.strip():
+        raise NaasError("expected a non-empty string", file=file, field=fld, value=v)
+    name = v.strip()
+    if name in (".", "..") or any(c in name for c in "/\\\0") or len(name.encode()) > 200:
+        raise NaasError("not usable as a file name, which the outputs make of it (no '/', "
+                        "'\\', NUL, '.' or '..'; at most 200 bytes)", file=file, field=fld,
+                        value=v)
+    return name
 
 
 def _pair(v: Any, file: str, fld: str, minimum: int) -> tuple[int, int]:
@@ -101,10 +118,7 @@ def parse_layer(raw: Any, file: str = "<workload>", where: str = "layer") -> Lay
     for k in _REQUIRED[typ]:
         if k not in raw:
             raise NaasError("missing key", file=file, field=f"{where}.{k}")
-    name = raw["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise NaasError("expected a non-empty string", file=file, field=f"{where}.name",
-                        value=name)
+    name = _file_name(raw["name"], file, f"{where}.name")
     dims = {k: _pos_int(raw.get(k, 1), file, f"{where}.{k}")
             for k in ("C", "M", "R", "S", "P", "Q", "N", "groups")}
     stride = _pair(raw.get("stride", 1), file, f"{where}.stride", 1)
@@ -129,7 +143,7 @@ def parse_layer(raw: Any, file: str = "<workload>", where: str = "layer") -> Lay
         if dims[k] % g:
             raise NaasError(f"groups ({g}) does not divide {k} ({dims[k]})", file=file,
                             field=f"{where}.groups", value=g)
-    return Layer(name=name.strip(), type=typ, stride=stride, padding=padding,
+    return Layer(name=name, type=typ, stride=stride, padding=padding,
                  dilation=dilation, op=op, **dims)
 
 
@@ -138,9 +152,7 @@ def parse_workload(data: dict, file: str = "<workload>") -> Workload:
         if k not in _TOP_KEYS:
             raise NaasError(f"unknown top-level key (allowed: {', '.join(_TOP_KEYS)})",
                             file=file, field=str(k), value=data[k])
-    network = data.get("network")
-    if not isinstance(network, str) or not network.strip():
-        raise NaasError("expected a network name", file=file, field="network", value=network)
+    network = _file_name(data.get("network"), file, "network")
     inp = data.get("input")
     if inp is not None:
         if not isinstance(inp, list) or len(inp) != 3:
@@ -159,7 +171,7 @@ def parse_workload(data: dict, file: str = "<workload>") -> Workload:
                             file=file, field=f"layers[{i}].name", value=layer.name)
         seen[layer.name] = i
         layers.append(layer)
-    return Workload(network=network.strip(), input=inp, layers=tuple(layers), source=file)
+    return Workload(network=network, input=inp, layers=tuple(layers), source=file)
 
 
 _FIELDS_NOTE = ("Fields: see workloads/README.md (R/P = width, S/Q = height; stride, padding, "

@@ -13,10 +13,10 @@ channels, N the batch. Conv1d is a conv with S = Q = 1 (its length runs along th
 Linear is an fc layer whose N is the product of all leading dims of its input (a (B, T, F)
 input is B*T rows).
 
-Layer names are the module's qualified name with "." -> "_" (``res2a.branch2a`` ->
-``res2a_branch2a``); a module that runs k times gives k layers, the later ones suffixed
-``_2``, ``_3``... A module's ``naas_op`` class attribute (``shift`` / ``adder``, set by
-naas_tl's NAS operators) becomes the layer's ``op``.
+Layer names are the module's qualified name with "." (and "/", "\\", NUL) -> "_"
+(``res2a.branch2a`` -> ``res2a_branch2a``); a module that runs k times gives k layers, the
+later ones suffixed ``_2``, ``_3``... A module's ``naas_op`` class attribute (``shift`` /
+``adder``, set by naas_tl's NAS operators) becomes the layer's ``op``.
 
 Nothing is dropped silently: pooling modules, compute this cannot express (ConvTranspose,
 Conv3d, attention, RNNs, ...), matmul/conv calls made outside any conv/linear module, and
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,8 +190,11 @@ class _StrayCompute(TorchFunctionMode):
 
 def layer_name(qualified: str, module: nn.Module) -> str:
     """The layer name of a module: its qualified name with '.' -> '_' (the root module,
-    which has no name, goes by its class name)."""
-    return qualified.replace(".", "_") if qualified else type(module).__name__.lower()
+    which has no name, goes by its class name). Characters a file name cannot hold ('/',
+    '\\', NUL: torch allows them in module names) become '_' too: the outputs make a folder
+    of each layer's name."""
+    name = qualified if qualified else type(module).__name__.lower()
+    return re.sub(r"[./\\\x00]", "_", name)
 
 
 def check_input_shape(shape: Any, fld: str = "input_shape") -> tuple[int, ...]:
@@ -198,6 +202,9 @@ def check_input_shape(shape: Any, fld: str = "input_shape") -> tuple[int, ...]:
             or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape)):
         raise NaasError("expected a non-empty tuple of positive integers", field=fld,
                         value=shape)
+    if math.prod(shape) > 2**31:
+        raise NaasError(f"too large an input ({math.prod(shape):,} values; at most 2^31)",
+                        field=fld, value=shape)
     return tuple(shape)
 
 
@@ -259,7 +266,7 @@ def extract_workload(module: nn.Module, input_shape: tuple[int, ...], network: s
             module(x)
     except NaasError:
         raise
-    except Exception as exc:   # noqa: BLE001 -- any error of the user's model is a user error
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 -- the user's model failing
         raise NaasError(f"the forward pass failed for this input shape: {_first_line(exc)}",
                         field="input_shape", value=",".join(map(str, shape))) from None
     finally:

@@ -82,7 +82,7 @@ def import_target_module(mod: str):
         sys.modules[name] = module   # dataclasses and pickling look their module up here
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:   # noqa: BLE001 -- the user's module failing is a user error
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- the user's module failing
             sys.modules.pop(name, None)
             raise NaasError(f"importing it failed: {_first_line(exc)}", field="MODULE",
                             value=mod) from None
@@ -95,7 +95,7 @@ def import_target_module(mod: str):
                             value=mod) from None
         raise NaasError(f"importing it failed: {_first_line(exc)}", field="MODULE",
                         value=mod) from None
-    except Exception as exc:   # noqa: BLE001 -- idem
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 -- idem
         raise NaasError(f"importing it failed: {_first_line(exc)}", field="MODULE",
                         value=mod) from None
 
@@ -124,7 +124,7 @@ def build_model(target: str, kwargs: dict | None = None) -> tuple[nn.Module, str
         else:
             try:
                 model = obj(**kwargs)
-            except Exception as exc:   # noqa: BLE001 -- idem
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 -- idem
                 raise NaasError(f"calling it failed: {_first_line(exc)}", field="FACTORY",
                                 value=attr) from None
     if not isinstance(model, nn.Module):

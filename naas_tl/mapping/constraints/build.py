@@ -149,6 +149,8 @@ class _Builder:
                 self.err("expected an integer max factor", fld, f"{name}<={val}")
             if v <= 0:
                 self.err("max factor must be positive", fld, f"{name}<={val}")
+            # A max above the bound constrains nothing; clamping keeps it in int64.
+            v = min(v, self.problem.bounds[d])
             if self.maxf[kind][li, d]:
                 self.err(f"re-specification of the {kind} max factor of {name} at level "
                          f"'{self.arch.storage[li].name}'", fld, name)
@@ -214,7 +216,7 @@ class _Builder:
             allowed = allowed | {"no_coalesce"}
         if target is not constraint:
             allowed = allowed | {"constraints"}
-        unknown = sorted(str(k) for k in merged if k not in allowed)
+        unknown = sorted((k for k in merged if k not in allowed), key=str)
         if unknown:
             self.err(f"key not valid in a '{kind}' directive (valid: "
                      f"{', '.join(sorted(allowed - _COMMON - {'constraints'}))})",
@@ -324,7 +326,7 @@ class _Builder:
             self.directives(node["targets"] if node["targets"] is not None else [],
                             f"{fld}.targets")
         else:
-            extra = sorted(str(k) for k in node if k not in ("version", _OPTIONAL_KEY))
+            extra = sorted((k for k in node if k not in ("version", _OPTIONAL_KEY)), key=str)
             if extra:
                 self.err("expected 'targets' or 'constraints' (a list of directives)",
                          f"{fld}.{extra[0]}" if fld else extra[0], node[extra[0]])

@@ -25,8 +25,8 @@ numpy, the numba kernels of naas_tl.model._dp_kernel replace the per-row parts (
 Modules, in evaluation order: prep (loop-nest geometry), deltas (temporal reuse), spatial
 (multicast and link transfers), collapse (bypass, energy, cycles), evaluate (the entry point).
 """
-from naas_tl.model.batched.evaluate import evaluate_batch
+from naas_tl.model.batched.evaluate import evaluate_batch, too_large
 from naas_tl.model.batched.result import BAD_FACTORS, BAD_FANOUT, OVER_CAPACITY, REASONS, VALID, BatchResult
 
-__all__ = ["evaluate_batch", "BatchResult", "VALID", "BAD_FACTORS", "BAD_FANOUT",
+__all__ = ["evaluate_batch", "too_large", "BatchResult", "VALID", "BAD_FACTORS", "BAD_FANOUT",
            "OVER_CAPACITY", "REASONS"]

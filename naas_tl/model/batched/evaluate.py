@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from naas_tl.errors import NaasError
 from naas_tl.model import _dp_kernel
 from naas_tl.mapping.batch import MappingBatch
 from naas_tl.spec import Architecture, EnergyTable, Problem
@@ -39,6 +40,9 @@ def evaluate_batch(arch: Architecture, problem: Problem, batch: MappingBatch,
     forces the pure array path.
     workers: numpy only; evaluate row chunks on this many threads (default: one per core for
     large batches). numpy releases the GIL inside its array operations, so chunks overlap."""
+    why = too_large(problem)
+    if why:
+        raise NaasError(why, file=problem.source or None, field="problem.instance")
     energy = energy or EnergyTable(energy={})
     backend = backend or ("numpy" if device is None else "torch")
     xp = namespace(backend, device)
@@ -206,6 +210,21 @@ def _level_accesses(xp, arch, problem, p: Prep, s, pv, proj, sizes, compiled, f_
         wgt[rows] -= dC
         lk[rows] += dC
     return tot, wgt, lk
+
+
+def too_large(problem: Problem) -> str | None:
+    """Why the batched evaluator cannot count `problem`'s accesses exactly, or None: every
+    data-space translation must pack into one int64 key (62 bits over its coordinates), and
+    the MAC count, which bounds every count, must fit int64 with room to spare."""
+    if problem.macs > 2**62:
+        return f"{problem.macs:,} MACs: more than the evaluator's int64 counts hold (2^62)"
+    for ds in problem.data_spaces:
+        try:
+            _packer(problem, ds.projection)
+        except OverflowError:
+            return (f"data space {ds.name} spans more than the evaluator's exact int64 keys "
+                    f"hold (62 bits over its coordinates); reduce the layer's bounds")
+    return None
 
 
 def _packer(problem, proj) -> Packer:

@@ -1,7 +1,9 @@
 """Spatial reuse at one level: multicast groups and link transfers between mesh neighbours.
 
 Sibling instances receive translated copies of one delta, so the multicast groups are the
-distinct translations of the level's spatial instances. A link transfer needs a neighbour's
+distinct translations of the level's spatial instances, counted in closed form from the
+spatial factors (distinct_translations), so the instances are enumerated only for the
+mappings where a link transfer can occur. A link transfer needs a neighbour's
 previous delta to equal this instance's current one, which happens only when a loop's
 translation equals a neighbour's offset; only those loops enter the kind-tracking DP.
 naas_tl.model._dp_kernel.spatial_links_kernel runs the same computation row by row.
