@@ -12,8 +12,8 @@ the same mappings in the same run (alternating runs, best of each), check that t
 numbers equal numpy's on every mapping, and append to the last line
     numpy_evals_per_s=<float> torch_numpy_ratio=<float>
 where batched_evals_per_s is then the torch rate. Without either, the numpy path is timed.
-torch runs on one CPU thread unless --torch-threads says otherwise (see its help); numba uses
-its default threads.
+torch runs on as many CPU threads as numba (its default: one per core) unless --torch-threads
+says otherwise (see its help).
 """
 from __future__ import annotations
 
@@ -62,11 +62,12 @@ def main(argv=None) -> int:
                     help="cuda: time the torch batched path on the GPU (needs torch with CUDA)")
     ap.add_argument("--torch-cpu", action="store_true",
                     help="time the torch batched path on the CPU")
-    ap.add_argument("--torch-threads", type=int, default=1,
-                    help="torch intra-op threads on the CPU (default 1; 0: torch's own "
-                         "choice, one per core). torch runs ~2000 parallel regions per call, "
-                         "and on a machine shared with other jobs its OpenMP threads spin-wait "
-                         "on each other: 3-20x slower than one thread there")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch intra-op threads on the CPU (default: as many as numba uses, "
+                         "so both paths get the same cores; 0: torch's own choice). torch "
+                         "runs ~2000 parallel regions per call, and on a machine shared with "
+                         "other jobs its OpenMP threads spin-wait on each other: 3-20x slower "
+                         "there; use 1 on a shared machine")
     ap.add_argument("--no-compiled", action="store_true",
                     help="pure-numpy batched path (no numba kernels)")
     args = ap.parse_args(argv)
@@ -82,8 +83,11 @@ def main(argv=None) -> int:
             print("error: --device cuda requested but torch.cuda is not available",
                   file=sys.stderr)
             return 2
-        if args.torch_threads and torch_device == "cpu":
-            torch.set_num_threads(args.torch_threads)
+        threads = args.torch_threads
+        if threads is None:
+            threads = _numba_threads()
+        if threads and torch_device == "cpu":
+            torch.set_num_threads(threads)
     arch, problem, energy, ref_map = setup()
     # Sampled before anything starts CUDA or thread pools: the sampling forks.
     t0 = time.perf_counter()
@@ -194,6 +198,14 @@ def main(argv=None) -> int:
                  f"torch_numpy_ratio={batched_rate / numpy_rate:.3f}")
     print(last)
     return 1 if mismatches else 0
+
+
+def _numba_threads() -> int:
+    try:
+        import numba
+    except ImportError:
+        return 1
+    return numba.get_num_threads()
 
 
 def setup():
