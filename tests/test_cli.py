@@ -388,3 +388,11 @@ def test_compare_blames_the_arch_not_the_reference(capsys, tmp_path):
     rc, out, err = run(capsys, "compare", tmp_path)
     assert rc == 2 and err.count("\n") == 1
     assert f"{case / 'arch.yaml'}: architecture.subtree" in err and "expected.json" not in err
+
+
+def test_error_duplicate_key(capsys, tmp_path):
+    """A repeated key: PyYAML keeps the last value, yaml-cpp does not say which: refused."""
+    case = copy_case(tmp_path)
+    edit(case / "problem.yaml", "        C: 3\n", "        C: 3\n        C: 4\n")
+    rc, out, err = run(capsys, "evaluate", case)
+    assert_one_line_error(rc, out, err, case / "problem.yaml", "duplicate key 'C'", "line ")

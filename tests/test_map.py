@@ -192,6 +192,9 @@ def _error_cases(tmp: Path) -> list:
                            "factors: C=3}]\n")
     broken_cons = tmp / "broken.yaml"
     broken_cons.write_text("mapspace_constraints: {targets: [\n")
+    unreachable = tmp / "unreachable.yaml"   # this 8x8 array cannot run alexnet conv1 at 90 %
+    unreachable.write_text("targets:\n  - {target: psum_spad, type: utilization, min: 0.9}\n")
+    alexnet = REF / "dev" / "eyeriss_8x8_65nm_8b__alexnet_conv1"
     no_fit = tmp / "no_fit"              # a 4-word main memory cannot hold the problem
     shutil.copytree(REF / "published" / "ispass20_01_conv1d_2level_os", no_fit)
     text = (no_fit / "arch.yaml").read_text()
@@ -210,6 +213,8 @@ def _error_cases(tmp: Path) -> list:
         ("constraints with no mapping", [NVDLA, "--constraints", empty_space],
          "does not divide"),
         ("broken constraints YAML", [NVDLA, "--constraints", broken_cons], "malformed YAML"),
+        ("unreachable utilization", [alexnet, "--constraints", unreachable],
+         f"{unreachable}: no mapping meets these constraints"),
         ("missing constraints file", [NVDLA, "--constraints", tmp / "none.yaml"],
          "file not found"),
         ("nothing fits", [no_fit], "no valid mapping found"),

@@ -99,6 +99,7 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tiny, tmp_path):
     (["--arch", "eyeriss", "--workload", "nosuchnet"], "nosuchnet"),
     (["--arch", "eyeriss", "--budget", "nosuchbudget"], "nosuchbudget"),
     (["--arch", "eyeriss", "--budget", "nvdla-256"], "--budget"),
+    (["--arch", "eyeriss", "--budget", ""], "--budget"),
     (["--arch", "eyeriss", "--resume", "/nonexistent/run"], "no such folder to resume"),
     (["--arch", "eyeriss", "--optimizer", "NoSuchOpt", "--hw-trials", "1",
       "--map-trials", "1", "--workers", "1"], "optimizer"),

@@ -107,6 +107,11 @@ def cmd_map(args) -> int:
     except ImportError:   # pragma: no cover - numba is optional
         pass
     found = map_case(arch, problem, search_table, args.trials, args.seed, constraints)
+    if found.mapping is None and found.evaluations == 0 and files.get("constraints"):
+        # Nothing could even be tried: the constraints leave no mapping (more trials
+        # cannot help).
+        raise NaasError("no mapping meets these constraints on this architecture and "
+                        "problem", file=str(files["constraints"]))
     if found.mapping is None:
         raise NaasError(f"no valid mapping found in {found.evaluations} evaluations: the "
                         f"buffers may be too small for any tile of the problem, or the "

@@ -50,6 +50,8 @@ def cmd_search(args) -> int:
     if arch not in ARCH_DEFAULT_BUDGET:
         raise NaasError("unknown --arch (templates: " + ", ".join(sorted(ARCH_DEFAULT_BUDGET))
                         + ")", field="--arch", value=arch)
+    if args.budget is not None and not args.budget.strip():
+        raise NaasError("expected a budget name", field="--budget", value=args.budget)
     budget = load_budget(args.budget or ARCH_DEFAULT_BUDGET[arch])
     if budget.template != arch:
         raise NaasError(f"budget '{budget.name}' is for the {budget.template} template, "

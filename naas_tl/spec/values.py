@@ -10,6 +10,31 @@ import yaml
 from naas_tl.errors import NaasError
 
 
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's rules, but a key given twice in one mapping is an error (YAML 1.2
+    requires unique keys): PyYAML silently keeps the last value, and Timeloop's yaml-cpp
+    accepts the file too without defining which value wins (jbeder/yaml-cpp#60, #826), so
+    the two tools could read the same file differently. Merge keys (<<) may still be
+    overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    dup = key in seen
+                except TypeError:            # an unhashable key: PyYAML reports it
+                    continue
+                if dup:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -26,7 +51,7 @@ def load_yaml(path: str | Path) -> dict:
     except OSError as exc:
         raise NaasError(f"cannot read file ({exc.strerror or exc})", file=str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)   # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "parse"
