@@ -201,11 +201,13 @@ def main(argv=None) -> int:
 
 
 def _numba_threads() -> int:
+    """The threads numba's kernels will use, read from its configuration: asking the
+    threading layer (numba.get_num_threads) would start it before the sampling forks."""
     try:
         import numba
     except ImportError:
         return 1
-    return numba.get_num_threads()
+    return numba.config.NUMBA_NUM_THREADS
 
 
 def setup():

@@ -151,10 +151,7 @@ def parse_mapping(data: dict | list, arch: Architecture, problem: Problem,
                     split[li] = _num(d["split"], file=file, fld=f"{fld}({lname}).split",
                                      integer=True, positive=False)
         elif kind in ("datatype", "bypass"):
-            both = set(map(str, _listed(d.get("keep")))) & set(map(str, _listed(d.get("bypass"))))
-            if both:
-                raise NaasError("data space both kept and bypassed", file=file,
-                                field=f"{fld}({lname}).bypass", value=sorted(both)[0])
+            kept = set()
             for key, val in (("keep", True), ("bypass", False)):
                 names = d.get(key) or []
                 if not isinstance(names, list):
@@ -165,6 +162,11 @@ def parse_mapping(data: dict | list, arch: Architecture, problem: Problem,
                     if k is None:
                         raise NaasError("unknown data space", file=file,
                                         field=f"{fld}({lname}).{key}", value=nm)
+                    if not val and k in kept:
+                        raise NaasError("data space both kept and bypassed", file=file,
+                                        field=f"{fld}({lname}).bypass", value=nm)
+                    if val:
+                        kept.add(k)
                     keep[li][k] = val
         else:
             raise NaasError("unknown directive type (temporal, spatial, datatype, bypass)",
@@ -219,9 +221,3 @@ def validate_mapping(mapping: Mapping, arch: Architecture, problem: Problem,
         if not any(lm.keep[k] for lm in mapping.levels):
             raise NaasError("data space is bypassed at every level", file=file,
                             field=f"keep.{ds.name}")
-
-
-def _listed(value) -> list:
-    """A keep/bypass list as given (anything else counts as empty here; it is reported
-    where the list is read)."""
-    return value if isinstance(value, list) else []

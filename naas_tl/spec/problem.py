@@ -13,12 +13,16 @@ from naas_tl.spec.values import _mapping, _num, _seq
 MAX_BOUND = 2**31 - 1
 
 
-def _bound(value: Any, *, file: str, fld: str) -> int:
-    v = _num(value, file=file, fld=fld, integer=True)
+def within_bounds(v: int, *, file: str, fld: str) -> int:
+    """v, if Timeloop's 32-bit bounds can hold it (else the one-line error)."""
     if v > MAX_BOUND:
         raise NaasError(f"too large (at most {MAX_BOUND}: Timeloop's bounds are 32-bit)",
-                        file=file, field=fld, value=value)
+                        file=file, field=fld, value=v)
     return v
+
+
+def _bound(value: Any, *, file: str, fld: str) -> int:
+    return within_bounds(_num(value, file=file, fld=fld, integer=True), file=file, fld=fld)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import yaml
 from naas_tl import resources
 from naas_tl.errors import NaasError
 from naas_tl.spec import load_yaml
-from naas_tl.spec.problem import MAX_BOUND
+from naas_tl.spec.problem import within_bounds
 from naas_tl.workload.layers import LAYER_TYPES, OPS, Layer, Workload
 
 #: Folder with the bundled network files (<repo>/workloads).
@@ -73,10 +73,7 @@ def _pos_int(v: Any, file: str, fld: str, minimum: int = 1) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise NaasError(f"expected {what}", file=file, field=fld, value=v)
-    if v > MAX_BOUND:
-        raise NaasError(f"too large (at most {MAX_BOUND}: Timeloop's bounds are 32-bit)",
-                        file=file, field=fld, value=v)
-    return v
+    return within_bounds(v, file=file, fld=fld)
 
 
 def _file_name(v: Any, file: str, fld: str) -> str:
