@@ -1,0 +1,60 @@
+"""The nest analysis replays repeated subtrees (memo) instead of walking all 2^loops of them;
+the numbers must be those of the full walk, which is Timeloop's algorithm step by step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from naas_tl.mapping.mapspace import sample_mappings
+from naas_tl.model.analysis import NestAnalysis
+from naas_tl.model.nest import build_nest
+
+from helpers import ALL_CASES, PROPERTY_CASES, REF, case, small_problem
+
+
+def _both(arch, problem, mapping):
+    nest = build_nest(arch, problem, mapping)
+    memo = NestAnalysis(arch, problem, nest)
+    return memo, memo.run(), NestAnalysis(arch, problem, nest, memo=False).run()
+
+
+@pytest.mark.parametrize("name", [str(p.relative_to(REF)) for p in ALL_CASES])
+def test_memo_equals_full_walk_on_reference_mappings(name):
+    c = case(name)
+    an, fast, full = _both(c.arch, c.problem, c.mapping)
+    assert fast.compute_cycles == full.compute_cycles
+    assert fast.tiles == full.tiles        # every size, access count, link transfer, fanout
+
+
+@pytest.mark.parametrize("name", PROPERTY_CASES)
+def test_memo_equals_full_walk_on_random_mappings(name):
+    """Random mappings (valid or not: the analysis does not check capacity), including
+    spatial levels with link transfers and every loop order the sampler makes."""
+    c = case(name)
+    rng = np.random.default_rng(11)
+    replayed = links = 0
+    for _ in range(12):
+        problem = small_problem(c.problem, rng)
+        batch = sample_mappings(c.arch, problem, 8, rng, keep_from=c.mapping)
+        for i in range(len(batch)):
+            an, fast, full = _both(c.arch, problem, batch.mapping(i))
+            assert fast.compute_cycles == full.compute_cycles
+            assert fast.tiles == full.tiles, f"mapping {i}"
+            walks = sum(1 for lp in build_nest(c.arch, problem, batch.mapping(i)).loops
+                        if not lp.spatial and lp.end > 1)
+            replayed += len(an.memo) < 2 ** walks
+            links += any(t.link_transfers for tiles in full.tiles for t in tiles)
+    assert replayed > 0, "no mapping had a subtree to replay: the test checks nothing"
+    if name == "published/dse2024_outputs_gemm_8mac":
+        assert links > 0, "no random mapping used link transfers"
+
+
+def test_memo_walks_few_subtrees_on_a_deep_nest():
+    """Why the memo exists: a VGG layer on Eyeriss has 19 temporal loops above one; the full
+    walk visits 2^19 subtrees, the memo a few hundred distinct ones."""
+    c = case("published/ex_eyeriss_like")
+    an, fast, full = _both(c.arch, c.problem, c.mapping)
+    walks = sum(1 for lp in build_nest(c.arch, c.problem, c.mapping).loops
+                if not lp.spatial and lp.end > 1)
+    assert len(an.memo) < 2 ** walks
+    assert fast.tiles == full.tiles
