@@ -3,6 +3,8 @@
 PY ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 VENV ?= .venv
 PYTEST_ARGS ?=
+# Test processes: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the suite in this process.
+PYTEST_WORKERS ?= auto
 ARCH ?= nvdla
 WORKLOAD ?=
 NAS ?=
@@ -24,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) tests $(PYTEST_ARGS)
 
 compare: $(VENV)/.installed
 	$(VENV)/bin/naas-tl compare
