@@ -113,6 +113,13 @@ def aahr_minus(cur, prev):
     return lo, hi, None
 
 
+def _shifted(box, off, sign):
+    """The box (lo, hi) moved by sign * off."""
+    lo, hi = box
+    return (tuple(a + sign * b for a, b in zip(lo, off)),
+            tuple(a + sign * b for a, b in zip(hi, off)))
+
+
 # --------------------------------------------------------------------------------------
 # Results of the analysis, per valid loop level and data space (Timeloop's DataMovementInfo)
 # --------------------------------------------------------------------------------------
@@ -273,20 +280,14 @@ class NestAnalysis:
                 for proj in self.projections]
 
     def _relative_state(self, level: int, off):
-        """What the walk below `level` reads, relative to the position `off`: the memo key."""
+        """What the walk below `level` reads, relative to the position `off`: the memo key.
+        (An empty working set is the walk's start; its coordinates mean nothing.)"""
         key = [level]
-        for k in range(level + 1):
-            st = self.states[k]
+        for st in self.states[:level + 1]:
             for (lo, hi, tr), o in zip(st.last, off):
-                if box_size(lo, hi) == 0:
-                    key.append(tr)
-                else:
-                    key.append((tuple(a - b for a, b in zip(lo, o)),
-                                tuple(a - b for a, b in zip(hi, o)), tr))
+                key.append(tr if box_size(lo, hi) == 0 else _shifted((lo, hi), o, -1) + (tr,))
             if st.prev_spatial is not None:
-                key.append(tuple(None if b is None else
-                                 (tuple(a - c for a, c in zip(b[0], o)),
-                                  tuple(a - c for a, c in zip(b[1], o)))
+                key.append(tuple(None if b is None else _shifted(b, o, -1)
                                  for b, o in zip(st.prev_spatial, off)))
         return tuple(key)
 
@@ -299,11 +300,11 @@ class NestAnalysis:
         if rec is None:
             rec = self._record(level, off)
             self.memo[key] = rec
-        return self._replay(level, off, rec)
+        return self._replay(off, rec)
 
     def _record(self, level: int, off):
         """Walk `level` once at one epoch with zeroed counters; return what it did, relative
-        to `off`: its deltas, every level's end state, and the counts it added."""
+        to `off`: its deltas, each level's end state, and the counts it added."""
         saved = [(st.access, st.link, st.max_size) for st in self.states[:level + 1]]
         saved_cycles, saved_epochs = self.compute_cycles, self.epochs
         for st in self.states[:level + 1]:
@@ -312,30 +313,28 @@ class NestAnalysis:
             st.max_size = [0] * self.n_pv
         self.compute_cycles, self.epochs = 0, 1
         deltas = self._walk(level)
-        rel = lambda box, o: (tuple(a - b for a, b in zip(box[0], o)),   # noqa: E731
-                              tuple(a - b for a, b in zip(box[1], o)))
-        out_deltas = [None if box_size(*d) == 0 else rel(d, o) for d, o in zip(deltas, off)]
+        rel_deltas = [None if box_size(*d) == 0 else _shifted(d, o, -1)
+                      for d, o in zip(deltas, off)]
         ends = []
         for st, (access, link, max_size) in zip(self.states, saved):
-            ends.append(([rel((lo, hi), o) + (tr,) for (lo, hi, tr), o in zip(st.last, off)],
-                         None if st.prev_spatial is None else
-                         [None if b is None else rel(b, o)
-                          for b, o in zip(st.prev_spatial, off)],
-                         st.access, st.link, st.max_size))
+            last = [_shifted((lo, hi), o, -1) + (tr,) for (lo, hi, tr), o in zip(st.last, off)]
+            prev = None if st.prev_spatial is None else \
+                [None if b is None else _shifted(b, o, -1) for b, o in zip(st.prev_spatial, off)]
+            ends.append((last, prev, st.access, st.link, st.max_size))
             st.access, st.link, st.max_size = access, link, max_size
         cycles = self.compute_cycles
         self.compute_cycles, self.epochs = saved_cycles, saved_epochs
-        return out_deltas, ends, cycles
+        return rel_deltas, ends, cycles
 
-    def _replay(self, level: int, off, rec):
-        out_deltas, ends, cycles = rec
+    def _replay(self, off, rec):
+        """Apply a recorded walk at the position `off` and the current epochs."""
+        rel_deltas, ends, cycles = rec
         e = self.epochs
-        add = lambda box, o: (tuple(a + b for a, b in zip(box[0], o)),   # noqa: E731
-                              tuple(a + b for a, b in zip(box[1], o)))
         for st, (last, prev, access, link, max_size) in zip(self.states, ends):
-            st.last = [add(b, o) + (b[2],) for b, o in zip(last, off)]
+            st.last = [_shifted(b[:2], o, 1) + (b[2],) for b, o in zip(last, off)]
             if prev is not None:
-                st.prev_spatial = [None if b is None else add(b, o) for b, o in zip(prev, off)]
+                st.prev_spatial = [None if b is None else _shifted(b, o, 1)
+                                   for b, o in zip(prev, off)]
             for pv in range(self.n_pv):
                 acc = st.access[pv]
                 for k, v in access[pv].items():
@@ -344,8 +343,8 @@ class NestAnalysis:
                 if max_size[pv] > st.max_size[pv]:
                     st.max_size[pv] = max_size[pv]
         self.compute_cycles += cycles * e
-        zero = [(0,) * len(p) for p in self.projections]
-        return [(z, z) if d is None else add(d, o) for d, z, o in zip(out_deltas, zero, off)]
+        zeros = [((0,) * len(p),) * 2 for p in self.projections]
+        return [z if d is None else _shifted(d, o, 1) for d, z, o in zip(rel_deltas, zeros, off)]
 
     def _walk(self, level: int):
         loop = self.nest.loops[level]
