@@ -324,6 +324,12 @@ STRUCTURE_ERRORS = [
      "expected a finite number"),
     ("arch.yaml", LOCAL + (1, "name"), "shared_glb[0..-1]", "local[1].name",
      "bad instance range"),
+    # Timeloop reads sizes and widths into 32-bit unsigned integers; before, a width of
+    # 1e30 bits was evaluated (and tabled by `naas-tl energy`) as given
+    ("arch.yaml", LOCAL + (1, "attributes", "width"), "1e30", "attributes.width",
+     "too large (at most 4294967295"),
+    ("arch.yaml", LOCAL + (1, "attributes", "depth"), 2**32, "attributes.depth",
+     "too large (at most 4294967295"),
     ("problem.yaml", ("problem", "shape", "data_spaces"), 7, "problem.shape.data_spaces",
      "expected a list"),
     ("problem.yaml", ("problem", "shape", "data_spaces", 0, "projection"), 5,

@@ -151,6 +151,19 @@ def test_input_mistakes_are_one_line_errors(tmp_path, capsys, make, expect):
     assert expect in one_line_error(err)
 
 
+def test_a_width_no_timeloop_could_read_is_refused_and_nothing_written(tmp_path, capsys):
+    """Before, width 1e30 gave a table of 1e40 pJ reads: a typo became a number."""
+    text = (NVDLA / "arch.yaml").read_text()
+    assert "width: 64" in text
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(text.replace("width: 64", "width: 1e30", 1))
+    rc, _, err = run(capsys, "energy", arch, "-o", tmp_path / "out")
+    assert rc == 2
+    line = one_line_error(err)
+    assert str(arch) in line and "attributes.width" in line and "1e30" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_technology_missing_names_the_file_and_level(tmp_path, capsys):
     arch = REF / "published" / "ispass20_tlacc_eyeriss_intmac" / "arch.yaml"
     rc, _, err = run(capsys, "energy", arch, "-o", tmp_path)

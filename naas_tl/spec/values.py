@@ -63,6 +63,10 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+#: Timeloop reads sizes, widths, counts and factors into 32-bit unsigned integers.
+MAX_UINT32 = 2**32 - 1
+
+
 def _num(value: Any, *, file: str, fld: str, integer: bool = False, positive: bool = True):
     if isinstance(value, bool) or value is None:
         raise NaasError("expected a number", file=file, field=fld, value=value)
@@ -78,6 +82,9 @@ def _num(value: Any, *, file: str, fld: str, integer: bool = False, positive: bo
     if integer:
         if num != int(num):
             raise NaasError("expected an integer", file=file, field=fld, value=value)
+        if num > MAX_UINT32:
+            raise NaasError(f"too large (at most {MAX_UINT32}: Timeloop reads it as a 32-bit "
+                            f"integer)", file=file, field=fld, value=value)
         return int(num)
     return num
 
