@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -80,20 +79,6 @@ def _case(case_dir: Path):
     return load_case_dir(case_dir)
 
 
-_SHALLOW_STACK = ThreadPoolExecutor(max_workers=1)
-
-
-def _evaluate(case):
-    """evaluate_case, run at a shallow Python stack (a worker thread's); same numbers.
-
-    The scalar nest analysis recurses down the loop nest and back up, over and over. CPython
-    3.11 keeps frames in 16 KiB chunks and frees a chunk as soon as its first frame returns, so
-    when the caller's depth puts a chunk boundary inside that recursion (pytest's stack does,
-    for some cases), every crossing maps and unmaps a chunk: up to 10x slower, mostly system
-    time. A fresh thread starts at the shallow depth `naas-tl compare` runs it from."""
-    return _SHALLOW_STACK.submit(evaluate_case, case).result()
-
-
 def _batched(case):
     """The batched evaluator on the case's one mapping, with the numba kernels on one thread:
     one mapping gains nothing from more, and idle OpenMP workers spinning beside the scalar
@@ -131,7 +116,7 @@ def _rel_ok(got: float, want: float, rel: float) -> bool:
 def test_reference_case(case_dir: Path):
     exp = _expected(case_dir)
     case = _case(case_dir)
-    res = _evaluate(case)
+    res = evaluate_case(case)
     storage_names = {lvl.name for lvl in case.arch.storage}
     bad: list[str] = []
 
