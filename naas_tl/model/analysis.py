@@ -32,93 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from naas_tl.model.aahr import aahr_minus, box_size, shifted
 from naas_tl.model.nest import Nest
 from naas_tl.spec import Architecture, Problem
-
-ZERO_GRAD = (0, 0)
-
-
-class FractureError(RuntimeError):
-    """Timeloop asserts on this AAHR subtraction; so do we."""
-
-
-# --------------------------------------------------------------------------------------
-# AAHR algebra (per data space). A box is (lo, hi) tuples, hi exclusive.
-# --------------------------------------------------------------------------------------
-
-def box_size(lo, hi) -> int:
-    s = 1
-    for a, b in zip(lo, hi):
-        s *= b - a
-    return s
-
-
-def aahr_subtract(lo, hi, slo, shi):
-    """Timeloop's AxisAlignedHyperRectangle::Subtract: returns (dlo, dhi, gradient)."""
-    n = len(lo)
-    if box_size(lo, hi) == 0 or box_size(slo, shi) == 0:
-        return lo, hi, ZERO_GRAD
-    if lo == slo and hi == shi:
-        z = (0,) * n
-        return z, z, ZERO_GRAD
-    for d in range(n):
-        if shi[d] <= lo[d] or slo[d] >= hi[d]:
-            return lo, hi, ZERO_GRAD
-    ulo, uhi = list(lo), list(hi)
-    grad = ZERO_GRAD
-    found = False
-    for d in range(n):
-        if lo[d] != slo[d] or hi[d] != shi[d]:
-            if found:
-                return lo, hi, ZERO_GRAD          # not a hyper-rectangle: keep all of it
-            found = True
-            if slo[d] <= lo[d]:
-                if shi[d] <= hi[d]:
-                    grad = (d, 1)
-                    ulo[d] = shi[d]
-                else:
-                    grad = ZERO_GRAD
-                    uhi[d] = lo[d]
-            else:
-                if shi[d] < hi[d]:
-                    raise FractureError("AAHR subtraction fractures the tile")
-                grad = (d, -1)
-                uhi[d] = slo[d]
-            if ulo[d] == uhi[d]:
-                z = (0,) * n
-                return z, z, ZERO_GRAD
-    return tuple(ulo), tuple(uhi), grad
-
-
-def aahr_minus(cur, prev):
-    """Timeloop's OperationSpace::SaveAndSubtractIfSameStride for one data space.
-
-    ``cur`` is (lo, hi); ``prev`` is (lo, hi, translation) where translation is the step the
-    tile took last time, or None. The delta is the AAHR difference only while the tile keeps
-    moving by the same translation vector; when the stride changes the whole tile is
-    re-fetched and the remembered translation is cleared.
-    Returns (delta_lo, delta_hi, translation to remember)."""
-    lo, hi = cur
-    plo, phi, ptr = prev
-    tr = None if box_size(plo, phi) == 0 else tuple(a - b for a, b in zip(lo, plo))
-    if tr is not None and not any(tr):
-        z = (0,) * len(lo)
-        return z, z, ptr
-    if ptr is None:
-        dlo, dhi, _ = aahr_subtract(lo, hi, plo, phi)
-        return dlo, dhi, tr
-    if tr == ptr:
-        dlo, dhi, _ = aahr_subtract(lo, hi, plo, phi)
-        return dlo, dhi, ptr
-    return lo, hi, None
-
-
-def _shifted(box, off, sign):
-    """The box (lo, hi) moved by sign * off."""
-    lo, hi = box
-    return (tuple(a + sign * b for a, b in zip(lo, off)),
-            tuple(a + sign * b for a, b in zip(hi, off)))
-
 
 # --------------------------------------------------------------------------------------
 # Results of the analysis, per valid loop level and data space (Timeloop's DataMovementInfo)
@@ -285,9 +201,9 @@ class NestAnalysis:
         key = [level]
         for st in self.states[:level + 1]:
             for (lo, hi, tr), o in zip(st.last, off):
-                key.append(tr if box_size(lo, hi) == 0 else _shifted((lo, hi), o, -1) + (tr,))
+                key.append(tr if box_size(lo, hi) == 0 else shifted((lo, hi), o, -1) + (tr,))
             if st.prev_spatial is not None:
-                key.append(tuple(None if b is None else _shifted(b, o, -1)
+                key.append(tuple(None if b is None else shifted(b, o, -1)
                                  for b, o in zip(st.prev_spatial, off)))
         return tuple(key)
 
@@ -313,13 +229,13 @@ class NestAnalysis:
             st.max_size = [0] * self.n_pv
         self.compute_cycles, self.epochs = 0, 1
         deltas = self._walk(level)
-        rel_deltas = [None if box_size(*d) == 0 else _shifted(d, o, -1)
+        rel_deltas = [None if box_size(*d) == 0 else shifted(d, o, -1)
                       for d, o in zip(deltas, off)]
         ends = []
         for st, (access, link, max_size) in zip(self.states, saved):
-            last = [_shifted((lo, hi), o, -1) + (tr,) for (lo, hi, tr), o in zip(st.last, off)]
+            last = [shifted((lo, hi), o, -1) + (tr,) for (lo, hi, tr), o in zip(st.last, off)]
             prev = None if st.prev_spatial is None else \
-                [None if b is None else _shifted(b, o, -1) for b, o in zip(st.prev_spatial, off)]
+                [None if b is None else shifted(b, o, -1) for b, o in zip(st.prev_spatial, off)]
             ends.append((last, prev, st.access, st.link, st.max_size))
             st.access, st.link, st.max_size = access, link, max_size
         cycles = self.compute_cycles
@@ -331,9 +247,9 @@ class NestAnalysis:
         rel_deltas, ends, cycles = rec
         e = self.epochs
         for st, (last, prev, access, link, max_size) in zip(self.states, ends):
-            st.last = [_shifted(b[:2], o, 1) + (b[2],) for b, o in zip(last, off)]
+            st.last = [shifted(b[:2], o, 1) + (b[2],) for b, o in zip(last, off)]
             if prev is not None:
-                st.prev_spatial = [None if b is None else _shifted(b, o, 1)
+                st.prev_spatial = [None if b is None else shifted(b, o, 1)
                                    for b, o in zip(prev, off)]
             for pv in range(self.n_pv):
                 acc = st.access[pv]
@@ -344,7 +260,7 @@ class NestAnalysis:
                     st.max_size[pv] = max_size[pv]
         self.compute_cycles += cycles * e
         zeros = [((0,) * len(p),) * 2 for p in self.projections]
-        return [z if d is None else _shifted(d, o, 1) for d, z, o in zip(rel_deltas, zeros, off)]
+        return [z if d is None else shifted(d, o, 1) for d, z, o in zip(rel_deltas, zeros, off)]
 
     def _walk(self, level: int):
         loop = self.nest.loops[level]
