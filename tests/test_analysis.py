@@ -12,39 +12,41 @@ from naas_tl.model.nest import build_nest
 from helpers import ALL_CASES, PROPERTY_CASES, REF, case, small_problem
 
 
-def _both(arch, problem, mapping):
+def _both(arch, problem, mapping, memo_from=NestAnalysis.MEMO_FROM):
     nest = build_nest(arch, problem, mapping)
     memo = NestAnalysis(arch, problem, nest)
+    memo.MEMO_FROM = memo_from
     return memo, memo.run(), NestAnalysis(arch, problem, nest, memo=False).run()
 
 
 @pytest.mark.parametrize("name", [str(p.relative_to(REF)) for p in ALL_CASES])
 def test_memo_equals_full_walk_on_reference_mappings(name):
     c = case(name)
-    an, fast, full = _both(c.arch, c.problem, c.mapping)
+    an, fast, full = _both(c.arch, c.problem, c.mapping, memo_from=0)
     assert fast.compute_cycles == full.compute_cycles
     assert fast.tiles == full.tiles        # every size, access count, link transfer, fanout
 
 
+@pytest.mark.parametrize("memo_from", [0, NestAnalysis.MEMO_FROM])
 @pytest.mark.parametrize("name", PROPERTY_CASES)
-def test_memo_equals_full_walk_on_random_mappings(name):
+def test_memo_equals_full_walk_on_random_mappings(name, memo_from):
     """Random mappings (valid or not: the analysis does not check capacity), including
-    spatial levels with link transfers and every loop order the sampler makes."""
+    spatial levels with link transfers and every loop order the sampler makes; memo_from 0
+    replays at every level, the default only above subtrees of 2^MEMO_FROM walks."""
     c = case(name)
     rng = np.random.default_rng(11)
-    replayed = links = 0
+    replays = links = 0
     for _ in range(12):
         problem = small_problem(c.problem, rng)
         batch = sample_mappings(c.arch, problem, 8, rng, keep_from=c.mapping)
         for i in range(len(batch)):
-            an, fast, full = _both(c.arch, problem, batch.mapping(i))
+            an, fast, full = _both(c.arch, problem, batch.mapping(i), memo_from)
             assert fast.compute_cycles == full.compute_cycles
             assert fast.tiles == full.tiles, f"mapping {i}"
-            walks = sum(1 for lp in build_nest(c.arch, problem, batch.mapping(i)).loops
-                        if not lp.spatial and lp.end > 1)
-            replayed += len(an.memo) < 2 ** walks
+            replays += an.replays
             links += any(t.link_transfers for tiles in full.tiles for t in tiles)
-    assert replayed > 0, "no mapping had a subtree to replay: the test checks nothing"
+    if memo_from == 0:
+        assert replays > 0, "no subtree was replayed: the test checks nothing"
     if name == "published/dse2024_outputs_gemm_8mac":
         assert links > 0, "no random mapping used link transfers"
 
@@ -58,5 +60,5 @@ def test_memo_walks_few_subtrees_on_a_deep_nest():
     walks = sum(1 for lp in build_nest(c.arch, c.problem, c.mapping).loops
                 if not lp.spatial and lp.end > 1)
     assert walks >= 12
-    assert len(an.memo) * 16 < 2 ** walks
+    assert an.replays > 0 and len(an.memo) * 16 < 2 ** walks
     assert fast.tiles == full.tiles

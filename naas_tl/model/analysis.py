@@ -125,8 +125,12 @@ class _SpatialGroup:
 
 
 class NestAnalysis:
+    #: Subtrees of fewer than 2^MEMO_FROM walks are walked: keying them costs more.
+    MEMO_FROM = 4
+
     def __init__(self, arch: Architecture, problem: Problem, nest: Nest, *, memo: bool = True):
         self.memo = {} if memo else None
+        self.replays = 0
         self.arch = arch
         self.problem = problem
         self.nest = nest
@@ -160,6 +164,8 @@ class NestAnalysis:
             else:
                 prev_spatial = False
         self.groups = {i: _SpatialGroup(self, i) for i in range(n) if self.master[i]}
+        # Temporal loops of bound >= 2 at or below each level: its subtree is 2^that walks.
+        self.doublings = list(np.cumsum([not lp.spatial and lp.end > 1 for lp in loops]))
         self.spatial_fanout = [1] * n
         for i, g in self.groups.items():
             self.spatial_fanout[i] = g.fanout
@@ -208,7 +214,7 @@ class NestAnalysis:
         return tuple(key)
 
     def _deltas(self, level: int):
-        if self.memo is None:
+        if self.memo is None or self.doublings[level] < self.MEMO_FROM:
             return self._walk(level)
         off = self._offsets()
         key = self._relative_state(level, off)
@@ -216,6 +222,8 @@ class NestAnalysis:
         if rec is None:
             rec = self._record(level, off)
             self.memo[key] = rec
+        else:
+            self.replays += 1
         return self._replay(off, rec)
 
     def _record(self, level: int, off):
