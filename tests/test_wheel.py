@@ -3,6 +3,7 @@ that is not the checkout. Templates, budgets, bundled workloads and the data mus
 inside the installed package, never from the source tree."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -35,14 +36,22 @@ def installed(tmp_path_factory):
     the test venv's, reached through a .pth path line: that adds the folder without running
     the .pth files in it, so the checkout's editable install stays out of sight."""
     tmp = tmp_path_factory.mktemp("wheel")
-    wheels = tmp / "dist"
-    left_behind = [p for p in (REPO / "build",) if not p.exists()]
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps",
-                            "--no-build-isolation", "-q", "-w", str(wheels)],
-                           capture_output=True, text=True)
-    for p in left_behind:       # an in-tree build leaves build/ behind; it was not there before
-        shutil.rmtree(p, ignore_errors=True)
-    assert build.returncode == 0, build.stderr[-2000:]
+    # The build runs in the checkout's build/ folder, so `make test`'s worker processes take
+    # turns: the first builds the wheel into the folder they share, the others reuse it.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):   # basetemp is this run's folder/popen-gwN
+        shared = shared.parent
+    with open(shared / "naas_tl-wheel.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wheels = shared / "naas_tl-wheel"
+        if not list(wheels.glob("naas_tl-*.whl")):
+            left_behind = [p for p in (REPO / "build",) if not p.exists()]
+            build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO),
+                                    "--no-deps", "--no-build-isolation", "-q", "-w",
+                                    str(wheels)], capture_output=True, text=True)
+            for p in left_behind:   # an in-tree build leaves build/ behind; it was not there
+                shutil.rmtree(p, ignore_errors=True)
+            assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("naas_tl-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
