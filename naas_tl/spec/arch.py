@@ -9,9 +9,10 @@ from typing import Any
 from naas_tl.errors import NaasError
 from naas_tl.spec.values import _mapping, _num, _seq
 
-# Classes Timeloop treats as compute rather than storage.
-_COMPUTE_CLASSES = {"compute", "arithmetic", "mac", "intmac", "fpmac", "mac_unit", "adder",
-                    "shift_add", "intadder", "fpadder", "multiplier", "intmultiplier"}
+# Timeloop's isBufferClass / isComputeClass (model/topology.cpp): a class is a buffer if its
+# name contains one of these, else compute if it contains one of those, else not a level.
+_BUFFER_MARKS = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")
+_COMPUTE_MARKS = ("mac", "intmac", "fpmac", "compute")
 _NAME_RANGE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
@@ -27,6 +28,7 @@ class StorageLevel:
     word_bits: int
     block_size: int            # words per row
     cluster_size: int
+    entries: int | None        # capacity in words when given as entries or sizeKB, else None
     read_bandwidth: float | None   # words/cycle per instance; None = unlimited
     write_bandwidth: float | None
     shared_bandwidth: float | None
@@ -40,6 +42,8 @@ class StorageLevel:
     @property
     def size(self) -> int | None:
         """Capacity in words (Timeloop's 'Size')."""
+        if self.entries is not None:
+            return self.entries
         return None if self.depth is None else self.depth * self.block_size
 
     @property
@@ -65,6 +69,9 @@ class Architecture:
     storage: tuple[StorageLevel, ...]   # innermost first
     arithmetic: ArithmeticLevel
     source: str = ""
+    # (name, class) of the components Timeloop does not model (their class names neither a
+    # buffer nor a compute unit); Accelergy would still price them.
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def level_index(self, name: str) -> int | None:
         for i, lvl in enumerate(self.storage):
@@ -99,9 +106,13 @@ def _split_name(raw: Any, *, file: str, fld: str) -> tuple[str, int]:
     return raw.strip(), 1
 
 
-def _is_compute(cls: str) -> bool:
-    c = cls.lower()
-    return c in _COMPUTE_CLASSES or c.endswith("mac")
+def _role(cls: str) -> str | None:
+    """'storage', 'compute' or None (Timeloop skips the component) for a v0.3/v0.4 class."""
+    if any(m in cls for m in _BUFFER_MARKS):
+        return "storage"
+    if any(m in cls for m in _COMPUTE_MARKS):
+        return "compute"
+    return None
 
 
 def _flatten_tree(node: dict, prefix: str, out: list, file: str, path: str,
@@ -138,69 +149,116 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
         return default
 
     is_dram = cls.upper() == "DRAM" or str(get("technology", default="")).upper() == "DRAM"
-    depth = get("depth", "memory_depth", "entries")
-    if depth is not None and not is_dram:
-        depth = _num(depth, file=file, fld=f"{fld}.attributes.depth", integer=True)
-    elif is_dram:
-        depth = None
-    word_bits = get("datawidth", "word-bits", "word_bits")
-    width = get("width", "memory_width")
-    block = get("block-size", "block_size")
-    if word_bits is None and width is not None and block is not None:
-        word_bits = _num(width, file=file, fld=f"{fld}.attributes.width") / _num(
-            block, file=file, fld=f"{fld}.attributes.block_size")
-    if word_bits is None:
-        word_bits = width if width is not None else 16
-    word_bits = _num(word_bits, file=file, fld=f"{fld}.attributes.datawidth", integer=True)
-    cluster = _num(get("cluster_size", "cluster-size", default=1), file=file,
-                   fld=f"{fld}.attributes.cluster_size", integer=True)
-    if block is None:
-        if width is not None:
-            w = _num(width, file=file, fld=f"{fld}.attributes.width", integer=True)
-            block = max(1, w // (word_bits * cluster))
+
+    def integer(key, value):
+        return _num(value, file=file, fld=f"{fld}.attributes.{key}", integer=True)
+
+    # Word, block, cluster and width as Timeloop's BufferLevel::ParseSpecs derives them: the
+    # word size defaults to 16 bits, and a given width fixes whichever of block size and
+    # cluster size is not given (block size when neither is).
+    word_key = next((k for k in ("word-bits", "word_bits", "word_width", "datawidth")
+                     if get(k) is not None), None)
+    word_bits = 16 if word_key is None else integer(word_key, get(word_key))
+    block_key = next((k for k in ("block-size", "block_size", "n_words") if get(k) is not None),
+                     None)
+    block = 1 if block_key is None else integer(block_key, get(block_key))
+    cluster_key = next((k for k in ("cluster-size", "cluster_size") if get(k) is not None),
+                       None)
+    cluster = 1 if cluster_key is None else integer(cluster_key, get(cluster_key))
+    width_key = next((k for k in ("width", "memory_width", "data_storage_width")
+                      if get(k) is not None), None)
+    if width_key is None:
+        width = word_bits * block * cluster
+    else:
+        width = integer(width_key, get(width_key))
+        if width % (word_bits * block):
+            raise NaasError(f"not a multiple of the word size x block size ({word_bits} x "
+                            f"{block} bits; Timeloop asserts)", file=file,
+                            field=f"{fld}.attributes.{width_key}", value=width)
+        if block_key is not None and cluster_key is not None:
+            if block * word_bits * cluster != width:
+                raise NaasError(f"block size x word size x cluster size = {block} x "
+                                f"{word_bits} x {cluster} is not the width", file=file,
+                                field=f"{fld}.attributes.{width_key}", value=width)
+        elif cluster_key is not None:
+            block = width // cluster // word_bits
+            if block == 0:
+                raise NaasError(f"narrower than {cluster} clusters of {word_bits}-bit words",
+                                file=file, field=f"{fld}.attributes.{width_key}", value=width)
+        elif block_key is not None:
+            cluster = width // (word_bits * block)
         else:
-            block = 1
-    block = _num(block, file=file, fld=f"{fld}.attributes.block_size", integer=True)
-    if width is None:
-        width = block * word_bits
-    width = _num(width, file=file, fld=f"{fld}.attributes.width", integer=True)
+            block, cluster = width // word_bits, 1
+
+    # Capacity: `entries` counts words, `depth` rows of one block, `sizeKB` kilobytes.
+    depth = entries = None
+    size_keys = [k for k in ("entries", "depth", "memory_depth", "data_storage_depth", "sizeKB")
+                 if get(k) is not None]
+    if not is_dram and size_keys:
+        key = size_keys[0]
+        if "sizeKB" in size_keys and key != "sizeKB":
+            raise NaasError(f"give one of {key} and sizeKB (Timeloop asserts)", file=file,
+                            field=f"{fld}.attributes.sizeKB", value=get("sizeKB"))
+        v = integer(key, get(key))
+        if key == "entries":
+            entries = v
+        elif key == "sizeKB":
+            entries = v * 1024 * 8 // word_bits
+        else:
+            depth = v
+        if entries is not None:     # the SRAM's rows, for the energy tables
+            depth = -(-entries // block)
 
     def bw(*keys):
         v = get(*keys)
         return None if v is None else _num(v, file=file, fld=f"{fld}.attributes.{keys[0]}")
 
-    mesh_x = get("meshX")
-    mesh_x = count if mesh_x is None else _num(mesh_x, file=file, fld=f"{fld}.attributes.meshX",
-                                               integer=True)
-    if count % mesh_x:
-        raise NaasError("meshX does not divide the instance count", file=file,
-                        field=f"{fld}.attributes.meshX", value=mesh_x)
+    mesh_x, mesh_y = _mesh(count, a, file, fld)
     mb = get("multiple_buffering", "multiple-buffering", default=1)
+    # `bandwidth` is Timeloop's deprecated total: half for reads, half for writes, unless
+    # read_bandwidth / write_bandwidth say otherwise.
+    half = None if get("bandwidth") is None else bw("bandwidth") / 2
+    read_bw, write_bw = bw("read_bandwidth"), bw("write_bandwidth")
     return StorageLevel(
-        name=name, cls=cls, instances=count, mesh_x=mesh_x, mesh_y=count // mesh_x,
+        name=name, cls=cls, instances=count, mesh_x=mesh_x, mesh_y=mesh_y,
         depth=depth, width=width, word_bits=word_bits, block_size=block,
-        cluster_size=cluster,
-        read_bandwidth=bw("read_bandwidth", "read-bandwidth"),
-        write_bandwidth=bw("write_bandwidth", "write-bandwidth"),
-        shared_bandwidth=bw("shared_bandwidth", "shared-bandwidth"),
+        cluster_size=cluster, entries=entries,
+        read_bandwidth=half if read_bw is None else read_bw,
+        write_bandwidth=half if write_bw is None else write_bw,
+        shared_bandwidth=bw("shared_bandwidth"),
         multiple_buffering=_num(mb, file=file, fld=f"{fld}.attributes.multiple_buffering"),
         reduction_supported=bool(get("reduction_supported", default=True)),
         ert_name=ert_name, is_dram=is_dram, technology=str(a.get("technology", "")),
         attributes=dict(a))
 
 
+def _mesh(count: int, attrs: dict, file: str, fld: str) -> tuple[int, int]:
+    """(meshX, meshY) as Timeloop's ValidateTopology completes them from the instances."""
+    given = {k: _num(attrs[k], file=file, fld=f"{fld}.attributes.{k}", integer=True)
+             for k in ("meshX", "meshY") if attrs.get(k) is not None}
+    if "meshX" in given and "meshY" in given:
+        if given["meshX"] * given["meshY"] != count:
+            raise NaasError(f"meshX x meshY = {given['meshX']} x {given['meshY']} is not the "
+                            f"instance count {count}", file=file,
+                            field=f"{fld}.attributes.meshY", value=given["meshY"])
+        return given["meshX"], given["meshY"]
+    for key in ("meshX", "meshY"):
+        if key in given:
+            if count % given[key]:
+                raise NaasError(f"{key} does not divide the instance count {count}",
+                                file=file, field=f"{fld}.attributes.{key}", value=given[key])
+            other = count // given[key]
+            return (given[key], other) if key == "meshX" else (other, given[key])
+    return count, 1
+
+
 def _arith_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld: str,
                 ert_name: str) -> ArithmeticLevel:
-    mesh_x = attrs.get("meshX")
-    mesh_x = count if mesh_x is None else _num(mesh_x, file=file, fld=f"{fld}.attributes.meshX",
-                                               integer=True)
-    if count % mesh_x:
-        raise NaasError("meshX does not divide the instance count", file=file,
-                        field=f"{fld}.attributes.meshX", value=mesh_x)
+    mesh_x, mesh_y = _mesh(count, attrs, file, fld)
     wb = attrs.get("datawidth", attrs.get("word-bits", attrs.get("adder_width",
                    attrs.get("width", 16))))
     return ArithmeticLevel(name=name, cls=str(comp.get("class", "compute")), instances=count,
-                           mesh_x=mesh_x, mesh_y=count // mesh_x,
+                           mesh_x=mesh_x, mesh_y=mesh_y,
                            word_bits=_num(wb, file=file, fld=f"{fld}.attributes.datawidth",
                                           integer=True),
                            ert_name=ert_name, technology=str(attrs.get("technology", "")),
@@ -214,7 +272,8 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
     if not isinstance(root, dict):
         raise NaasError("expected a mapping", file=file, field="architecture", value=root)
     comps: list[tuple[str, dict, dict, str]] = []
-    if "subtree" in root or "local" in root:
+    legacy = not ("subtree" in root or "local" in root)
+    if not legacy:
         for j, sub in enumerate(_seq(root.get("subtree"), file=file,
                                      fld="architecture.subtree")):
             if not isinstance(sub, dict):
@@ -224,9 +283,11 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         for j, comp in enumerate(_seq(root.get("local"), file=file, fld="architecture.local")):
             comps.append(("", comp, {}, f"architecture.local[{j}]"))
     elif "storage" in root:
-        # Flattened v0.2 form: storage listed outermost first, then one arithmetic block.
-        for j, comp in enumerate(_seq(root.get("storage"), file=file,
-                                      fld="architecture.storage")):
+        # The ISPASS-paper form: storage listed innermost first (Timeloop's
+        # Topology::ParseSpecs makes entry 0 level 0), then one arithmetic block.
+        levels = list(enumerate(_seq(root.get("storage"), file=file,
+                                     fld="architecture.storage")))
+        for j, comp in reversed(levels):
             comps.append(("", comp, {}, f"architecture.storage[{j}]"))
         arith = root.get("arithmetic")
         if not isinstance(arith, dict):
@@ -235,37 +296,46 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         comps.append(("", dict(arith, **{"class": arith.get("class", "compute")}), {},
                       "architecture.arithmetic"))
     else:
-        raise NaasError("expected 'subtree' (v0.4) or 'storage'+'arithmetic' (v0.2)",
+        raise NaasError("expected 'subtree' (v0.3/v0.4) or 'storage'+'arithmetic' (the ISPASS form)",
                         file=file, field="architecture", value=sorted(root))
 
     storage_outer_first: list[StorageLevel] = []
     arithmetic: ArithmeticLevel | None = None
     seen: set[str] = set()
+    skipped: list[tuple[str, str]] = []
     for prefix, comp, inherited, fld in comps:
         if not isinstance(comp, dict):
             raise NaasError("expected a component mapping", file=file, field=fld, value=comp)
         name, count = _split_name(comp.get("name"), file=file, fld=f"{fld}.name")
         attrs = dict(_mapping(comp.get("attributes"), file=file, fld=f"{fld}.attributes"))
-        if "instances" in attrs:
+        for k, v in comp.items():   # the ISPASS form puts attributes at component level
+            if k not in ("name", "class", "subclass", "attributes", "required_actions",
+                         "enabled") and k not in attrs:
+                attrs[k] = v
+        # An `instances` attribute is the whole count (Timeloop's ParseSpecs): the
+        # replication of the subtrees around it is not applied again.
+        count *= inherited.get("__replication", 1)
+        if attrs.get("instances") is not None:
             count = _num(attrs["instances"], file=file, fld=f"{fld}.attributes.instances",
                          integer=True)
-        for k in ("depth", "width", "datawidth", "block-size", "word-bits", "meshX",
-                  "read_bandwidth", "write_bandwidth"):
-            if k in comp and k not in attrs:   # v0.2 puts attributes at component level
-                attrs[k] = comp[k]
         if "subclass" in comp and "subclass" not in attrs:
             # v0.4 `class: storage, subclass: smartbuffer_RF`: Accelergy estimates the
             # subclass; keep it so naas_tl.energy can too (Timeloop ignores it).
             attrs["subclass"] = comp["subclass"]
-        count *= inherited.get("__replication", 1)
         if name in seen:
             raise NaasError("duplicate component name", file=file, field=f"{fld}.name",
                             value=name)
         seen.add(name)
         raw_name = comp.get("name")
         ert_name = f"{prefix}.{raw_name}" if prefix else str(raw_name)
-        cls = str(comp.get("class", "storage"))
-        if _is_compute(cls):
+        if legacy:   # the ISPASS form has no classes: the list is storage, then arithmetic
+            role = "compute" if fld == "architecture.arithmetic" else "storage"
+        else:
+            role = _role(str(comp.get("class", "")))
+        if role is None:
+            skipped.append((name, str(comp.get("class", ""))))
+            continue
+        if role == "compute":
             if arithmetic is not None:
                 raise NaasError("more than one compute component; Timeloop supports one",
                                 file=file, field=f"{fld}.name", value=name)
@@ -277,12 +347,14 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
             storage_outer_first.append(_storage_from(name, count, comp, attrs, file, fld,
                                                      ert_name))
     if arithmetic is None:
-        raise NaasError("no compute component (class intmac/fpmac/compute)", file=file,
+        raise NaasError("no compute component (a class naming mac, intmac, fpmac or compute)",
+                        file=file,
                         field="architecture")
     if not storage_outer_first:
         raise NaasError("no storage components", file=file, field="architecture")
     storage = tuple(reversed(storage_outer_first))
-    arch = Architecture(storage=storage, arithmetic=arithmetic, source=file)
+    arch = Architecture(storage=storage, arithmetic=arithmetic, source=file,
+                        skipped=tuple(skipped))
     for i, lvl in enumerate(storage):
         ci, cx, cy = arch.children_instances(i)
         if ci % lvl.instances or cx % lvl.mesh_x or cy % lvl.mesh_y:

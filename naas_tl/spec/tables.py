@@ -30,12 +30,15 @@ def parse_ert(data: dict, file: str = "<ERT>") -> dict:
     tables = root.get("tables") if isinstance(root, dict) else None
     if not isinstance(tables, list):
         raise NaasError("expected 'ERT: {tables: [...]}'", file=file, field="ERT.tables")
+    # Timeloop's ParseAccelergyERT gathers every entry of a component's action (across
+    # tables of the same component, and repeated actions) and charges the largest energy,
+    # never less than 0.
     out: dict[str, dict[str, float]] = {}
     for j, t in enumerate(tables):
         if not isinstance(t, dict) or "name" not in t:
             raise NaasError("expected {name, actions}", file=file, field=f"ERT.tables[{j}]",
                             value=t)
-        acts: dict[str, float] = {}
+        acts = out.setdefault(_ert_key(t["name"]), {})
         for k, a in enumerate(_seq(t.get("actions"), file=file,
                                    fld=f"ERT.tables[{j}].actions")):
             if not isinstance(a, dict) or "name" not in a:
@@ -48,10 +51,9 @@ def parse_ert(data: dict, file: str = "<ERT>") -> dict:
                 e = a["arguments"][0].get("energy")   # old ERT: per-argument energies
             else:
                 e = None
-            acts[str(a["name"])] = _num(e, file=file,
-                                        fld=f"ERT.tables[{j}].actions[{a['name']}].energy",
-                                        positive=False)
-        out[_ert_key(t["name"])] = acts
+            e = _num(e, file=file, fld=f"ERT.tables[{j}].actions[{a['name']}].energy",
+                     positive=False)
+            acts[str(a["name"])] = max(e, acts.get(str(a["name"]), 0.0))
     return out
 
 

@@ -1,0 +1,174 @@
+"""Every way of writing an architecture that Timeloop's parser reads the same must give the
+same numbers here, and what Timeloop asserts on must be a one-line error. The rules are
+Timeloop's BufferLevel::ParseSpecs / ValidateTopology (model/buffer.cpp), Topology's
+isBufferClass / ParseAccelergyERT (model/topology.cpp) and the ISPASS-paper form of
+Engine::ParseSpecs. Found by an audit that rewrote reference cases the ways Timeloop accepts;
+before, most of these gave other numbers silently (a DRAM without `datawidth` read as one
+64-bit word per row: 2.4x the energy)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from naas_tl.errors import NaasError
+from naas_tl.model.scalar import evaluate
+from naas_tl.spec import parse_architecture, parse_ert
+
+from helpers import REF, case
+
+CASE = "published/ex_simple_weight_stationary"   # DRAM 64/16 bits, GLB 16384 x 64, 16x16 PEs
+
+
+def _doc(name=CASE):
+    return yaml.safe_load((REF / name / "arch.yaml").read_text())
+
+
+def _local(doc):
+    return doc["architecture"]["subtree"][0]["local"]
+
+
+def _comp(doc, name):
+    return next(c for c in _local(doc) if c["name"].split("[")[0] == name)
+
+
+def _numbers(doc, name=CASE, ert=None):
+    c = case(name)
+    arch = parse_architecture(doc, "arch.yaml")
+    energy = c.energy if ert is None else type(c.energy)(energy=ert, area=c.energy.area)
+    r = evaluate(arch, c.problem, c.mapping, energy)
+    per_level = [(lvl.name, {t: (s.reads, s.fills, s.updates) for t, s in lvl.tensors.items()})
+                 for lvl in r.levels]
+    # what the numbers may not show: capacities, row shapes, meshes
+    shapes = [(lvl.name, lvl.size, lvl.word_bits, lvl.block_size, lvl.cluster_size,
+               lvl.instances, lvl.mesh_x, lvl.mesh_y, lvl.read_bandwidth, lvl.write_bandwidth)
+              for lvl in arch.storage]
+    return r.cycles, r.energy_pJ, r.utilization, per_level, shapes
+
+
+def _rename(attrs, old, new, value=None):
+    attrs[new] = attrs.pop(old) if value is None else value
+    attrs.pop(old, None)
+
+
+def _dram(d):
+    return _comp(d, "DRAM")["attributes"]
+
+
+def _glb(d):
+    return _comp(d, "shared_glb")["attributes"]
+
+
+EQUIVALENT = {
+    # the word size defaults to 16 bits (Specs::kDefaultWordBits)
+    "no datawidth on a 16-bit DRAM": lambda d: _dram(d).pop("datawidth"),
+    "no datawidth on a 16-bit GLB": lambda d: _glb(d).pop("datawidth"),
+    "word_width": lambda d: _rename(_dram(d), "datawidth", "word_width"),
+    "word-bits": lambda d: _rename(_glb(d), "datawidth", "word-bits"),
+    # a block of 4 words is the 64-bit row
+    "n_words instead of width": lambda d: (_dram(d).pop("width"),
+                                           _dram(d).update(n_words=4)),
+    "block_size and width, no cluster_size": lambda d: (_glb(d).pop("cluster_size"),
+                                                        _glb(d).update(block_size=4)),
+    "data_storage_width / data_storage_depth": lambda d: (
+        _rename(_glb(d), "width", "data_storage_width"),
+        _rename(_glb(d), "depth", "data_storage_depth")),
+    "memory_width / memory_depth": lambda d: (_rename(_glb(d), "width", "memory_width"),
+                                              _rename(_glb(d), "depth", "memory_depth")),
+    # capacity in words, or in kilobytes of 16-bit words
+    "entries": lambda d: _rename(_glb(d), "depth", "entries", 16384 * 4),
+    "sizeKB": lambda d: _rename(_glb(d), "depth", "sizeKB", 16384 * 64 // 8 // 1024),
+    # the deprecated total bandwidth is half reads, half writes
+    "bandwidth": lambda d: (_glb(d).pop("read_bandwidth"), _glb(d).pop("write_bandwidth"),
+                            _glb(d).update(bandwidth=32)),
+    # ValidateTopology completes the mesh from the instance count
+    "meshY only": lambda d: _comp(d, "pe_spad")["attributes"].pop("meshX"),
+    "meshX only": lambda d: _comp(d, "pe_spad")["attributes"].pop("meshY"),
+    # `instances` is the whole count, not multiplied by the subtree's replication again
+    "instances attribute": lambda d: _comp(d, "pe_spad").update(
+        name="pe_spad", attributes=dict(_comp(d, "pe_spad")["attributes"], instances=256)),
+    # a component whose class names no buffer and no compute unit is not a level
+    "a component Timeloop skips": lambda d: _local(d).insert(
+        3, {"name": "addr_adder[1..1]", "class": "aladdin_adder", "attributes": {"width": 8}}),
+}
+
+
+@pytest.mark.parametrize("rewrite", sorted(EQUIVALENT))
+def test_forms_timeloop_reads_the_same_give_the_same_numbers(rewrite):
+    doc = _doc()
+    base = _numbers(copy.deepcopy(doc))
+    EQUIVALENT[rewrite](doc)
+    assert _numbers(doc) == base
+
+
+def test_forms_differ_from_the_reference_where_timeloop_reads_them_differently():
+    """The same edits with other values must change the numbers, so the test above would
+    see a form that is ignored."""
+    doc = _doc()
+    base = _numbers(copy.deepcopy(doc))
+    _glb(doc).pop("read_bandwidth")
+    _glb(doc).pop("write_bandwidth")
+    _glb(doc).update(bandwidth=2)           # 1 word/cycle each way: throttled
+    assert _numbers(doc)[0] > base[0]
+    doc = _doc()
+    _dram(doc).pop("datawidth")
+    _dram(doc).update(word_width=8)         # 8 words of 8 bits per row
+    assert _numbers(doc)[1] != base[1]
+
+
+def test_ert_entries_of_one_action_are_charged_at_their_largest():
+    """Timeloop gathers every entry of an action (arguments, repeats) and takes the max."""
+    data = yaml.safe_load((REF / CASE / "ERT.yaml").read_text())
+    table = next(t for t in data["ERT"]["tables"] if "shared_glb" in t["name"])
+    read = next(a for a in table["actions"] if a["name"] == "read")
+    cheaper = dict(read, energy=read["energy"] / 2)
+    dearer = dict(read, energy=read["energy"] * 2)
+    base = _numbers(_doc())
+    table["actions"].append(cheaper)
+    assert _numbers(_doc(), ert=parse_ert(data)) == base
+    table["actions"].append(dearer)
+    assert _numbers(_doc(), ert=parse_ert(data))[1] > base[1]
+
+
+ISPASS_FORM = """
+architecture:
+  arithmetic: {name: MACC, instances: 1, word-bits: 8}
+  storage:
+  - {name: Buffer, entries: 64, instances: 1, word-bits: 8, block-size: 1}
+  - {name: MainMemory, entries: 262144, instances: 1, word-bits: 8, block-size: 8}
+"""
+
+
+def test_the_ispass_form_lists_storage_innermost_first():
+    """Timeloop's Topology::ParseSpecs makes storage[0] level 0 (its configs/mapper files
+    list the register file first and DRAM last)."""
+    name = "published/ispass20_01_conv1d_2level_os"
+    arch = parse_architecture(yaml.safe_load(ISPASS_FORM), "arch.yaml")
+    assert [lvl.name for lvl in arch.storage] == ["Buffer", "MainMemory"]
+    assert [lvl.size for lvl in arch.storage] == [64, 262144]
+    c = case(name)
+    ours = evaluate(arch, c.problem, c.mapping, c.energy)
+    ref = evaluate(c.arch, c.problem, c.mapping, c.energy)
+    assert (ours.cycles, ours.energy_pJ) == (ref.cycles, ref.energy_pJ)
+
+
+REFUSED = [
+    # Timeloop asserts or exits on each of these
+    (lambda d: _glb(d).update(width=60), "attributes.width", "not a multiple"),
+    (lambda d: _glb(d).update(block_size=2), "attributes.width", "is not the width"),
+    (lambda d: _comp(d, "pe_spad")["attributes"].update(meshY=8), "attributes.meshY",
+     "is not the instance count"),
+    (lambda d: _comp(d, "pe_spad")["attributes"].update(meshX=7, meshY=None),
+     "attributes.meshX", "does not divide"),
+    (lambda d: _glb(d).update(entries=100, sizeKB=1), "attributes.sizeKB", "give one of"),
+]
+
+
+@pytest.mark.parametrize("edit,field,why", REFUSED, ids=[r[2] for r in REFUSED])
+def test_what_timeloop_asserts_on_is_a_one_line_error(edit, field, why):
+    doc = _doc()
+    edit(doc)
+    with pytest.raises(NaasError) as exc:
+        parse_architecture(doc, "arch.yaml")
+    assert field in str(exc.value) and why in str(exc.value)
