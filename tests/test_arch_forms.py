@@ -14,7 +14,7 @@ import yaml
 
 from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate
-from naas_tl.spec import parse_architecture, parse_ert
+from naas_tl.spec import EnergyTable, check_energy_table, parse_architecture, parse_ert
 
 from helpers import REF, case
 
@@ -172,3 +172,15 @@ def test_what_timeloop_asserts_on_is_a_one_line_error(edit, field, why):
     with pytest.raises(NaasError) as exc:
         parse_architecture(doc, "arch.yaml")
     assert field in str(exc.value) and why in str(exc.value)
+
+
+def test_an_ert_may_name_reads_random_read():
+    """Timeloop charges a read as `random_read`, else `read` (storageOperationMappings)."""
+    data = yaml.safe_load((REF / CASE / "ERT.yaml").read_text())
+    for t in data["ERT"]["tables"]:
+        for a in t["actions"]:
+            if a["name"] == "read":
+                a["name"] = "random_read"
+    ert = parse_ert(data)
+    check_energy_table(case(CASE).arch, EnergyTable(energy=ert))
+    assert _numbers(_doc(), ert=ert) == _numbers(_doc())
