@@ -184,3 +184,18 @@ def test_an_ert_may_name_reads_random_read():
     ert = parse_ert(data)
     check_energy_table(case(CASE).arch, EnergyTable(energy=ert))
     assert _numbers(_doc(), ert=ert) == _numbers(_doc())
+
+
+@pytest.mark.parametrize("key,value", [("network_fill_latency", 10),
+                                       ("network_drain_latency", 3),
+                                       ("min_utilization", 0.5),
+                                       ("vector_access_energy", 1.5),
+                                       ("per_dataspace_bandwidth_consumption_scale",
+                                        {"Weights": 2})])
+def test_what_timeloop_acts_on_and_naas_tl_does_not_model_is_refused(key, value):
+    doc = _doc()
+    _numbers(copy.deepcopy(doc))                     # the defaults are fine
+    _glb(doc)[key] = value
+    with pytest.raises(NaasError) as exc:
+        parse_architecture(doc, "arch.yaml")
+    assert f"attributes.{key}" in str(exc.value) and "not modelled" in str(exc.value)

@@ -149,6 +149,25 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
         return default
 
     is_dram = cls.upper() == "DRAM" or str(get("technology", default="")).upper() == "DRAM"
+    # Timeloop acts on these; the model here does not, so a value that matters is refused
+    # rather than silently left out of the numbers.
+    for key, neutral in (("network_fill_latency", 0), ("network_drain_latency", 0),
+                         ("min_utilization", 0), ("min-utilization", 0),
+                         ("vector_access_energy", None), ("vector-access-energy", None)):
+        v = get(key)
+        if v is not None and (neutral is None or v != neutral):
+            raise NaasError("not modelled by naas_tl (Timeloop would act on it); remove it "
+                            "or set it to its default" + ("" if neutral is None else
+                                                          f" {neutral}"),
+                            file=file, field=f"{fld}.attributes.{key}", value=v)
+    scale = get("per_dataspace_bandwidth_consumption_scale")
+    if scale and any(v != 1 for v in _mapping(
+            scale, file=file, fld=f"{fld}.attributes.per_dataspace_bandwidth_consumption_scale"
+    ).values()):
+        raise NaasError("not modelled by naas_tl (Timeloop would act on it); remove it",
+                        file=file,
+                        field=f"{fld}.attributes.per_dataspace_bandwidth_consumption_scale",
+                        value=scale)
 
     def integer(key, value):
         return _num(value, file=file, fld=f"{fld}.attributes.{key}", integer=True)
