@@ -62,3 +62,22 @@ def test_memo_walks_few_subtrees_on_a_deep_nest():
     assert walks >= 12
     assert an.replays > 0 and len(an.memo) * 16 < 2 ** walks
     assert fast.tiles == full.tiles
+
+
+def test_memo_is_exact_beyond_float_precision():
+    """Counts above 2^53 (legal: every bound < 2^32, their product is not) must add up the
+    same replayed as walked; the analysis counts in ints for that (found in review: with
+    float counts, a replayed x * epochs and the walk's sum of terms rounded differently)."""
+    import dataclasses
+    c = case("published/ex_simple_weight_stationary")
+    muls = (1000003, 65537, 1, 1, 9, 1, 1)                   # C, M, R, S, N, P, Q
+    levels = list(c.mapping.levels)
+    levels[-1] = dataclasses.replace(levels[-1], temporal=tuple(
+        a * m for a, m in zip(levels[-1].temporal, muls)))
+    problem = dataclasses.replace(c.problem, bounds=tuple(
+        b * m for b, m in zip(c.problem.bounds, muls)))
+    mapping = dataclasses.replace(c.mapping, levels=tuple(levels))
+    assert max(problem.bounds) < 2**32 and problem.macs > 2**53
+    an, fast, full = _both(c.arch, problem, mapping)
+    assert an.replays > 0
+    assert fast.tiles == full.tiles and fast.compute_cycles == full.compute_cycles

@@ -188,7 +188,7 @@ class NestAnalysis:
         empty = [((0,) * len(p), (0,) * len(p), None) for p in self.projections]
         self.states = [_State(last=list(empty), max_size=[0] * self.n_pv,
                               access=[{} for _ in range(self.n_pv)],
-                              link=[0.0] * self.n_pv) for _ in range(n)]
+                              link=[0] * self.n_pv) for _ in range(n)]
         self.transform = [0] * len(self.problem.dims)
         self.epochs = 1
         self.compute_cycles = 0
@@ -233,7 +233,7 @@ class NestAnalysis:
         saved_cycles, saved_epochs = self.compute_cycles, self.epochs
         for st in self.states[:level + 1]:
             st.access = [{} for _ in range(self.n_pv)]
-            st.link = [0.0] * self.n_pv
+            st.link = [0] * self.n_pv
             st.max_size = [0] * self.n_pv
         self.compute_cycles, self.epochs = 0, 1
         deltas = self._walk(level)
@@ -262,7 +262,7 @@ class NestAnalysis:
             for pv in range(self.n_pv):
                 acc = st.access[pv]
                 for k, v in access[pv].items():
-                    acc[k] = acc.get(k, 0.0) + v * e
+                    acc[k] = acc.get(k, 0) + v * e
                 st.link[pv] += link[pv] * e
                 if max_size[pv] > st.max_size[pv]:
                     st.max_size[pv] = max_size[pv]
@@ -299,7 +299,7 @@ class NestAnalysis:
             body = n * self.epochs
             self.compute_cycles += body
             for pv in range(self.n_pv):
-                st.access[pv][(1, 1)] = st.access[pv].get((1, 1), 0.0) + body
+                st.access[pv][(1, 1)] = st.access[pv].get((1, 1), 0) + body
             return
         dim = loop.dim
         scale = self.vector_strides[level][dim]
@@ -318,7 +318,7 @@ class NestAnalysis:
         if self.boundary[level - 1]:
             for pv in range(self.n_pv):
                 final = sum(sz[pv] * w for sz, w in sizes)
-                st.access[pv][(1, 1)] = st.access[pv].get((1, 1), 0.0) + final * self.epochs
+                st.access[pv][(1, 1)] = st.access[pv].get((1, 1), 0) + final * self.epochs
 
     def _spatial(self, level: int, st: _State):
         g = self.groups[level]
@@ -341,7 +341,7 @@ class NestAnalysis:
             links = []
             for pv in range(self.n_pv):
                 mask = np.ones(g.fanout, dtype=bool)
-                link = 0.0
+                link = 0
                 if sizes[pv] > 0 and prev[pv] is not None:
                     (clo, chi), (plo, phi) = delta0[pv], prev[pv]
                     if box_size(plo, phi) > 0 and \
@@ -352,7 +352,7 @@ class NestAnalysis:
                         if hit.any():
                             reused = np.unique(g.pair_cur[hit])
                             mask[reused] = False
-                            link = float(len(reused) * sizes[pv] * self.epochs)
+                            link = len(reused) * sizes[pv] * self.epochs
                             reused_any = True
                 remaining.append(mask)
                 links.append(link)
@@ -368,7 +368,7 @@ class NestAnalysis:
         for pv in range(self.n_pv):
             acc = st.access[pv]
             for key, val in chosen[pv].items():
-                acc[key] = acc.get(key, 0.0) + val
+                acc[key] = acc.get(key, 0) + val
 
     def _multicast(self, g: _SpatialGroup, sizes, mask):
         return [self._multicast_pv(g, pv, sizes[pv], mask) for pv in range(self.n_pv)]
@@ -381,7 +381,7 @@ class NestAnalysis:
         out: dict = {}
         mc, n_groups = np.unique(counts, return_counts=True)
         for m, k in zip(mc.tolist(), n_groups.tolist()):
-            out[(m, k)] = float(size * self.epochs * k)
+            out[(m, k)] = size * self.epochs * k
         return out
 
     def _collect(self):
@@ -393,8 +393,11 @@ class NestAnalysis:
             st = self.states[i]
             for pv in range(self.n_pv):
                 tiles[pv].append(LoopTile(
-                    size=st.max_size[pv], access_stats=dict(st.access[pv]),
-                    link_transfers=st.link[pv],
+                    # counted in Python ints, so that a replayed walk adds up exactly like
+                    # the full one at any size; floats from here on, as Timeloop's doubles
+                    size=st.max_size[pv],
+                    access_stats={k: float(v) for k, v in st.access[pv].items()},
+                    link_transfers=float(st.link[pv]),
                     replication_factor=self.num_spatial_elems[i],
                     fanout=self.spatial_fanout[i],
                     is_on_storage_boundary=self.boundary[i],
