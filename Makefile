@@ -3,8 +3,9 @@
 PY ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 VENV ?= .venv
 PYTEST_ARGS ?=
-# Test processes: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the suite in this process.
-PYTEST_WORKERS ?= auto
+# Test processes: one per CPU this process may use (nproc follows cpusets, where xdist's
+# "auto" counts the host's cores); PYTEST_WORKERS=0 runs the suite in this process.
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARCH ?= nvdla
 WORKLOAD ?=
 NAS ?=
@@ -26,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n $(or $(PYTEST_WORKERS),0) tests $(PYTEST_ARGS)
 
 compare: $(VENV)/.installed
 	$(VENV)/bin/naas-tl compare

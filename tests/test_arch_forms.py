@@ -190,6 +190,9 @@ def test_an_ert_may_name_reads_random_read():
                                        ("network_drain_latency", 3),
                                        ("min_utilization", 0.5),
                                        ("vector_access_energy", 1.5),
+                                       ("addr_gen_energy", 0.5),
+                                       ("power_gated_at", "DRAM"),
+                                       ("network_fill", "my_noc"),
                                        ("per_dataspace_bandwidth_consumption_scale",
                                         {"Weights": 2})])
 def test_what_timeloop_acts_on_and_naas_tl_does_not_model_is_refused(key, value):
@@ -199,3 +202,35 @@ def test_what_timeloop_acts_on_and_naas_tl_does_not_model_is_refused(key, value)
     with pytest.raises(NaasError) as exc:
         parse_architecture(doc, "arch.yaml")
     assert f"attributes.{key}" in str(exc.value) and "not modelled" in str(exc.value)
+
+
+def test_a_user_network_is_refused():
+    doc = _doc()
+    _local(doc).insert(2, {"name": "noc", "class": "XY_NoC", "attributes": {}})
+    with pytest.raises(NaasError) as exc:
+        parse_architecture(doc, "arch.yaml")
+    assert "networks are not modelled" in str(exc.value) and "XY_NoC" in str(exc.value)
+
+
+def test_component_keys_count_only_where_there_are_no_attributes():
+    """Timeloop reads a component's own keys only when it has no `attributes` (the ISPASS
+    form); beside `attributes` they are ignored."""
+    doc = _doc()
+    base = _numbers(copy.deepcopy(doc))
+    _comp(doc, "shared_glb")["bandwidth"] = 2
+    assert _numbers(doc) == base
+
+
+def test_a_dram_with_a_depth_has_that_capacity():
+    doc = _doc()
+    _dram(doc)["depth"] = 16
+    arch = parse_architecture(doc, "arch.yaml")
+    assert arch.storage[-1].size == 16 * 4          # 16 rows of four 16-bit words
+
+
+def test_a_mesh_mismatch_names_the_axis_that_fails():
+    doc = _doc()
+    _comp(doc, "pe_spad")["attributes"].update(meshX=8, meshY=32)   # 16 % 8 fine, 16 % 32 not
+    with pytest.raises(NaasError) as exc:
+        parse_architecture(doc, "arch.yaml")
+    assert "pe_spad.meshY" in str(exc.value) and "meshY 16" in str(exc.value)

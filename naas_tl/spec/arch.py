@@ -13,6 +13,7 @@ from naas_tl.spec.values import _mapping, _num, _seq
 # name contains one of these, else compute if it contains one of those, else not a level.
 _BUFFER_MARKS = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")
 _COMPUTE_MARKS = ("mac", "intmac", "fpmac", "compute")
+_NETWORK_MARKS = ("XY_NoC", "Legacy", "ReductionTree", "SimpleMulticast")
 _NAME_RANGE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
@@ -148,12 +149,17 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
                 return a[k]
         return default
 
-    is_dram = cls.upper() == "DRAM" or str(get("technology", default="")).upper() == "DRAM"
+    # Timeloop's technology rule: the class names DRAM, or the attribute says so.
+    is_dram = "DRAM" in cls or str(get("technology", default="")) == "DRAM"
     # Timeloop acts on these; the model here does not, so a value that matters is refused
     # rather than silently left out of the numbers.
     for key, neutral in (("network_fill_latency", 0), ("network_drain_latency", 0),
                          ("min_utilization", 0), ("min-utilization", 0),
-                         ("vector_access_energy", None), ("vector-access-energy", None)):
+                         ("vector_access_energy", None), ("vector-access-energy", None),
+                         ("addr_gen_energy", None), ("addr-gen-energy", None),
+                         ("power_gated_at", None), ("network_read", None),
+                         ("network_fill", None), ("network_drain", None),
+                         ("network_update", None)):
         v = get(key)
         if v is not None and (neutral is None or v != neutral):
             raise NaasError("not modelled by naas_tl (Timeloop would act on it); remove it "
@@ -213,7 +219,7 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
     depth = entries = None
     size_keys = [k for k in ("entries", "depth", "memory_depth", "data_storage_depth", "sizeKB")
                  if get(k) is not None]
-    if not is_dram and size_keys:
+    if size_keys:   # a DRAM without one is unbounded
         key = size_keys[0]
         if "sizeKB" in size_keys and key != "sizeKB":
             raise NaasError(f"give one of {key} and sizeKB (Timeloop asserts)", file=file,
@@ -327,10 +333,9 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
             raise NaasError("expected a component mapping", file=file, field=fld, value=comp)
         name, count = _split_name(comp.get("name"), file=file, fld=f"{fld}.name")
         attrs = dict(_mapping(comp.get("attributes"), file=file, fld=f"{fld}.attributes"))
-        for k, v in comp.items():   # the ISPASS form puts attributes at component level
-            if k not in ("name", "class", "subclass", "attributes", "required_actions",
-                         "enabled") and k not in attrs:
-                attrs[k] = v
+        if "attributes" not in comp:   # Timeloop then reads the component's own keys
+            attrs = {k: v for k, v in comp.items()
+                     if k not in ("name", "class", "subclass", "required_actions", "enabled")}
         # An `instances` attribute is the whole count (Timeloop's ParseSpecs): the
         # replication of the subtrees around it is not applied again.
         count *= inherited.get("__replication", 1)
@@ -352,7 +357,12 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         else:
             role = _role(str(comp.get("class", "")))
         if role is None:
-            skipped.append((name, str(comp.get("class", ""))))
+            cls_name = str(comp.get("class", ""))
+            if any(m in cls_name for m in _NETWORK_MARKS):
+                raise NaasError("user-defined networks are not modelled by naas_tl (Timeloop "
+                                "would use it between levels)", file=file,
+                                field=f"{fld}.class", value=cls_name)
+            skipped.append((name, cls_name))
             continue
         if role == "compute":
             if arithmetic is not None:
@@ -378,7 +388,9 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         ci, cx, cy = arch.children_instances(i)
         if ci % lvl.instances or cx % lvl.mesh_x or cy % lvl.mesh_y:
             child = arch.arithmetic.name if i == 0 else storage[i - 1].name
-            raise NaasError(f"instances of '{child}' ({ci}, meshX {cx}) are not a multiple of "
-                            f"'{lvl.name}' ({lvl.instances}, meshX {lvl.mesh_x})", file=file,
-                            field=f"{lvl.name}.meshX", value=lvl.mesh_x)
+            axis = "meshY" if not ci % lvl.instances and not cx % lvl.mesh_x else "meshX"
+            raise NaasError(f"instances of '{child}' ({ci}, meshX {cx}, meshY {cy}) are not a "
+                            f"multiple of '{lvl.name}' ({lvl.instances}, meshX {lvl.mesh_x}, "
+                            f"meshY {lvl.mesh_y})", file=file, field=f"{lvl.name}.{axis}",
+                            value=lvl.mesh_y if axis == "meshY" else lvl.mesh_x)
     return arch

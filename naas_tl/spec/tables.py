@@ -30,30 +30,35 @@ def parse_ert(data: dict, file: str = "<ERT>") -> dict:
     tables = root.get("tables") if isinstance(root, dict) else None
     if not isinstance(tables, list):
         raise NaasError("expected 'ERT: {tables: [...]}'", file=file, field="ERT.tables")
-    # Timeloop's ParseAccelergyERT gathers every entry of a component's action (across
-    # tables of the same component, and repeated actions) and charges the largest energy,
-    # never less than 0.
-    out: dict[str, dict[str, float]] = {}
+    # Timeloop's ParseAccelergyERT gathers every entry of an action under a table's full name
+    # (repeats, argument variants) and charges the largest energy, never less than 0; tables
+    # whose full names differ but name the same level apply in turn, the later one winning
+    # for each action it lists.
+    by_full: dict[str, dict[str, float]] = {}
     for j, t in enumerate(tables):
         if not isinstance(t, dict) or "name" not in t:
             raise NaasError("expected {name, actions}", file=file, field=f"ERT.tables[{j}]",
                             value=t)
-        acts = out.setdefault(_ert_key(t["name"]), {})
+        acts = by_full.setdefault(str(t["name"]).strip(), {})
         for k, a in enumerate(_seq(t.get("actions"), file=file,
                                    fld=f"ERT.tables[{j}].actions")):
             if not isinstance(a, dict) or "name" not in a:
                 raise NaasError("expected {name, energy}", file=file,
                                 field=f"ERT.tables[{j}].actions[{k}]", value=a)
+            fld = f"ERT.tables[{j}].actions[{a['name']}].energy"
             if "energy" in a:
-                e = a["energy"]
+                energies = [a["energy"]]
             elif "arguments" in a and isinstance(a["arguments"], list) and a["arguments"] \
-                    and isinstance(a["arguments"][0], dict):
-                e = a["arguments"][0].get("energy")   # old ERT: per-argument energies
+                    and all(isinstance(x, dict) for x in a["arguments"]):
+                energies = [x.get("energy") for x in a["arguments"]]   # per-argument (v0.2)
             else:
-                e = None
-            e = _num(e, file=file, fld=f"ERT.tables[{j}].actions[{a['name']}].energy",
-                     positive=False)
-            acts[str(a["name"])] = max(e, acts.get(str(a["name"]), 0.0))
+                energies = [None]
+            for e in energies:
+                e = _num(e, file=file, fld=fld, positive=False)
+                acts[str(a["name"])] = max(e, acts.get(str(a["name"]), 0.0))
+    out: dict[str, dict[str, float]] = {}
+    for full, acts in by_full.items():
+        out.setdefault(_ert_key(full), {}).update(acts)
     return out
 
 
