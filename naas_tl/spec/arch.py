@@ -321,8 +321,8 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         comps.append(("", dict(arith, **{"class": arith.get("class", "compute")}), {},
                       "architecture.arithmetic"))
     else:
-        raise NaasError("expected 'subtree' (v0.3/v0.4) or 'storage'+'arithmetic' (the ISPASS form)",
-                        file=file, field="architecture", value=sorted(root))
+        raise NaasError("expected 'subtree' (v0.3/v0.4) or 'storage'+'arithmetic' (the "
+                        "ISPASS form)", file=file, field="architecture", value=sorted(root))
 
     storage_outer_first: list[StorageLevel] = []
     arithmetic: ArithmeticLevel | None = None
@@ -377,8 +377,7 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
                                                      ert_name))
     if arithmetic is None:
         raise NaasError("no compute component (a class naming mac, intmac, fpmac or compute)",
-                        file=file,
-                        field="architecture")
+                        file=file, field="architecture")
     if not storage_outer_first:
         raise NaasError("no storage components", file=file, field="architecture")
     storage = tuple(reversed(storage_outer_first))
