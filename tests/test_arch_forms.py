@@ -234,3 +234,18 @@ def test_a_mesh_mismatch_names_the_axis_that_fails():
     with pytest.raises(NaasError) as exc:
         parse_architecture(doc, "arch.yaml")
     assert "pe_spad.meshY" in str(exc.value) and "meshY 16" in str(exc.value)
+
+
+def test_an_instances_attribute_inside_a_replicated_subtree_is_the_whole_count():
+    """Timeloop's ParseSpecs takes `instances` as the count; the subtree's [0..3] is not
+    applied to it again (it was: 16 instances here, a fanout check 4x too loose)."""
+    doc = {"architecture": {"version": "0.4", "subtree": [{
+        "name": "sys",
+        "local": [{"name": "DRAM", "class": "DRAM",
+                   "attributes": {"width": 64, "datawidth": 16}}],
+        "subtree": [{"name": "PE[0..3]", "local": [
+            {"name": "buf", "class": "regfile",
+             "attributes": {"depth": 4, "width": 16, "datawidth": 16, "instances": 4}},
+            {"name": "mac", "class": "intmac", "attributes": {"datawidth": 16}}]}]}]}}
+    arch = parse_architecture(doc, "arch.yaml")
+    assert arch.storage[0].instances == 4 and arch.arithmetic.instances == 4
