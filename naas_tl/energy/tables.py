@@ -67,7 +67,8 @@ def energy_tables(arch: Architecture, *, grid: EnergyGrid | str | Path | None = 
     fallback for levels without one (DRAM needs none). dummy_storage levels get an ART entry
     (area 1.0) and no ERT entry, as Accelergy writes them.
     """
-    for name, cls in arch.skipped:
+    if arch.skipped:
+        name, cls = arch.skipped[0]
         raise NaasError(f"no energy model for class {cls!r} (and Timeloop does not model it "
                         f"either: its class names no buffer or compute unit)", field=name)
     if not isinstance(grid, EnergyGrid):

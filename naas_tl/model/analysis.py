@@ -36,6 +36,11 @@ from naas_tl.model.aahr import aahr_minus, box_size, shifted
 from naas_tl.model.nest import Nest
 from naas_tl.spec import Architecture, Problem
 
+def _shifted_each(boxes, offs, sign):
+    """Each box (or None) of a per-data-space list moved by sign * its offset."""
+    return [None if b is None else shifted(b, o, sign) for b, o in zip(boxes, offs)]
+
+
 # --------------------------------------------------------------------------------------
 # Results of the analysis, per valid loop level and data space (Timeloop's DataMovementInfo)
 # --------------------------------------------------------------------------------------
@@ -197,9 +202,7 @@ class NestAnalysis:
 
     def _offsets(self):
         """The current position in every data space (the projection of the transform)."""
-        t = self.transform
-        return [tuple(sum(c * t[d] for d, c in expr) for expr in proj)
-                for proj in self.projections]
+        return [lo for lo, _hi in self.project(self.transform, self.transform)]
 
     def _relative_state(self, level: int, off):
         """What the walk below `level` reads, relative to the position `off`: the memo key.
@@ -209,8 +212,7 @@ class NestAnalysis:
             for (lo, hi, tr), o in zip(st.last, off):
                 key.append(tr if box_size(lo, hi) == 0 else shifted((lo, hi), o, -1) + (tr,))
             if st.prev_spatial is not None:
-                key.append(tuple(None if b is None else shifted(b, o, -1)
-                                 for b, o in zip(st.prev_spatial, off)))
+                key.append(tuple(_shifted_each(st.prev_spatial, off, -1)))
         return tuple(key)
 
     def _deltas(self, level: int):
@@ -243,7 +245,7 @@ class NestAnalysis:
         for st, (access, link, max_size) in zip(self.states, saved):
             last = [shifted((lo, hi), o, -1) + (tr,) for (lo, hi, tr), o in zip(st.last, off)]
             prev = None if st.prev_spatial is None else \
-                [None if b is None else shifted(b, o, -1) for b, o in zip(st.prev_spatial, off)]
+                _shifted_each(st.prev_spatial, off, -1)
             ends.append((last, prev, st.access, st.link, st.max_size))
             st.access, st.link, st.max_size = access, link, max_size
         cycles = self.compute_cycles
@@ -257,8 +259,7 @@ class NestAnalysis:
         for st, (last, prev, access, link, max_size) in zip(self.states, ends):
             st.last = [shifted(b[:2], o, 1) + (b[2],) for b, o in zip(last, off)]
             if prev is not None:
-                st.prev_spatial = [None if b is None else shifted(b, o, 1)
-                                   for b, o in zip(prev, off)]
+                st.prev_spatial = _shifted_each(prev, off, 1)
             for pv in range(self.n_pv):
                 acc = st.access[pv]
                 for k, v in access[pv].items():
