@@ -16,7 +16,7 @@ from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate
 from naas_tl.spec import EnergyTable, check_energy_table, parse_architecture, parse_ert
 
-from helpers import REF, case
+from helpers import ALL_CASES, REF, case
 
 CASE = "published/ex_simple_weight_stationary"   # DRAM 64/16 bits, GLB 16384 x 64, 16x16 PEs
 
@@ -129,6 +129,66 @@ def test_ert_entries_of_one_action_are_charged_at_their_largest():
     assert _numbers(_doc(), ert=parse_ert(data)) == base
     table["actions"].append(dearer)
     assert _numbers(_doc(), ert=parse_ert(data))[1] > base[1]
+
+
+def _as_v02(data):
+    """The same ERT in Accelergy 0.2's form: tables a mapping from full name to actions, an
+    action a list of {arguments, energy}, or one {energy} where it takes no arguments."""
+    tables = {}
+    for t in data["ERT"]["tables"]:
+        acts = tables.setdefault(t["name"], {})
+        for a in t["actions"]:
+            entry = {"arguments": a.get("arguments"), "energy": a["energy"]}
+            if a["name"] in acts:
+                prev = acts[a["name"]]
+                acts[a["name"]] = (prev if isinstance(prev, list) else [prev]) + [entry]
+            else:
+                acts[a["name"]] = entry if entry["arguments"] is None else [entry]
+    return {"ERT": {"version": 0.2, "tables": tables}}
+
+
+@pytest.mark.parametrize("path", ALL_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_an_ert_in_the_v02_form_reads_the_same(path):
+    """Timeloop's ParseAccelergyERT reads v0.2's mapping of full names as it reads v0.3/0.4's
+    list; every reference ERT rewritten so gives the same table."""
+    data = yaml.safe_load((path / "ERT.yaml").read_text())
+    assert parse_ert(_as_v02(data)) == parse_ert(data)
+
+
+def test_a_v02_action_is_charged_at_its_largest_argument():
+    data = yaml.safe_load((REF / CASE / "ERT.yaml").read_text())
+    v02 = _as_v02(data)
+    full = next(k for k in v02["ERT"]["tables"] if "shared_glb" in k)
+    read = v02["ERT"]["tables"][full]["read"]
+    e = (read if isinstance(read, dict) else read[0])["energy"]
+    v02["ERT"]["tables"][full]["read"] = [{"arguments": {"address_delta": 0}, "energy": e / 3},
+                                          {"arguments": {"address_delta": 1}, "energy": e}]
+    assert parse_ert(v02) == parse_ert(data)
+    v02["ERT"]["tables"][full]["read"] = {"energy": 2 * e}
+    assert parse_ert(v02)["shared_glb"]["read"] == 2 * e
+
+
+@pytest.mark.parametrize("form", ["v04", "v02"])
+def test_a_wire_energy_is_refused_not_ignored(form):
+    """Timeloop charges a `wire` table's transfer_random on every network hop, by distance
+    from the areas; this evaluator has no wire model, so the table is an error, not dropped."""
+    data = yaml.safe_load((REF / CASE / "ERT.yaml").read_text())
+    data["ERT"]["tables"].append({"name": "system.wire", "actions": [
+        {"name": "transfer_random", "arguments": None, "energy": 0.0}]})
+    assert parse_ert(data if form == "v04" else _as_v02(data))["wire"] == \
+        {"transfer_random": 0.0}             # a zero wire changes nothing in Timeloop
+    data["ERT"]["tables"][-1]["actions"][0]["energy"] = 0.25
+    with pytest.raises(NaasError, match="wire energy is not modelled") as e:
+        parse_ert(data if form == "v04" else _as_v02(data), "ERT.yaml")
+    assert "transfer_random" in e.value.field and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("tables", [{"system.buf": "read"}, {"system.buf": {"read": 1.0}},
+                                    {"system.buf": {"read": [{"arguments": None}]}}])
+def test_a_malformed_v02_ert_is_a_one_line_error(tables):
+    with pytest.raises(NaasError) as e:
+        parse_ert({"ERT": {"version": 0.2, "tables": tables}}, "ERT.yaml")
+    assert e.value.field.startswith("ERT.tables[system.buf]") and "\n" not in str(e.value)
 
 
 ISPASS_FORM = """

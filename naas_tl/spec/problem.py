@@ -2,11 +2,25 @@
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from naas_tl.errors import NaasError
-from naas_tl.spec.values import _mapping, _num, _seq
+from naas_tl.resources import DATA_DIR
+from naas_tl.spec.values import _mapping, _num, _seq, load_yaml
+
+#: Timeloop's own problem-shapes folder (BUILD_BASE_DIR/problem-shapes), bundled as data:
+#: the shapes a problem file can name without inlining them.
+SHAPES_DIR = DATA_DIR / "problem-shapes"
+#: The shape of a problem file with no `shape:` (newer Timeloop; older ones said cnn-layer,
+#: the same shape under another name).
+DEFAULT_SHAPE = "cnn_layer"
+#: Keys of a problem that has no `instance:` (Timeloop's backwards-compatible form, bounds
+#: beside the shape) that are not bounds.
+_ROOT_KEYS = {"shape", "version"}
 
 
 #: The largest loop bound or coefficient: Timeloop's problem coordinates are 32-bit ints.
@@ -68,53 +82,108 @@ class Problem:
         return size
 
 
-def parse_problem(data: dict, file: str = "<problem>") -> Problem:
+def shape_search_path(environ: Mapping[str, str]) -> list[Path]:
+    """Where Timeloop's ShapeFileName looks for a named shape, in its order:
+    $TIMELOOP_PROBLEM_SHAPE_DIR, each folder of $TIMELOOP_PROBLEM_SHAPE_DIRS (':'-separated),
+    $TIMELOOP_DIR/problem-shapes; then the bundled copy of Timeloop's own folder, which
+    Timeloop finds in its build tree when TIMELOOP_DIR is unset."""
+    dirs = []
+    if environ.get("TIMELOOP_PROBLEM_SHAPE_DIR"):
+        dirs.append(Path(environ["TIMELOOP_PROBLEM_SHAPE_DIR"]))
+    dirs += [Path(d) for d in environ.get("TIMELOOP_PROBLEM_SHAPE_DIRS", "").split(":") if d]
+    if environ.get("TIMELOOP_DIR"):
+        dirs.append(Path(environ["TIMELOOP_DIR"]) / "problem-shapes")
+    return dirs + [SHAPES_DIR]
+
+
+def find_shape(name: str, search_path: list[Path], *, file: str) -> tuple[dict, Path]:
+    """The `shape:` node of the named shape file, found as Timeloop finds it: NAME.yaml then
+    NAME.cfg in each folder in turn (NAME as given when it ends in .yaml, .yml or .cfg)."""
+    fld = "problem.shape"
+    if any(ext in name for ext in (".yaml", ".yml", ".cfg")):
+        names = [name]
+    else:
+        names = [name + ".yaml", name + ".cfg"]
+    for d in search_path:
+        for n in names:
+            path = d / n
+            if not path.is_file():
+                continue
+            if path.suffix == ".cfg":
+                raise NaasError(f"the named shape is a libconfig file ({path}), which naas_tl "
+                                "does not read: write it as YAML or inline it",
+                                file=file, field=fld, value=name)
+            shape = load_yaml(path).get("shape")
+            if not isinstance(shape, dict):
+                raise NaasError(f"the named shape's file {path} has no 'shape:' mapping",
+                                file=file, field=fld, value=name)
+            return shape, path
+    where = ", ".join(str(d) for d in search_path)
+    raise NaasError(f"no shape file {' or '.join(names)} in the problem-shape search path "
+                    f"({where}; set TIMELOOP_PROBLEM_SHAPE_DIR to add a folder)",
+                    file=file, field=fld, value=name)
+
+
+def parse_problem(data: dict, file: str = "<problem>",
+                  shape_dirs: list[Path] | None = None) -> Problem:
+    """A problem as Timeloop's ParseWorkload reads it: the shape inline, named (a file in
+    `shape_dirs`, default: shape_search_path of the environment) or absent (cnn_layer);
+    the bounds under `instance:` or, the older form, beside the shape."""
     root = data.get("problem")
     if not isinstance(root, dict):
         raise NaasError("missing top-level key 'problem'", file=file, field="problem")
-    shape = root.get("shape")
-    inst = root.get("instance")
+    shape = root.get("shape", DEFAULT_SHAPE)
+    sfile, sfld = file, "problem.shape"     # where a mistake in the shape is reported
+    if isinstance(shape, str):
+        if shape_dirs is None:
+            shape_dirs = shape_search_path(os.environ)
+        shape, path = find_shape(shape, shape_dirs, file=file)
+        sfile, sfld = str(path), "shape"
     if not isinstance(shape, dict):
-        raise NaasError("missing 'shape' (named shapes are not bundled: inline the shape)",
+        raise NaasError("expected the shape inline (a mapping) or a shape name",
                         file=file, field="problem.shape", value=shape)
-    if not isinstance(inst, dict):
-        raise NaasError("missing 'instance'", file=file, field="problem.instance")
+    if "instance" in root:
+        inst, ifld = root["instance"], "problem.instance"
+        if not isinstance(inst, dict):
+            raise NaasError("expected a mapping of bounds", file=file, field=ifld, value=inst)
+    else:
+        inst = {k: v for k, v in root.items() if k not in _ROOT_KEYS}
+        ifld = "problem"
     dims = shape.get("dimensions")
     if not isinstance(dims, list) or not dims or not all(isinstance(d, str) for d in dims):
-        raise NaasError("expected a list of dimension names", file=file,
-                        field="problem.shape.dimensions", value=dims)
+        raise NaasError("expected a list of dimension names", file=sfile,
+                        field=f"{sfld}.dimensions", value=dims)
     if len(set(dims)) != len(dims):
-        raise NaasError("duplicate dimension", file=file, field="problem.shape.dimensions",
+        raise NaasError("duplicate dimension", file=sfile, field=f"{sfld}.dimensions",
                         value=dims)
     coeffs: dict[str, int] = {}
-    for j, c in enumerate(_seq(shape.get("coefficients"), file=file,
-                               fld="problem.shape.coefficients")):
+    for j, c in enumerate(_seq(shape.get("coefficients"), file=sfile,
+                               fld=f"{sfld}.coefficients")):
         if not isinstance(c, dict) or not isinstance(c.get("name"), str):
-            raise NaasError("expected {name, default}", file=file,
-                            field=f"problem.shape.coefficients[{j}]", value=c)
-        coeffs[c["name"]] = _bound(c.get("default", 1), file=file,
-                                   fld=f"problem.shape.coefficients[{j}].default")
+            raise NaasError("expected {name, default}", file=sfile,
+                            field=f"{sfld}.coefficients[{j}]", value=c)
+        coeffs[c["name"]] = _bound(c.get("default", 1), file=sfile,
+                                   fld=f"{sfld}.coefficients[{j}].default")
     for k, v in inst.items():
         if k in coeffs:
-            coeffs[k] = _bound(v, file=file, fld=f"problem.instance.{k}")
-    known = set(dims) | set(coeffs) | {"densities", "Hpad", "Wpad", "H", "W", "Hpadding",
-                                       "Wpadding", "G"}
+            coeffs[k] = _bound(v, file=file, fld=f"{ifld}.{k}")
+    known = set(dims) | set(coeffs) | {"densities", "commonDensity", "Hpad", "Wpad", "H", "W",
+                                       "Hpadding", "Wpadding", "G"}
     for k in inst:
         if k not in known:
             raise NaasError("unknown key (not a dimension or coefficient of the shape)",
-                            file=file, field=f"problem.instance.{k}", value=inst[k])
-    _check_densities(inst.get("densities"), file)
+                            file=file, field=f"{ifld}.{k}", value=inst[k])
+    _check_densities(inst, file, ifld)
     bounds = []
     for d in dims:
         if d not in inst:
-            raise NaasError("missing bound for dimension", file=file,
-                            field=f"problem.instance.{d}")
-        bounds.append(_bound(inst[d], file=file, fld=f"problem.instance.{d}"))
+            raise NaasError("missing bound for dimension", file=file, field=f"{ifld}.{d}")
+        bounds.append(_bound(inst[d], file=file, fld=f"{ifld}.{d}"))
 
     def term(t: Any, fld: str) -> tuple[int, int]:
         items = [t] if isinstance(t, str) else t
         if not isinstance(items, list) or not 1 <= len(items) <= 2:
-            raise NaasError("expected [dimension] or [dimension, coefficient]", file=file,
+            raise NaasError("expected [dimension] or [dimension, coefficient]", file=sfile,
                             field=fld, value=t)
         dim = coef = None
         for it in items:
@@ -125,23 +194,23 @@ def parse_problem(data: dict, file: str = "<problem>") -> Problem:
             elif isinstance(it, int) and not isinstance(it, bool):
                 coef = it
             else:
-                raise NaasError("unknown dimension or coefficient", file=file, field=fld,
+                raise NaasError("unknown dimension or coefficient", file=sfile, field=fld,
                                 value=it)
         if dim is None:
-            raise NaasError("term names no dimension", file=file, field=fld, value=t)
+            raise NaasError("term names no dimension", file=sfile, field=fld, value=t)
         return dim, 1 if coef is None else coef
 
     spaces = []
     key = "data-spaces" if "data-spaces" in shape else "data_spaces"
-    for j, ds in enumerate(_seq(shape.get(key), file=file, fld=f"problem.shape.{key}")):
-        fld = f"problem.shape.data_spaces[{j}]"
+    for j, ds in enumerate(_seq(shape.get(key), file=sfile, fld=f"{sfld}.{key}")):
+        fld = f"{sfld}.data_spaces[{j}]"
         if not isinstance(ds, dict) or "name" not in ds or "projection" not in ds:
-            raise NaasError("expected {name, projection}", file=file, field=fld, value=ds)
+            raise NaasError("expected {name, projection}", file=sfile, field=fld, value=ds)
         if not isinstance(ds["name"], str) or not ds["name"].strip():
-            raise NaasError("expected a data-space name", file=file, field=f"{fld}.name",
+            raise NaasError("expected a data-space name", file=sfile, field=f"{fld}.name",
                             value=ds["name"])
         if not isinstance(ds["projection"], list) or not ds["projection"]:
-            raise NaasError("expected a list of projection expressions", file=file,
+            raise NaasError("expected a list of projection expressions", file=sfile,
                             field=f"{fld}.projection", value=ds["projection"])
         proj = []
         for k, expr in enumerate(ds["projection"]):
@@ -154,25 +223,29 @@ def parse_problem(data: dict, file: str = "<problem>") -> Problem:
             elif isinstance(expr, list) and expr:
                 terms = [term(t, f"{efld}[{n}]") for n, t in enumerate(expr)]
             else:
-                raise NaasError("expected a list of terms", file=file, field=efld, value=expr)
+                raise NaasError("expected a list of terms", file=sfile, field=efld, value=expr)
             proj.append(tuple(terms))
         rw = ds.get("read_write", ds.get("read-write", False))
         if not isinstance(rw, bool):
-            raise NaasError("expected true or false", file=file, field=f"{fld}.read_write",
+            raise NaasError("expected true or false", file=sfile, field=f"{fld}.read_write",
                             value=rw)
         spaces.append(DataSpace(name=str(ds["name"]), projection=tuple(proj),
                                 read_write=bool(rw)))
     if not spaces:
-        raise NaasError("no data spaces", file=file, field="problem.shape.data_spaces")
+        raise NaasError("no data spaces", file=sfile, field=f"{sfld}.data_spaces")
     return Problem(name=str(shape.get("name", "")), dims=tuple(dims), bounds=tuple(bounds),
                    data_spaces=tuple(spaces), coefficients=coeffs, source=file)
 
 
-def _check_densities(dens: Any, file: str) -> None:
-    """Timeloop's per-tensor densities: the dense model here holds for density 1 only, so any
-    other density is refused rather than silently evaluated as dense."""
-    for name, d in _mapping(dens, file=file, fld="problem.instance.densities").items():
-        fld = f"problem.instance.densities.{name}"
+def _check_densities(inst: dict, file: str, ifld: str) -> None:
+    """Timeloop's densities (per tensor, or `commonDensity` for all): the dense model here
+    holds for density 1 only, so any other density is refused rather than silently
+    evaluated as dense."""
+    given = {f"{ifld}.densities.{name}": d for name, d in
+             _mapping(inst.get("densities"), file=file, fld=f"{ifld}.densities").items()}
+    if "commonDensity" in inst:
+        given[f"{ifld}.commonDensity"] = inst["commonDensity"]
+    for fld, d in given.items():
         value = d.get("density") if isinstance(d, dict) else d
         if _num(value, file=file, fld=fld) != 1:
             raise NaasError("only dense tensors (density 1) are modelled", file=file,

@@ -26,39 +26,81 @@ def _ert_key(full: str) -> str:
 
 
 def parse_ert(data: dict, file: str = "<ERT>") -> dict:
+    """{level name: {action: pJ}} from an Accelergy ERT, read as Timeloop's ParseAccelergyERT
+    reads it: `tables` a list of {name, actions} (v0.3, v0.4) or a mapping from each full
+    name to its actions (v0.2), an action a list of argument variants or one {energy}."""
     root = data.get("ERT", data)
     tables = root.get("tables") if isinstance(root, dict) else None
-    if not isinstance(tables, list):
+    if isinstance(tables, dict):
+        by_full = {str(full).strip(): _v02_actions(acts, file, f"ERT.tables[{full}]")
+                   for full, acts in tables.items()}
+    elif isinstance(tables, list):
+        by_full = _v04_actions(tables, file)
+    else:
         raise NaasError("expected 'ERT: {tables: [...]}'", file=file, field="ERT.tables")
-    # Timeloop's ParseAccelergyERT gathers every entry of an action under a table's full name
-    # (repeats, argument variants) and charges the largest energy, never less than 0; tables
-    # whose full names differ but name the same level apply in turn, the later one winning
-    # for each action it lists.
-    by_full: dict[str, dict[str, float]] = {}
+    # Tables whose full names differ but name the same level apply in turn, the later one
+    # winning for each action it lists.
+    out: dict[str, dict[str, float]] = {}
+    for full, acts in by_full.items():
+        key = _ert_key(full)
+        if key in ("wire", "Wire") and acts.get("transfer_random", 0) > 0:
+            # Timeloop charges it on every inferred network, by hop distance from the areas:
+            # a wire model this evaluator does not have.
+            raise NaasError("a wire energy is not modelled (Timeloop charges it per network "
+                            "hop from the levels' areas); remove the wire's table or set its "
+                            "transfer_random energy to 0", file=file,
+                            field=f"ERT.tables[{full}].transfer_random",
+                            value=acts["transfer_random"])
+        out.setdefault(key, {}).update(acts)
+    return out
+
+
+def _energies(entries: list, file: str, fld: str) -> float:
+    """One action's charge: the largest energy of its entries (repeats, argument variants),
+    never below 0, as in Timeloop. An entry without an energy, which Timeloop skips, is
+    refused as the likelier mistake."""
+    best = 0.0
+    for x in entries:
+        e = x.get("energy") if isinstance(x, dict) else None
+        best = max(best, _num(e, file=file, fld=fld, positive=False))
+    return best
+
+
+def _v04_actions(tables: list, file: str) -> dict:
+    # Timeloop gathers every entry of an action under its table's full name, then charges
+    # the largest.
+    entries: dict[str, dict[str, list]] = {}
     for j, t in enumerate(tables):
         if not isinstance(t, dict) or "name" not in t:
             raise NaasError("expected {name, actions}", file=file, field=f"ERT.tables[{j}]",
                             value=t)
-        acts = by_full.setdefault(str(t["name"]).strip(), {})
+        acts = entries.setdefault(str(t["name"]).strip(), {})
         for k, a in enumerate(_seq(t.get("actions"), file=file,
                                    fld=f"ERT.tables[{j}].actions")):
             if not isinstance(a, dict) or "name" not in a:
                 raise NaasError("expected {name, energy}", file=file,
                                 field=f"ERT.tables[{j}].actions[{k}]", value=a)
             fld = f"ERT.tables[{j}].actions[{a['name']}].energy"
-            if "energy" in a:
-                energies = [a["energy"]]
-            elif "arguments" in a and isinstance(a["arguments"], list) and a["arguments"] \
-                    and all(isinstance(x, dict) for x in a["arguments"]):
-                energies = [x.get("energy") for x in a["arguments"]]   # per-argument (v0.2)
+            if "energy" not in a and isinstance(a.get("arguments"), list) \
+                    and a["arguments"] and all(isinstance(x, dict) for x in a["arguments"]):
+                found = a["arguments"]                   # per-argument energies
             else:
-                energies = [None]
-            for e in energies:
-                e = _num(e, file=file, fld=fld, positive=False)
-                acts[str(a["name"])] = max(e, acts.get(str(a["name"]), 0.0))
-    out: dict[str, dict[str, float]] = {}
-    for full, acts in by_full.items():
-        out.setdefault(_ert_key(full), {}).update(acts)
+                found = [a]
+            _energies(found, file, fld)                  # checked where the field is known
+            acts.setdefault(str(a["name"]), []).extend(found)
+    return {full: {name: _energies(xs, file, full) for name, xs in acts.items()}
+            for full, acts in entries.items()}
+
+
+def _v02_actions(acts: object, file: str, fld: str) -> dict:
+    if not isinstance(acts, dict):
+        raise NaasError("expected a mapping of actions (ERT v0.2)", file=file, field=fld,
+                        value=acts)
+    out = {}
+    for name, entry in acts.items():
+        afld = f"{fld}.{name}"
+        entries = entry if isinstance(entry, list) and entry else [entry]
+        out[str(name)] = _energies(entries, file, f"{afld}.energy")
     return out
 
 
