@@ -273,7 +273,7 @@ def test_error_case_dir_lacking_map(capsys, tmp_path):
 
 def test_error_wrong_number_of_paths(capsys):
     rc, out, err = run(capsys, "evaluate", EYERISS / "arch.yaml", EYERISS / "problem.yaml")
-    assert_one_line_error(rc, out, err, "ARCH PROBLEM MAP")
+    assert_one_line_error(rc, out, err, "top-level 'mapping'")
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,

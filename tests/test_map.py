@@ -204,7 +204,7 @@ def _error_cases(tmp: Path) -> list:
     return [
         ("missing folder", [tmp / "nope"], "no such case folder"),
         ("a file, not a folder", [a_file], "expected a case folder"),
-        ("five paths", files(NVDLA) + [a_file], "got 5 paths"),
+        ("a file given twice", files(NVDLA) + [a_file], "given twice"),
         ("lacks problem.yaml", [no_problem], "lacks problem.yaml"),
         ("missing arch file", [tmp / "arch.yaml", NVDLA / "problem.yaml"], "file not found"),
         ("bad YAML", [bad_yaml], "malformed YAML"),

@@ -163,7 +163,7 @@ def test_case_files_accepts_folder_dict_and_paths(tmp_path):
     assert list(by_dict) == ["arch.yaml", "problem.yaml", "map.yaml", "ERT.yaml"]
     with pytest.raises(NaasError, match="lacks map.yaml"):
         tb.case_files({"arch": EYERISS / "arch.yaml", "problem": EYERISS / "problem.yaml"})
-    with pytest.raises(NaasError, match="no such file"):
+    with pytest.raises(NaasError, match="file not found"):
         tb.case_files([tmp_path / "a.yaml", tmp_path / "p.yaml", tmp_path / "m.yaml"])
 
 

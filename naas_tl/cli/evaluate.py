@@ -8,7 +8,8 @@ from pathlib import Path
 from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate_case
 from naas_tl.model.summary import format_summary, to_json_dict
-from naas_tl.spec import load_case, load_case_dir
+from naas_tl.spec import load_case_dir
+from naas_tl.spec.case import load_case_files
 
 
 def _load_from_paths(paths: list[str]):
@@ -20,10 +21,8 @@ def _load_from_paths(paths: list[str]):
             raise NaasError("expected a case folder (or ARCH PROBLEM MAP [ERT [ART]])",
                             file=str(p))
         return load_case_dir(p), p.name
-    if not 3 <= len(paths) <= 5:
-        raise NaasError(f"evaluate takes CASE_DIR or ARCH PROBLEM MAP [ERT [ART]], "
-                        f"got {len(paths)} paths")
-    return load_case(*paths), Path(paths[2]).name
+    case = load_case_files(paths)
+    return case, case.name
 
 
 def cmd_evaluate(args) -> int:

@@ -18,10 +18,11 @@ MAP_OUTPUT = "naas-tl.map.yaml"   # in the working directory, as timeloop-mapper
 
 
 def _map_paths(paths: list[str], constraints: str | None) -> dict:
-    """The input files of `naas-tl map` (CASE_DIR or ARCH PROBLEM [ERT [ART]]). A map.yaml in
-    CASE_DIR is not read (the search starts from nothing); a constraints.yaml there is used
-    unless --constraints names another file."""
-    files: dict = {"constraints": constraints}
+    """The input files of `naas-tl map`: CASE_DIR, or YAML files in any order, each known by
+    its top-level keys (as timeloop-mapper takes them). A map.yaml in CASE_DIR, or a file
+    with a top-level `mapping`, is not read (the search starts from nothing); a
+    constraints.yaml in CASE_DIR is used unless --constraints names another file."""
+    files: dict = {"constraints": constraints, "documents": []}
     if len(paths) == 1:
         d = Path(paths[0])
         if not d.exists():
@@ -37,14 +38,30 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
         if constraints is None and (d / "constraints.yaml").exists():
             files["constraints"] = d / "constraints.yaml"
         files["ignored_map"] = d / "map.yaml"
+        files["documents"] = [files["arch"], files["problem"]]
         return files
-    if not 2 <= len(paths) <= 4:
-        raise NaasError(f"map takes CASE_DIR or ARCH PROBLEM [ERT [ART]], got {len(paths)} "
-                        f"paths")
-    files.update(arch=Path(paths[0]), problem=Path(paths[1]),
-                 ert=Path(paths[2]) if len(paths) > 2 else None,
-                 art=Path(paths[3]) if len(paths) > 3 else None)
+    from naas_tl.spec.case import input_files, require
+    found = input_files(paths)
+    require(found, ("arch.yaml", "problem.yaml"), paths)
+    files.update(arch=found["arch.yaml"], problem=found["problem.yaml"],
+                 ert=found.get("ERT.yaml"), art=found.get("ART.yaml"),
+                 ignored_map=found.get("map.yaml"))
+    files["documents"] = list(dict.fromkeys(Path(p) for p in paths))
     return files
+
+
+def _mapper_settings_note(documents: list) -> str | None:
+    """What naas-tl map does not honour of a timeloop-mapper `mapper:` section: it ranks by
+    EDP and stops after --trials, whatever the section's metrics and stopping rules."""
+    for name, data in documents:
+        sec = data.get("mapper") if isinstance(data, dict) else None
+        if not isinstance(sec, dict):
+            continue
+        metrics = sec.get("optimization_metrics", sec.get("optimization-metrics"))
+        if metrics is not None and metrics != ["edp"]:
+            return (f"{name}: mapper.optimization_metrics {metrics} is not honoured: naas-tl "
+                    f"map ranks mappings by EDP (search size: --trials)")
+    return None
 
 
 def cmd_map(args) -> int:
@@ -58,10 +75,12 @@ def cmd_map(args) -> int:
     files = _map_paths(args.paths, args.constraints)
     out = _check_output(args.output or MAP_OUTPUT)
     inputs = [files[k] for k in ("arch", "problem", "ert", "art", "constraints", "ignored_map")
-              if files.get(k) is not None]
+              if files.get(k) is not None] + files["documents"]
     for f in inputs:
         if _same_file(out, Path(f)):
-            what = ("the case folder's map.yaml" if f == files.get("ignored_map")
+            what = ("the mapping given (which map does not read)"
+                    if f == files.get("ignored_map") and len(args.paths) > 1
+                    else "the case folder's map.yaml" if f == files.get("ignored_map")
                     else "an input file")
             raise NaasError(f"would overwrite {what}", field="-o", value=str(out))
     from naas_tl.spec import (
@@ -74,10 +93,10 @@ def cmd_map(args) -> int:
         parse_mapping,
         parse_problem,
     )
-    arch_data = load_yaml(files["arch"])
-    arch = parse_architecture(arch_data, str(files["arch"]))
-    prob_data = load_yaml(files["problem"])
-    problem = parse_problem(prob_data, str(files["problem"]))
+    documents = [(str(f), load_yaml(f)) for f in files["documents"]]
+    docs = {name: data for name, data in documents}
+    arch = parse_architecture(docs[str(files["arch"])], str(files["arch"]))
+    problem = parse_problem(docs[str(files["problem"])], str(files["problem"]))
     ert_path, art_path = files["ert"], files["art"]
     ert = parse_ert(load_yaml(ert_path), str(ert_path)) if ert_path else {}
     art = parse_art(load_yaml(art_path), str(art_path)) if art_path else {}
@@ -85,9 +104,11 @@ def cmd_map(args) -> int:
     if ert_path:
         check_energy_table(arch, table)
     from naas_tl.search.mapper.case_mapper import load_case_constraints, map_case
-    constraints = load_case_constraints(
-        arch, problem, files["constraints"],
-        documents=((str(files["arch"]), arch_data), (str(files["problem"]), prob_data)))
+    constraints = load_case_constraints(arch, problem, files["constraints"],
+                                        documents=tuple(documents))
+    note = _mapper_settings_note(documents)
+    if note:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     search_table = table
     if not ert_path:
         # timeloop-mapper would run Accelergy; rank mappings by naas_tl's Accelergy-grid

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "ERT.yaml/ART.yaml) or the files given one by one. Without an ERT every "
                     "energy is 0.")
     ev.add_argument("paths", nargs="+", metavar="PATH",
-                    help="CASE_DIR, or ARCH PROBLEM MAP [ERT [ART]]")
+                    help="CASE_DIR, or ARCH PROBLEM MAP [ERT [ART]]: YAML files in any "
+                         "order, each known by its top-level keys, as Timeloop takes them")
     ev.add_argument("--json", action="store_true",
                     help="print the expected.json-style figures as JSON")
     ev.add_argument("--backend", choices=["builtin", "timeloop", "both"], default="builtin",
@@ -72,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "mapspace_constraints, ...) apply too, as timeloop-mapper merges its "
                     "inputs.")
     mp.add_argument("paths", nargs="+", metavar="PATH",
-                    help="CASE_DIR, or ARCH PROBLEM [ERT [ART]]")
+                    help="CASE_DIR, or ARCH PROBLEM [ERT [ART]] [CONSTRAINTS ...]: YAML files "
+                         "in any order, each known by its top-level keys, as "
+                         "timeloop-mapper takes them")
     mp.add_argument("-o", "--output", metavar="FILE",
                     help=f"where to write the mapping (default ./{MAP_OUTPUT}, as "
                          f"timeloop-mapper writes timeloop-mapper.map.yaml in the working "

@@ -1,6 +1,7 @@
 """A case: architecture, problem, mapping and tables loaded together from files or a folder."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,43 @@ from naas_tl.spec.mapping import Mapping, parse_mapping
 from naas_tl.spec.problem import Problem, parse_problem
 from naas_tl.spec.tables import EnergyTable, check_energy_table, parse_art, parse_ert
 from naas_tl.spec.values import load_yaml
+
+
+#: The top-level key of each input Timeloop reads, and the name a case folder gives its file.
+SECTION_FILES = {"architecture": "arch.yaml", "arch": "arch.yaml", "problem": "problem.yaml",
+                 "mapping": "map.yaml", "ERT": "ERT.yaml", "ART": "ART.yaml"}
+
+
+def input_files(paths: Sequence[str | Path]) -> dict[str, Path]:
+    """{case-folder file name: file} for inputs given as Timeloop's tools take them: any YAML
+    files in any order, read as one document (Timeloop concatenates them), so a file is
+    what its top-level keys say, and a key may be in one file only. Keys naas_tl does not
+    read here (mapper, constraints, Accelergy's) are left to whoever reads them."""
+    owner: dict[str, Path] = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            raise NaasError("expected a YAML file (a case folder is given alone)", file=str(p))
+        for key in load_yaml(p):
+            if owner.get(key) == p:
+                raise NaasError("this file is given twice", file=str(p))
+            if key in owner:
+                raise NaasError(f"this top-level key is in two input files (also in "
+                                f"{owner[key]}), which Timeloop reads as one document",
+                                file=str(p), field=str(key))
+            owner[key] = p
+    if "arch" in owner and "architecture" in owner:
+        raise NaasError("two architectures (top-level 'arch' and 'architecture')",
+                        file=str(owner["arch"]), field="arch")
+    return {name: owner[key] for key, name in SECTION_FILES.items() if key in owner}
+
+
+def require(files: dict[str, Path], names: Sequence[str], paths: Sequence) -> None:
+    """A one-line error for the first input of `names` that no file holds."""
+    keys = {"arch.yaml": "architecture", "problem.yaml": "problem", "map.yaml": "mapping"}
+    for n in names:
+        if n not in files:
+            raise NaasError(f"no input file has a top-level '{keys.get(n, n)}'",
+                            value=[str(p) for p in paths])
 
 
 @dataclass(frozen=True)
@@ -63,3 +101,12 @@ def load_case_dir(path: str | Path) -> Case:
     art = p / "ART.yaml"
     return load_case(p / "arch.yaml", p / "problem.yaml", p / "map.yaml",
                      ert if ert.exists() else None, art if art.exists() else None, name=p.name)
+
+
+def load_case_files(paths: Sequence[str | Path]) -> Case:
+    """A case from files given as Timeloop takes them (input_files): architecture, problem
+    and mapping required, ERT and ART optional."""
+    files = input_files(paths)
+    require(files, ("arch.yaml", "problem.yaml", "map.yaml"), paths)
+    return load_case(files["arch.yaml"], files["problem.yaml"], files["map.yaml"],
+                     files.get("ERT.yaml"), files.get("ART.yaml"), name=files["map.yaml"].name)

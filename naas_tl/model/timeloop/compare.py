@@ -139,7 +139,7 @@ def evaluate_cli(paths: list[str], backend_choice: str, as_json: bool) -> int:
 
     backend = require_timeloop()
     files = case_files(paths)
-    title = Path(paths[0]).name if len(paths) == 1 else Path(paths[2]).name
+    title = Path(paths[0]).name if len(paths) == 1 else files["map.yaml"].name
     with tempfile.TemporaryDirectory(prefix="naas-tl-timeloop-") as tmp:
         theirs = run_timeloop_model(files, tmp, backend)
     if backend_choice == "timeloop":

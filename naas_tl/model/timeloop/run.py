@@ -82,8 +82,8 @@ def require_timeloop() -> Backend:
 
 
 def case_files(spec) -> dict[str, Path]:
-    """{canonical name: path} from a case folder, a {name: path} dict, or the paths
-    ARCH PROBLEM MAP [ERT [ART]] (as `naas-tl evaluate` takes them)."""
+    """{canonical name: path} from a case folder, a {name: path} dict, or input files in any
+    order (as `naas-tl evaluate` and timeloop-model take them)."""
     if isinstance(spec, (str, Path)):
         spec = [spec]
     if isinstance(spec, Mapping):
@@ -98,11 +98,9 @@ def case_files(spec) -> dict[str, Path]:
                 raise NaasError("expected a case folder (or ARCH PROBLEM MAP [ERT [ART]])",
                                 file=str(d))
             files = {n: d / n for n in CASE_NAMES if (d / n).exists()}
-        elif 3 <= len(paths) <= 5:
-            files = dict(zip(CASE_NAMES, paths))
-        else:
-            raise NaasError(f"Timeloop takes CASE_DIR or ARCH PROBLEM MAP [ERT [ART]], "
-                            f"got {len(paths)} paths")
+        else:     # any files, any order, as timeloop-model takes them
+            from naas_tl.spec.case import input_files
+            files = input_files(paths)
     else:
         raise TypeError(f"case_files: expected a folder, a dict or paths, got {type(spec)}")
     for need in CASE_NAMES[:3]:
@@ -116,12 +114,16 @@ def case_files(spec) -> dict[str, Path]:
 
 def _stage(files: dict[str, Path], workdir: Path) -> list[str]:
     workdir.mkdir(parents=True, exist_ok=True)
+    staged: dict[Path, str] = {}    # one copy of a file that holds several inputs
     for name, src in files.items():
+        if src.resolve() in staged:
+            continue
+        staged[src.resolve()] = name
         dst = workdir / name
         if dst.exists() and dst.resolve() == src.resolve():
             continue
         shutil.copyfile(src, dst)
-    return list(files)
+    return list(staged.values())
 
 
 def _last_line(text: str) -> str:
@@ -170,7 +172,7 @@ def run_timeloop_model(case_files_spec, workdir, backend: Backend | None = None)
     """Run Timeloop on one mapping and return its figures in the to_json_dict schema.
 
     `case_files_spec`: a case folder, a {"arch"|"problem"|"map"|"ERT"|"ART": path} dict, or
-    the paths ARCH PROBLEM MAP [ERT [ART]]. The files are copied into `workdir` under their
+    input files in any order. The files are copied into `workdir` under their
     canonical names and Timeloop runs there, exactly as the reference cases were made:
     `timeloop-model arch.yaml problem.yaml map.yaml ERT.yaml ART.yaml` (with pytimeloop, the
     same five documents go to its model API and the stats text is written to the same
