@@ -316,8 +316,8 @@ def test_the_beam_holds_one_mapping_per_edp():
     assert len(unique_rows(batch.take(np.nonzero(ok)[0]))) > len(np.unique(r.edp[ok]))
     b = _Best(16)
     b.add(batch, r)
-    assert len(np.unique(b.edp)) == len(b.edp) == min(16, len(np.unique(r.edp[ok])))
-    assert b.edp[0] == r.edp[ok].min()
+    assert len(np.unique(b.score)) == len(b.score) == min(16, len(np.unique(r.edp[ok])))
+    assert b.score[0] == r.edp[ok].min()
 
 
 def test_unique_rows_ignores_the_order_of_trivial_loops():

@@ -50,18 +50,27 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
     return files
 
 
-def _mapper_settings_note(documents: list) -> str | None:
-    """What naas-tl map does not honour of a timeloop-mapper `mapper:` section: it ranks by
-    EDP and stops after --trials, whatever the section's metrics and stopping rules."""
+def _mapper_metrics(documents: list) -> tuple[tuple, str | None]:
+    """The metrics of a timeloop-mapper `mapper:` section among the inputs (default EDP), and
+    a note when the section asks for what naas-tl map does not honour (it then ranks by
+    EDP). The section's stopping rules (timeout, victory_condition, search_size) are
+    --trials here."""
+    from naas_tl.search.mapper.metrics import parse_metrics
     for name, data in documents:
         sec = data.get("mapper") if isinstance(data, dict) else None
         if not isinstance(sec, dict):
             continue
-        metrics = sec.get("optimization_metrics", sec.get("optimization-metrics"))
-        if metrics is not None and metrics != ["edp"]:
-            return (f"{name}: mapper.optimization_metrics {metrics} is not honoured: naas-tl "
-                    f"map ranks mappings by EDP (search size: --trials)")
-    return None
+        key = next((k for k in ("optimization_metrics", "optimization-metrics") if k in sec),
+                   None)
+        if key is None:
+            continue
+        metrics = parse_metrics(sec[key], file=name, field=f"mapper.{key}")
+        if metrics is None:
+            return ("edp",), (f"{name}: mapper.{key} {sec[key]} is not honoured: naas-tl map "
+                              f"ranks mappings by EDP (it honours [edp], [delay], [energy], "
+                              f"[delay, energy], [energy, delay])")
+        return metrics, None
+    return ("edp",), None
 
 
 def cmd_map(args) -> int:
@@ -106,7 +115,7 @@ def cmd_map(args) -> int:
     from naas_tl.search.mapper.case_mapper import load_case_constraints, map_case
     constraints = load_case_constraints(arch, problem, files["constraints"],
                                         documents=tuple(documents))
-    note = _mapper_settings_note(documents)
+    metrics, note = _mapper_metrics(documents)
     if note:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     search_table = table
@@ -127,7 +136,8 @@ def cmd_map(args) -> int:
         numba.set_num_threads(1)
     except ImportError:   # pragma: no cover - numba is optional
         pass
-    found = map_case(arch, problem, search_table, args.trials, args.seed, constraints)
+    found = map_case(arch, problem, search_table, args.trials, args.seed, constraints,
+                     metrics=metrics)
     if found.mapping is None and found.evaluations == 0 and files.get("constraints"):
         # Nothing could even be tried: the constraints leave no mapping (more trials
         # cannot help).

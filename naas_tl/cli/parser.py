@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "map", help="search a mapping like timeloop-mapper, write it, print its evaluation",
         description="Search loop orders, tiling, spatial factors and bypass for the problem "
                     "on the architecture (any Timeloop architecture), honouring Timeloop "
-                    "mapspace constraints, write the best mapping (lowest EDP) as Timeloop "
+                    "mapspace constraints, write the best mapping (lowest EDP, or by the "
+                    "optimization_metrics of a mapper section among the inputs) as Timeloop "
                     "map YAML, and print what `naas-tl evaluate` prints for it. CASE_DIR "
                     "holds arch.yaml, problem.yaml and optionally ERT.yaml, ART.yaml and "
                     "constraints.yaml; a map.yaml there is not read. Constraint sections in "
@@ -84,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Timeloop mapspace constraints (default: CASE_DIR/constraints.yaml "
                          "when there is one)")
     mp.add_argument("--trials", type=int, default=MAP_TRIALS,
-                    help=f"mappings to evaluate (default {MAP_TRIALS})")
+                    help=f"mappings to evaluate (default {MAP_TRIALS}; with a mapper "
+                         f"section's metrics other than edp, the EDP search and the "
+                         f"metrics' search each evaluate this many)")
     mp.add_argument("--seed", type=int, default=0,
                     help="the search's seed (same inputs and seed, same mapping)")
     mp.add_argument("--json", action="store_true",

@@ -37,7 +37,7 @@ def random_mapping_search(space: MappingSpace, energy: EnergyTable, trials: int,
         return MappingSearchResult(None, math.inf, 0, trials)
     i = int(ok[np.argmin(res.edp[ok])])
     return MappingSearchResult(batch.mapping(i, source="<random>"), float(res.energy_pJ[i]),
-                               int(res.cycles[i]), trials)
+                               int(res.cycles[i]), trials, score=float(res.edp[i]))
 
 
 # --------------------------------------------------------------------------------------

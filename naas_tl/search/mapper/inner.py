@@ -27,6 +27,7 @@ from naas_tl.mapping.batch import MappingBatch
 from naas_tl.mapping.mapspace import concat_batches
 from naas_tl.spec import EnergyTable, Mapping
 from naas_tl.search.mapper import optimizers
+from naas_tl.search.mapper.metrics import Objective
 from naas_tl.mapping.candidates import fit_to_space, structured_candidates
 from naas_tl.mapping.polish import (exchanges, move_table, neighbours, outer_retilings,
                                    retilings, row_hash, unique_rows)
@@ -40,8 +41,9 @@ class MappingSearchResult:
     energy_pJ: float
     cycles: int
     evaluations: int
-    history: list = field(default_factory=list)     # best EDP after each batch
+    history: list = field(default_factory=list)     # best score after each batch
     genome: np.ndarray | None = None                 # decodes close to `mapping`
+    score: float = math.inf                          # by the search's objective (EDP)
 
     @property
     def edp(self) -> float:
@@ -50,10 +52,12 @@ class MappingSearchResult:
 
 @dataclass
 class _Best:
-    """The k best distinct mappings seen so far, with their EDPs."""
+    """The k best distinct mappings seen so far, with their scores (EDP unless the
+    objective says otherwise)."""
     k: int
+    objective: Objective = Objective()
     batch: MappingBatch | None = None
-    edp: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    score: np.ndarray = field(default_factory=lambda: np.zeros(0))
     energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -61,35 +65,36 @@ class _Best:
         ok = np.nonzero(res.valid)[0]
         if not len(ok):
             return False
-        before = self.edp[0] if len(self.edp) else math.inf
-        if len(self.edp) >= self.k:
+        scores = self.objective.of(res)
+        before = self.score[0] if len(self.score) else math.inf
+        if len(self.score) >= self.k:
             # Only mappings better than the beam's worst can enter it.
-            ok = ok[res.edp[ok] < self.edp[-1]]
+            ok = ok[scores[ok] < self.score[-1]]
             if not len(ok):
                 return False
-        ok = ok[np.argsort(res.edp[ok], kind="stable")][: 8 * self.k]
+        ok = ok[np.argsort(scores[ok], kind="stable")][: 8 * self.k]
         cand = batch.take(ok)
-        edp, en, cy = res.edp[ok], res.energy_pJ[ok], res.cycles[ok]
+        sc, en, cy = scores[ok], res.energy_pJ[ok], res.cycles[ok]
         if self.batch is not None:
             cand = concat_batches([self.batch, cand])
-            edp = np.concatenate([self.edp, edp])
+            sc = np.concatenate([self.score, sc])
             en = np.concatenate([self.energy, en])
             cy = np.concatenate([self.cycles, cy])
-        # Stable: among equal EDPs the one seen first stays first (seeded determinism).
-        order = np.argsort(edp, kind="stable")
-        cand, edp, en, cy = cand.take(order), edp[order], en[order], cy[order]
+        # Stable: among equal scores the one seen first stays first (seeded determinism).
+        order = np.argsort(sc, kind="stable")
+        cand, sc, en, cy = cand.take(order), sc[order], en[order], cy[order]
         u = unique_rows(cand)
-        # Mappings of equal EDP count as one: on a layer where a hundred seeds tie (the
+        # Mappings of equal score count as one: on a layer where a hundred seeds tie (the
         # same tiles in different loop orders that nothing reuses across), a beam of ties
         # climbs one mapping sixteen times over (docs/mapper.md).
-        _, first = np.unique(edp[u], return_index=True)
+        _, first = np.unique(sc[u], return_index=True)
         u = u[np.sort(first)][: self.k]
-        self.batch, self.edp, self.energy, self.cycles = cand.take(u), edp[u], en[u], cy[u]
-        return self.edp[0] < before
+        self.batch, self.score, self.energy, self.cycles = cand.take(u), sc[u], en[u], cy[u]
+        return self.score[0] < before
 
     @property
-    def best_edp(self) -> float:
-        return float(self.edp[0]) if len(self.edp) else math.inf
+    def best_score(self) -> float:
+        return float(self.score[0]) if len(self.score) else math.inf
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class InnerSettings:
     outer: bool = True             # every re-split of the best seed's two outermost levels
     patience: int = 50             # kicks in a row without a better mapping end the search
                                    # (a small space is exhausted long before its budget)
+    metrics: tuple = ("edp",)      # what "better" means (search.mapper.metrics.HONOURED)
 
 
 def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: int, *,
@@ -125,7 +131,8 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
     st = dataclasses.replace(settings, **overrides) if overrides else settings
     arch, problem = space.arch, space.problem
     rng = np.random.default_rng(seed)
-    best = _Best(st.beam)
+    objective = Objective(tuple(st.metrics))
+    best = _Best(st.beam, objective)
     history: list = []
     evals = 0
     frozen = _frozen(space)
@@ -155,7 +162,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
         res = evaluate_batch(arch, problem, batch, energy)
         evals += len(batch)
         best.add(batch, res)
-        history.append(best.best_edp)
+        history.append(best.best_score)
         return batch, res, kept
 
     # 1. Seeds.
@@ -188,7 +195,8 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
             X = opt.ask(n)
             _, r, kept = run(space.decode(X))
             loss = np.full(n, INVALID_LOSS)
-            loss[kept] = np.where(r.valid, np.log(np.maximum(r.edp, 1e-300)), INVALID_LOSS)
+            loss[kept] = np.where(r.valid, np.log(np.maximum(objective.of(r), 1e-300)),
+                                  INVALID_LOSS)
             opt.tell(X, loss)
             spent += n
     # 3. Polish: climb from the beam; then, while budget is left, kick a beam mapping a few
@@ -210,10 +218,10 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
                 continue
             if len(part[0]) > left:
                 part = (part[0].take(np.arange(left)), part[1][:left], part[2][:left])
-            before = local.edp.copy()
+            before = local.score.copy()
             b, r, _ = run_fresh(part)
             local.add(b, r)
-            if not np.array_equal(before, local.edp):
+            if not np.array_equal(before, local.score):
                 return True
         return False
 
@@ -241,7 +249,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
     climb(best)
     stale = 0
     while evals < trials and best.batch is not None and stale < st.patience:
-        before = best.best_edp
+        before = best.best_score
         start = best.batch.take([int(rng.integers(len(best.batch)))])
         for _ in range(int(rng.integers(st.kick[0], st.kick[1] + 1))):
             nb, _ = neighbours(space, start, space.free_keep, moves)
@@ -251,17 +259,17 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
         # The kicked mapping goes in the same evaluation call as its first neighbours:
         # a call of one mapping costs about as much as one of hundreds.
         nb, _ = neighbours(space, start, space.free_keep, moves)
-        local = _Best(st.ils_beam)
+        local = _Best(st.ils_beam, objective)
         chunks(local, concat_batches([start, nb.take(rng.permutation(unique_rows(nb)))]))
         if local.batch is not None:
             climb(local)
-        stale = 0 if best.best_edp < before else stale + 1
+        stale = 0 if best.best_score < before else stale + 1
     if best.batch is None:
         return MappingSearchResult(None, math.inf, 0, evals, history, None)
     m = best.batch.mapping(0, source="<searched>")
     genome = space.encode_factors(best.batch, 0) if space.encoding == "importance" else x0
     return MappingSearchResult(m, float(best.energy[0]), int(best.cycles[0]), evals,
-                               history, genome)
+                               history, genome, best.best_score)
 
 
 def _frozen(space: MappingSpace):
