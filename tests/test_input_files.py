@@ -50,7 +50,7 @@ def test_one_file_may_hold_several_inputs(tmp_path, capsys, folder_json):
     both = tmp_path / "arch_and_tables.yaml"
     both.write_text("".join((CASE / n).read_text() + "\n"
                             for n in ("arch.yaml", "ERT.yaml", "ART.yaml")))
-    assert input_files([both, CASE / "map.yaml", CASE / "problem.yaml"]) == {
+    assert input_files([both, CASE / "map.yaml", CASE / "problem.yaml"])[0] == {
         "arch.yaml": both, "problem.yaml": CASE / "problem.yaml", "map.yaml": CASE / "map.yaml",
         "ERT.yaml": both, "ART.yaml": both}
     rc, out, err = run(capsys, "evaluate", CASE / "problem.yaml", both, CASE / "map.yaml",
@@ -136,3 +136,44 @@ def test_map_refuses_to_overwrite_a_given_mapping(tmp_path, capsys):
 def test_a_folder_among_files_is_refused():
     with pytest.raises(NaasError, match="case folder is given alone"):
         input_files([CASE, CASE / "arch.yaml"])
+
+
+def test_every_input_in_one_file(tmp_path, capsys, folder_json):
+    """`timeloop-model all.yaml` reads one file holding every input; so do evaluate and map."""
+    one = tmp_path / "all.yaml"
+    one.write_text("".join((CASE / n).read_text() + "\n" for n in NAMES))
+    rc, out, err = run(capsys, "evaluate", one, "--json")
+    assert rc == 0, err
+    assert json.loads(out) == folder_json
+    rc, out, err = run(capsys, "map", one, "--trials", 200, "-o", tmp_path / "m.yaml")
+    assert rc == 0, err
+
+
+def test_bare_tables_are_read_as_before(tmp_path, capsys, folder_json):
+    """An ERT or ART without its `ERT:`/`ART:` key (naas_tl has always read them) is known by
+    its tables: actions make an ERT, areas an ART; both bare is not a clash."""
+    ert, art = tmp_path / "e.yaml", tmp_path / "a.yaml"
+    ert.write_text(yaml.safe_dump(yaml.safe_load((CASE / "ERT.yaml").read_text())["ERT"]))
+    art.write_text(yaml.safe_dump(yaml.safe_load((CASE / "ART.yaml").read_text())["ART"]))
+    rc, out, err = run(capsys, "evaluate", CASE / "arch.yaml", CASE / "problem.yaml",
+                       CASE / "map.yaml", ert, art, "--json")
+    assert rc == 0, err
+    assert json.loads(out) == folder_json
+
+
+def test_unread_keys_are_named_and_sparse_is_refused(tmp_path, capsys, folder_json):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("ert:\n  version: 0.4\n  tables: []\n")
+    rc, out, err = run(capsys, "evaluate", *[CASE / n for n in NAMES], typo, "--json")
+    assert rc == 0 and json.loads(out) == folder_json
+    assert f"{typo}: top-level 'ert' is not an input" in err
+    empty = tmp_path / "sparse_empty.yaml"
+    empty.write_text("sparse_optimizations:\n  version: 0.4\n  targets: []\n")
+    rc, out, err = run(capsys, "evaluate", *[CASE / n for n in NAMES], empty, "--json")
+    assert rc == 0 and "note" not in err
+    sparse = tmp_path / "sparse.yaml"
+    sparse.write_text("sparse_optimizations:\n  targets:\n  - name: DRAM\n"
+                      "    representation_format: {data_spaces: []}\n")
+    rc, out, err = run(capsys, "evaluate", *[CASE / n for n in NAMES], sparse)
+    assert rc == 2 and "sparse optimizations are not modelled" in err
+    assert len(err.strip().splitlines()) == 1

@@ -203,7 +203,7 @@ def _error_cases(tmp: Path) -> list:
     a_file = NVDLA / "arch.yaml"
     return [
         ("missing folder", [tmp / "nope"], "no such case folder"),
-        ("a file, not a folder", [a_file], "expected a case folder"),
+        ("one file without a problem", [a_file], "top-level 'problem'"),
         ("a file given twice", files(NVDLA) + [a_file], "given twice"),
         ("lacks problem.yaml", [no_problem], "lacks problem.yaml"),
         ("missing arch file", [tmp / "arch.yaml", NVDLA / "problem.yaml"], "file not found"),

@@ -9,6 +9,7 @@ import dataclasses
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -64,9 +65,28 @@ def test_named_shape_reads_as_inline(path, tmp_path, monkeypatch):
 def test_search_path_order_is_timeloops():
     env = {"TIMELOOP_PROBLEM_SHAPE_DIR": "/a", "TIMELOOP_PROBLEM_SHAPE_DIRS": "/b:/c",
            "TIMELOOP_DIR": "/t"}
-    assert [str(p) for p in shape_search_path(env)] == ["/a", "/b", "/c", "/t/problem-shapes",
-                                                       str(SHAPES_DIR)]
+    # Timeloop looks in its own build tree only when TIMELOOP_DIR is unset
+    assert [str(p) for p in shape_search_path(env)] == ["/a", "/b", "/c", "/t/problem-shapes"]
+    assert shape_search_path({"TIMELOOP_PROBLEM_SHAPE_DIR": "/a"}) == [Path("/a"), SHAPES_DIR]
     assert shape_search_path({}) == [SHAPES_DIR]
+
+
+def test_a_shape_name_is_joined_to_each_folder_as_timeloop_joins_it(tmp_path):
+    """Timeloop looks for DIR + "/" + NAME, so an absolute NAME is not found as itself."""
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(
+        {"shape": _doc(REF / CNN)["problem"]["shape"]}))
+    doc = _doc(REF / CNN)
+    doc["problem"]["shape"] = str(tmp_path / "s.yaml")
+    with pytest.raises(NaasError, match="no shape file"):
+        parse_problem(doc, shape_dirs=[SHAPES_DIR])
+    doc["problem"]["shape"] = "s.yaml"
+    assert _same(parse_problem(doc, shape_dirs=[tmp_path]), case(CNN).problem)
+
+
+def test_common_density_overrides_per_tensor_densities():
+    doc = _doc(REF / CNN)
+    doc["problem"]["instance"].update(commonDensity=1, densities={"Weights": 0.5})
+    assert _same(parse_problem(doc), case(CNN).problem)
 
 
 def test_first_folder_in_the_path_wins(tmp_path):

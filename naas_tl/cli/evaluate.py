@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from naas_tl.cli.output import PROG
 from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate_case
 from naas_tl.model.summary import format_summary, to_json_dict
@@ -13,15 +14,13 @@ from naas_tl.spec.case import load_case_files
 
 
 def _load_from_paths(paths: list[str]):
-    if len(paths) == 1:
-        p = Path(paths[0])
-        if not p.exists():
-            raise NaasError("no such case folder", file=str(p))
-        if not p.is_dir():
-            raise NaasError("expected a case folder (or ARCH PROBLEM MAP [ERT [ART]])",
-                            file=str(p))
-        return load_case_dir(p), p.name
-    case = load_case_files(paths)
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        return load_case_dir(paths[0]), Path(paths[0]).name
+    if len(paths) == 1 and not Path(paths[0]).exists():
+        raise NaasError("no such case folder or file", file=paths[0])
+    case, notes = load_case_files(paths)     # one file may hold every input, as in Timeloop
+    for note in notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     return case, case.name
 
 

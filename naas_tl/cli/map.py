@@ -22,13 +22,11 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
     its top-level keys (as timeloop-mapper takes them). A map.yaml in CASE_DIR, or a file
     with a top-level `mapping`, is not read (the search starts from nothing); a
     constraints.yaml in CASE_DIR is used unless --constraints names another file."""
-    files: dict = {"constraints": constraints, "documents": []}
-    if len(paths) == 1:
+    files: dict = {"constraints": constraints, "documents": [], "notes": []}
+    if len(paths) == 1 and not Path(paths[0]).exists():
+        raise NaasError("no such case folder or file", file=paths[0])
+    if len(paths) == 1 and Path(paths[0]).is_dir():
         d = Path(paths[0])
-        if not d.exists():
-            raise NaasError("no such case folder", file=str(d))
-        if not d.is_dir():
-            raise NaasError("expected a case folder (or ARCH PROBLEM [ERT [ART]])", file=str(d))
         for key, name in (("arch", "arch.yaml"), ("problem", "problem.yaml")):
             if not (d / name).is_file():
                 raise NaasError(f"case folder lacks {name}", file=str(d / name))
@@ -41,7 +39,7 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
         files["documents"] = [files["arch"], files["problem"]]
         return files
     from naas_tl.spec.case import input_files, require
-    found = input_files(paths)
+    found, files["notes"] = input_files(paths)   # one file may hold every input
     require(found, ("arch.yaml", "problem.yaml"), paths)
     files.update(arch=found["arch.yaml"], problem=found["problem.yaml"],
                  ert=found.get("ERT.yaml"), art=found.get("ART.yaml"),
@@ -60,11 +58,14 @@ def _mapper_metrics(documents: list) -> tuple[tuple, str | None]:
         sec = data.get("mapper") if isinstance(data, dict) else None
         if not isinstance(sec, dict):
             continue
-        key = next((k for k in ("optimization_metrics", "optimization-metrics") if k in sec),
+        # Timeloop's mapper reads the one metric first, then the list
+        key = next((k for k in ("optimization_metric", "optimization-metric",
+                                "optimization_metrics", "optimization-metrics") if k in sec),
                    None)
         if key is None:
             continue
-        metrics = parse_metrics(sec[key], file=name, field=f"mapper.{key}")
+        value = [sec[key]] if key.endswith("metric") else sec[key]
+        metrics = parse_metrics(value, file=name, field=f"mapper.{key}")
         if metrics is None:
             return ("edp",), (f"{name}: mapper.{key} {sec[key]} is not honoured: naas-tl map "
                               f"ranks mappings by EDP (it honours [edp], [delay], [energy], "
@@ -116,8 +117,8 @@ def cmd_map(args) -> int:
     constraints = load_case_constraints(arch, problem, files["constraints"],
                                         documents=tuple(documents))
     metrics, note = _mapper_metrics(documents)
-    if note:
-        print(f"{PROG}: note: {note}", file=sys.stderr)
+    for n in files["notes"] + ([note] if note else []):
+        print(f"{PROG}: note: {n}", file=sys.stderr)
     search_table = table
     if not ert_path:
         # timeloop-mapper would run Accelergy; rank mappings by naas_tl's Accelergy-grid

@@ -16,18 +16,48 @@ from naas_tl.spec.values import load_yaml
 #: The top-level key of each input Timeloop reads, and the name a case folder gives its file.
 SECTION_FILES = {"architecture": "arch.yaml", "arch": "arch.yaml", "problem": "problem.yaml",
                  "mapping": "map.yaml", "ERT": "ERT.yaml", "ART": "ART.yaml"}
+#: Top-level keys of Timeloop's inputs (and its front ends' and Accelergy's) that do not
+#: change what a mapping costs: `naas-tl map` reads the constraint and mapper ones.
+OTHER_KEYS = {"mapper", "mapspace", "mapspace_constraints", "architecture_constraints",
+              "arch_constraints", "constraints", "compound_components", "variables",
+              "globals", "model", "version", "sparse_optimizations"}
 
 
-def input_files(paths: Sequence[str | Path]) -> dict[str, Path]:
-    """{case-folder file name: file} for inputs given as Timeloop's tools take them: any YAML
-    files in any order, read as one document (Timeloop concatenates them), so a file is
-    what its top-level keys say, and a key may be in one file only. Keys naas_tl does not
-    read here (mapper, constraints, Accelergy's) are left to whoever reads them."""
+def _bare_tables(data: dict) -> str | None:
+    """"ERT" or "ART" for an Accelergy table written without its `ERT:`/`ART:` key, which
+    naas_tl has always read as that table (Timeloop would skip it)."""
+    tables = data.get("tables")
+    if isinstance(tables, dict):
+        return "ERT"                                 # v0.2's mapping of full names
+    if isinstance(tables, list) and tables and isinstance(tables[0], dict):
+        return "ERT" if "actions" in tables[0] else "ART" if "area" in tables[0] else None
+    return None
+
+
+def _check_dense(data: dict, path: Path) -> None:
+    sparse = data.get("sparse_optimizations")
+    targets = sparse.get("targets") if isinstance(sparse, dict) else sparse
+    if targets:
+        raise NaasError("sparse optimizations are not modelled (naas_tl is Timeloop's dense "
+                        "model)", file=str(path), field="sparse_optimizations")
+
+
+def input_files(paths: Sequence[str | Path]) -> tuple[dict[str, Path], list[str]]:
+    """({case-folder file name: file}, notes) for inputs given as Timeloop's tools take them:
+    any YAML files in any order, read as one document (Timeloop concatenates them), so a
+    file is what its top-level keys say, and a key may be in one file only. The notes name
+    top-level keys nobody reads (a typo, or a section of another tool): Timeloop skips them
+    silently."""
     owner: dict[str, Path] = {}
+    notes: list[str] = []
     for p in map(Path, paths):
         if p.is_dir():
             raise NaasError("expected a YAML file (a case folder is given alone)", file=str(p))
-        for key in load_yaml(p):
+        data = load_yaml(p)
+        _check_dense(data, p)
+        bare = None if {"ERT", "ART"} & set(data) else _bare_tables(data)
+        keys = [bare] if bare else list(data)
+        for key in keys:
             if owner.get(key) == p:
                 raise NaasError("this file is given twice", file=str(p))
             if key in owner:
@@ -35,10 +65,13 @@ def input_files(paths: Sequence[str | Path]) -> dict[str, Path]:
                                 f"{owner[key]}), which Timeloop reads as one document",
                                 file=str(p), field=str(key))
             owner[key] = p
+            if key not in SECTION_FILES and key not in OTHER_KEYS:
+                notes.append(f"{p}: top-level '{key}' is not an input naas_tl (or Timeloop) "
+                             f"reads; ignored")
     if "arch" in owner and "architecture" in owner:
         raise NaasError("two architectures (top-level 'arch' and 'architecture')",
                         file=str(owner["arch"]), field="arch")
-    return {name: owner[key] for key, name in SECTION_FILES.items() if key in owner}
+    return {name: owner[key] for key, name in SECTION_FILES.items() if key in owner}, notes
 
 
 def require(files: dict[str, Path], names: Sequence[str], paths: Sequence) -> None:
@@ -103,10 +136,11 @@ def load_case_dir(path: str | Path) -> Case:
                      ert if ert.exists() else None, art if art.exists() else None, name=p.name)
 
 
-def load_case_files(paths: Sequence[str | Path]) -> Case:
-    """A case from files given as Timeloop takes them (input_files): architecture, problem
-    and mapping required, ERT and ART optional."""
-    files = input_files(paths)
+def load_case_files(paths: Sequence[str | Path]) -> tuple[Case, list[str]]:
+    """A case from files given as Timeloop takes them, and input_files' notes: architecture,
+    problem and mapping required, ERT and ART optional."""
+    files, notes = input_files(paths)
     require(files, ("arch.yaml", "problem.yaml", "map.yaml"), paths)
-    return load_case(files["arch.yaml"], files["problem.yaml"], files["map.yaml"],
+    case = load_case(files["arch.yaml"], files["problem.yaml"], files["map.yaml"],
                      files.get("ERT.yaml"), files.get("ART.yaml"), name=files["map.yaml"].name)
+    return case, notes

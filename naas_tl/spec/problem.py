@@ -85,14 +85,14 @@ class Problem:
 def shape_search_path(environ: Mapping[str, str]) -> list[Path]:
     """Where Timeloop's ShapeFileName looks for a named shape, in its order:
     $TIMELOOP_PROBLEM_SHAPE_DIR, each folder of $TIMELOOP_PROBLEM_SHAPE_DIRS (':'-separated),
-    $TIMELOOP_DIR/problem-shapes; then the bundled copy of Timeloop's own folder, which
-    Timeloop finds in its build tree when TIMELOOP_DIR is unset."""
+    then $TIMELOOP_DIR/problem-shapes, or, when TIMELOOP_DIR is unset, Timeloop's own folder
+    in its build tree: here the bundled copy of it."""
     dirs = []
     if environ.get("TIMELOOP_PROBLEM_SHAPE_DIR"):
         dirs.append(Path(environ["TIMELOOP_PROBLEM_SHAPE_DIR"]))
     dirs += [Path(d) for d in environ.get("TIMELOOP_PROBLEM_SHAPE_DIRS", "").split(":") if d]
     if environ.get("TIMELOOP_DIR"):
-        dirs.append(Path(environ["TIMELOOP_DIR"]) / "problem-shapes")
+        return dirs + [Path(environ["TIMELOOP_DIR"]) / "problem-shapes"]
     return dirs + [SHAPES_DIR]
 
 
@@ -106,7 +106,7 @@ def find_shape(name: str, search_path: list[Path], *, file: str) -> tuple[dict, 
         names = [name + ".yaml", name + ".cfg"]
     for d in search_path:
         for n in names:
-            path = d / n
+            path = Path(f"{d}/{n}")    # as Timeloop joins them: a name is never absolute
             if not path.is_file():
                 continue
             if path.suffix == ".cfg":
@@ -241,10 +241,11 @@ def _check_densities(inst: dict, file: str, ifld: str) -> None:
     """Timeloop's densities (per tensor, or `commonDensity` for all): the dense model here
     holds for density 1 only, so any other density is refused rather than silently
     evaluated as dense."""
-    given = {f"{ifld}.densities.{name}": d for name, d in
-             _mapping(inst.get("densities"), file=file, fld=f"{ifld}.densities").items()}
-    if "commonDensity" in inst:
-        given[f"{ifld}.commonDensity"] = inst["commonDensity"]
+    if "commonDensity" in inst:       # Timeloop then reads no per-tensor densities
+        given = {f"{ifld}.commonDensity": inst["commonDensity"]}
+    else:
+        given = {f"{ifld}.densities.{name}": d for name, d in
+                 _mapping(inst.get("densities"), file=file, fld=f"{ifld}.densities").items()}
     for fld, d in given.items():
         value = d.get("density") if isinstance(d, dict) else d
         if _num(value, file=file, fld=fld) != 1:

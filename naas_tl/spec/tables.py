@@ -81,13 +81,10 @@ def _v04_actions(tables: list, file: str) -> dict:
                 raise NaasError("expected {name, energy}", file=file,
                                 field=f"ERT.tables[{j}].actions[{k}]", value=a)
             fld = f"ERT.tables[{j}].actions[{a['name']}].energy"
-            if "energy" not in a and isinstance(a.get("arguments"), list) \
-                    and a["arguments"] and all(isinstance(x, dict) for x in a["arguments"]):
-                found = a["arguments"]                   # per-argument energies
-            else:
-                found = [a]
-            _energies(found, file, fld)                  # checked where the field is known
-            acts.setdefault(str(a["name"]), []).extend(found)
+            # Timeloop reads the action's own energy (argument variants are separate
+            # entries of the same name), never energies inside its `arguments`
+            _energies([a], file, fld)                    # checked where the field is known
+            acts.setdefault(str(a["name"]), []).append(a)
     return {full: {name: _energies(xs, file, full) for name, xs in acts.items()}
             for full, acts in entries.items()}
 

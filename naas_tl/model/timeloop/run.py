@@ -90,17 +90,14 @@ def case_files(spec) -> dict[str, Path]:
         files = {_canonical(k): Path(v) for k, v in spec.items() if v is not None}
     elif isinstance(spec, Sequence):
         paths = [Path(p) for p in spec]
-        if len(paths) == 1:
+        if len(paths) == 1 and not paths[0].exists():
+            raise NaasError("no such case folder or file", file=str(paths[0]))
+        if len(paths) == 1 and paths[0].is_dir():
             d = paths[0]
-            if not d.exists():
-                raise NaasError("no such case folder", file=str(d))
-            if not d.is_dir():
-                raise NaasError("expected a case folder (or ARCH PROBLEM MAP [ERT [ART]])",
-                                file=str(d))
             files = {n: d / n for n in CASE_NAMES if (d / n).exists()}
         else:     # any files, any order, as timeloop-model takes them
             from naas_tl.spec.case import input_files
-            files = input_files(paths)
+            files, _notes = input_files(paths)
     else:
         raise TypeError(f"case_files: expected a folder, a dict or paths, got {type(spec)}")
     for need in CASE_NAMES[:3]:
