@@ -166,7 +166,7 @@ def test_unread_keys_are_named_and_sparse_is_refused(tmp_path, capsys, folder_js
     typo.write_text("ert:\n  version: 0.4\n  tables: []\n")
     rc, out, err = run(capsys, "evaluate", *[CASE / n for n in NAMES], typo, "--json")
     assert rc == 0 and json.loads(out) == folder_json
-    assert f"{typo}: top-level 'ert' is not an input" in err
+    assert f"{typo}: top-level 'ert' is not read by naas_tl" in err
     empty = tmp_path / "sparse_empty.yaml"
     empty.write_text("sparse_optimizations:\n  version: 0.4\n  targets: []\n")
     rc, out, err = run(capsys, "evaluate", *[CASE / n for n in NAMES], empty, "--json")
@@ -177,3 +177,35 @@ def test_unread_keys_are_named_and_sparse_is_refused(tmp_path, capsys, folder_js
     rc, out, err = run(capsys, "evaluate", *[CASE / n for n in NAMES], sparse)
     assert rc == 2 and "sparse optimizations are not modelled" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_case_folders_are_checked_for_sparse_inputs_too(tmp_path, capsys):
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for n in NAMES:
+        (folder / n).write_text((CASE / n).read_text())
+    with (folder / "arch.yaml").open("a") as f:
+        f.write("\nsparse_optimizations:\n  targets:\n  - name: DRAM\n")
+    for cmd in ("evaluate", "map"):
+        rc, out, err = run(capsys, cmd, folder, "-o", tmp_path / "m.yaml") if cmd == "map" \
+            else run(capsys, cmd, folder)
+        assert rc == 2 and "sparse optimizations are not modelled" in err, cmd
+
+
+def test_a_bare_table_beside_other_keys_is_not_taken_for_a_table(tmp_path, capsys):
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text((CASE / "arch.yaml").read_text() + "\ntables: []\n")
+    files, notes = input_files([mixed, CASE / "problem.yaml", CASE / "map.yaml"])
+    assert files["arch.yaml"] == mixed and "ERT.yaml" not in files
+    assert any("'tables'" in n for n in notes)
+
+
+def test_the_timeloop_backend_gets_bare_tables_wrapped(tmp_path):
+    from naas_tl.model.timeloop.run import _stage
+    bare = tmp_path / "e.yaml"
+    bare.write_text(yaml.safe_dump(yaml.safe_load((CASE / "ERT.yaml").read_text())["ERT"]))
+    got = case_files([CASE / "arch.yaml", CASE / "problem.yaml", CASE / "map.yaml", bare])
+    assert got["ERT.yaml"] == bare
+    _stage(got, tmp_path / "work")
+    staged = yaml.safe_load((tmp_path / "work" / "ERT.yaml").read_text())
+    assert staged == {"ERT": yaml.safe_load(bare.read_text())}

@@ -64,12 +64,13 @@ def _mapper_metrics(documents: list) -> tuple[tuple, str | None]:
                    None)
         if key is None:
             continue
-        value = [sec[key]] if key.endswith("metric") else sec[key]
+        value = [sec[key]] if key.endswith("metric") and isinstance(sec[key], str) \
+            else sec[key]
         metrics = parse_metrics(value, file=name, field=f"mapper.{key}")
         if metrics is None:
             return ("edp",), (f"{name}: mapper.{key} {sec[key]} is not honoured: naas-tl map "
-                              f"ranks mappings by EDP (it honours [edp], [delay], [energy], "
-                              f"[delay, energy], [energy, delay])")
+                              f"ranks mappings by EDP (it honours one or two of edp, delay, "
+                              f"energy)")
         return metrics, None
     return ("edp",), None
 
@@ -105,6 +106,9 @@ def cmd_map(args) -> int:
     )
     documents = [(str(f), load_yaml(f)) for f in files["documents"]]
     docs = {name: data for name, data in documents}
+    from naas_tl.spec.case import check_dense
+    for name, data in documents:
+        check_dense(data, name)
     arch = parse_architecture(docs[str(files["arch"])], str(files["arch"]))
     problem = parse_problem(docs[str(files["problem"])], str(files["problem"]))
     ert_path, art_path = files["ert"], files["art"]

@@ -20,12 +20,14 @@ SECTION_FILES = {"architecture": "arch.yaml", "arch": "arch.yaml", "problem": "p
 #: change what a mapping costs: `naas-tl map` reads the constraint and mapper ones.
 OTHER_KEYS = {"mapper", "mapspace", "mapspace_constraints", "architecture_constraints",
               "arch_constraints", "constraints", "compound_components", "variables",
-              "globals", "model", "version", "sparse_optimizations"}
+              "globals", "version", "sparse_optimizations", "layout"}
 
 
 def _bare_tables(data: dict) -> str | None:
     """"ERT" or "ART" for an Accelergy table written without its `ERT:`/`ART:` key, which
     naas_tl has always read as that table (Timeloop would skip it)."""
+    if not set(data) <= {"version", "tables"}:
+        return None
     tables = data.get("tables")
     if isinstance(tables, dict):
         return "ERT"                                 # v0.2's mapping of full names
@@ -34,27 +36,34 @@ def _bare_tables(data: dict) -> str | None:
     return None
 
 
-def _check_dense(data: dict, path: Path) -> None:
+def check_dense(data: dict, path) -> None:
+    """Refuse what makes Timeloop's numbers other than its dense model's: sparse
+    optimizations with targets, and data layouts."""
     sparse = data.get("sparse_optimizations")
     targets = sparse.get("targets") if isinstance(sparse, dict) else sparse
     if targets:
         raise NaasError("sparse optimizations are not modelled (naas_tl is Timeloop's dense "
                         "model)", file=str(path), field="sparse_optimizations")
+    if data.get("layout"):
+        raise NaasError("data layouts are not modelled (naas_tl is Timeloop's dense model)",
+                        file=str(path), field="layout")
 
 
-def input_files(paths: Sequence[str | Path]) -> tuple[dict[str, Path], list[str]]:
+def input_files(paths: Sequence[str | Path], dense: bool = True
+                ) -> tuple[dict[str, Path], list[str]]:
     """({case-folder file name: file}, notes) for inputs given as Timeloop's tools take them:
     any YAML files in any order, read as one document (Timeloop concatenates them), so a
     file is what its top-level keys say, and a key may be in one file only. The notes name
     top-level keys nobody reads (a typo, or a section of another tool): Timeloop skips them
-    silently."""
+    silently. dense=False lets sparse inputs through (for real Timeloop to run)."""
     owner: dict[str, Path] = {}
     notes: list[str] = []
     for p in map(Path, paths):
         if p.is_dir():
             raise NaasError("expected a YAML file (a case folder is given alone)", file=str(p))
         data = load_yaml(p)
-        _check_dense(data, p)
+        if dense:
+            check_dense(data, p)
         bare = None if {"ERT", "ART"} & set(data) else _bare_tables(data)
         keys = [bare] if bare else list(data)
         for key in keys:
@@ -66,8 +75,7 @@ def input_files(paths: Sequence[str | Path]) -> tuple[dict[str, Path], list[str]
                                 file=str(p), field=str(key))
             owner[key] = p
             if key not in SECTION_FILES and key not in OTHER_KEYS:
-                notes.append(f"{p}: top-level '{key}' is not an input naas_tl (or Timeloop) "
-                             f"reads; ignored")
+                notes.append(f"{p}: top-level '{key}' is not read by naas_tl; ignored")
     if "arch" in owner and "architecture" in owner:
         raise NaasError("two architectures (top-level 'arch' and 'architecture')",
                         file=str(owner["arch"]), field="arch")
@@ -109,8 +117,11 @@ def load_inputs(arch_path, problem_path, ert_path=None,
 def load_case(arch_path, problem_path, map_path, ert_path=None, art_path=None,
               name: str = "") -> Case:
     arch_file, prob_file, map_file = str(arch_path), str(problem_path), str(map_path)
-    arch = parse_architecture(load_yaml(arch_path), arch_file)
-    problem = parse_problem(load_yaml(problem_path), prob_file)
+    arch_data, prob_data = load_yaml(arch_path), load_yaml(problem_path)
+    check_dense(arch_data, arch_file)
+    check_dense(prob_data, prob_file)
+    arch = parse_architecture(arch_data, arch_file)
+    problem = parse_problem(prob_data, prob_file)
     mapping = parse_mapping(load_yaml(map_path), arch, problem, map_file)
     ert = parse_ert(load_yaml(ert_path), str(ert_path)) if ert_path else {}
     art = parse_art(load_yaml(art_path), str(art_path)) if art_path else {}

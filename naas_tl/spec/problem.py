@@ -91,8 +91,8 @@ def shape_search_path(environ: Mapping[str, str]) -> list[Path]:
     if environ.get("TIMELOOP_PROBLEM_SHAPE_DIR"):
         dirs.append(Path(environ["TIMELOOP_PROBLEM_SHAPE_DIR"]))
     dirs += [Path(d) for d in environ.get("TIMELOOP_PROBLEM_SHAPE_DIRS", "").split(":") if d]
-    if environ.get("TIMELOOP_DIR"):
-        return dirs + [Path(environ["TIMELOOP_DIR"]) / "problem-shapes"]
+    if "TIMELOOP_DIR" in environ:     # set, even empty: Timeloop looks there only
+        return dirs + [Path(f"{environ['TIMELOOP_DIR']}/problem-shapes")]
     return dirs + [SHAPES_DIR]
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from naas_tl.errors import NaasError
 from naas_tl.model.timeloop.stats import STATS_FILE, _canonical, parse_stats_file
 
@@ -97,7 +99,7 @@ def case_files(spec) -> dict[str, Path]:
             files = {n: d / n for n in CASE_NAMES if (d / n).exists()}
         else:     # any files, any order, as timeloop-model takes them
             from naas_tl.spec.case import input_files
-            files, _notes = input_files(paths)
+            files, _notes = input_files(paths, dense=False)   # Timeloop runs sparse too
     else:
         raise TypeError(f"case_files: expected a folder, a dict or paths, got {type(spec)}")
     for need in CASE_NAMES[:3]:
@@ -118,6 +120,12 @@ def _stage(files: dict[str, Path], workdir: Path) -> list[str]:
         staged[src.resolve()] = name
         dst = workdir / name
         if dst.exists() and dst.resolve() == src.resolve():
+            continue
+        key = {"ERT.yaml": "ERT", "ART.yaml": "ART"}.get(name)
+        data = yaml.safe_load(src.read_text()) if key else None
+        if isinstance(data, dict) and key not in data:
+            # a table without its top-level key (naas_tl reads it; Timeloop would skip it)
+            dst.write_text(yaml.safe_dump({key: data}, sort_keys=False))
             continue
         shutil.copyfile(src, dst)
     return list(staged.values())

@@ -27,12 +27,11 @@ from naas_tl.mapping.batch import MappingBatch
 from naas_tl.mapping.mapspace import concat_batches
 from naas_tl.spec import EnergyTable, Mapping
 from naas_tl.search.mapper import optimizers
-from naas_tl.search.mapper.metrics import Objective
+from naas_tl.search.mapper.metrics import INVALID_LOSS, Objective  # noqa: F401 (re-exported)
 from naas_tl.mapping.candidates import fit_to_space, structured_candidates
 from naas_tl.mapping.polish import (exchanges, move_table, neighbours, outer_retilings,
                                    retilings, row_hash, unique_rows)
 
-INVALID_LOSS = 1e3        # worse than any log(EDP) a real design reaches
 
 
 @dataclass
@@ -194,9 +193,8 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
             n = min(st.population, es_budget - spent)
             X = opt.ask(n)
             _, r, kept = run(space.decode(X))
-            loss = np.full(n, INVALID_LOSS)
-            loss[kept] = np.where(r.valid, np.log(np.maximum(objective.of(r), 1e-300)),
-                                  INVALID_LOSS)
+            loss = np.full(n, objective.invalid_loss)
+            loss[kept] = objective.loss(r)
             opt.tell(X, loss)
             spent += n
     # 3. Polish: climb from the beam; then, while budget is left, kick a beam mapping a few

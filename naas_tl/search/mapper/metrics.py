@@ -1,17 +1,17 @@
 """timeloop-mapper's `optimization_metrics` as one score per mapping, lower is better.
 
 Timeloop's mapper (IsBetterRecursive_) compares two mappings metric by metric: a metric
-decides when the two differ by more than 0.1 % (relative), else the next one does, and the
-last one decides by any difference. That relation is not transitive, so no single score
-reproduces it; the searches here rank by one float per mapping (beams, sorts, the genome's
-loss), so the score comes as close as an order can:
-* one metric: its value (EDP, cycles or energy), the order Timeloop's last-metric rule gives;
-* two metrics: the first one's 0.1 %-wide bucket on a log scale, an integer, plus a
-  fraction below 1 that orders the second one (its log, scaled). Two mappings more than
-  0.1 % apart on the first metric are always ordered by it, as in Timeloop; closer ones are
-  ordered by the second metric when they share a bucket (as in Timeloop), by the first
-  when they straddle a bucket edge. The fraction orders second metrics down to about 2e-7
-  apart (relative).
+decides when the two differ by more than 0.1 % (relative); else the next metric does if it
+differs by more; else the first one's sign decides (a zero cost counts as the best, two
+zeros as equal). That relation is not transitive, so no single score reproduces it; the
+searches here rank by one float per mapping (beams, sorts), so the score comes as close as
+an order can:
+* one metric: its value (EDP, cycles or energy), the order Timeloop's rule gives;
+* two metrics: the first one's 0.1 %-wide bucket on a log scale (an integer), then the
+  second one's bucket, then the first one's exact value, packed into the fraction. Pairs
+  more than 0.1 % apart on a metric where Timeloop lets it decide are ordered as Timeloop
+  orders them; pairs within 0.1 % are too, unless they straddle a bucket edge. The packed
+  first value orders differences down to about 3e-7 (relative).
 """
 from __future__ import annotations
 
@@ -40,11 +40,21 @@ def parse_metrics(value, *, file: str | None = None,
     return metrics if metrics in HONOURED else None
 
 
+#: The genome search's loss of an invalid mapping: worse than any log(EDP) a design reaches.
+INVALID_LOSS = 1e3
 #: Timeloop's relative tolerance before a metric hands over to the next one.
 TOLERANCE = 1e-3
 _BUCKET = float(np.log1p(TOLERANCE))
-_TINY = 1e-300
-_LOG_TINY = float(np.log(_TINY))
+_TINY = 1e-300                     # a zero cost: below every bucket of a real one
+_LOW = float(np.floor(np.log(_TINY) / _BUCKET))
+_SPAN = 2.0 ** 21                  # > the buckets between 1e-300 and 1e300, plus one
+
+
+def _bucket(x):
+    """(the 0.1 %-wide log bucket of x, x's position within it in [0, 1))."""
+    v = np.log(np.maximum(x, _TINY)) / _BUCKET
+    b = np.floor(v)
+    return b, v - b
 
 
 @dataclass(frozen=True)
@@ -59,10 +69,21 @@ class Objective:
                  "delay": c, "energy": e}
         if len(self.metrics) == 1:
             return value[self.metrics[0]]
-        first, second = (np.log(np.maximum(value[m], _TINY)) for m in self.metrics)
-        # a zero (an all-zero ERT) is the lowest bucket, not -inf; the fraction is in [0, 1)
-        # for any value from 1e-300 to 1e390
-        return np.floor(first / _BUCKET) + (second - _LOG_TINY) / 1600.0
+        b1, r1 = _bucket(value[self.metrics[0]])
+        b2, _ = _bucket(value[self.metrics[1]])
+        return b1 + (b2 - _LOW + r1) / _SPAN
+
+    def loss(self, result) -> np.ndarray:
+        """A loss for the genome search, scale-free: the log of a single metric, the
+        (already log-scaled) score of two; invalid mappings above every valid one."""
+        s = self.of(result)
+        if len(self.metrics) == 1:
+            s = np.log(np.maximum(s, 1e-300))
+        return np.where(result.valid, s, self.invalid_loss)
+
+    @property
+    def invalid_loss(self) -> float:
+        return INVALID_LOSS if len(self.metrics) == 1 else 4 * _SPAN   # |scores| < 2^21
 
     def of(self, result) -> np.ndarray:
         """Scores of a BatchResult, inf where a mapping is invalid."""
