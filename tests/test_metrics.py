@@ -3,6 +3,8 @@ the score orders mappings as Timeloop's metric-by-metric comparison does, and a 
 a metric ends at least as good by it as the EDP search (which it runs too)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -132,7 +134,6 @@ def test_map_honours_a_mapper_section(tmp_path, capsys, monkeypatch):
                  "-o", "energy.yaml"]) == 0
     energy = capsys.readouterr()
     assert "not honoured" not in energy.err
-    import json
     a, b = json.loads(edp.out), json.loads(energy.out)
     assert b["energy_pJ"] < 0.95 * a["energy_pJ"]
     # Timeloop's singular key (one metric) is read first
@@ -148,3 +149,16 @@ def test_map_honours_a_mapper_section(tmp_path, capsys, monkeypatch):
     assert main(["map", *argv, str(mapper), "-o", "x.yaml"]) == 2
     err = capsys.readouterr().err
     assert "mapper.optimization_metrics" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_case_folders_mapper_yaml_is_read(tmp_path, capsys, monkeypatch):
+    import shutil
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "case"
+    shutil.copytree(REF / CONV, folder)
+    assert main(["map", str(folder), "--json", "-o", "a.yaml"]) == 0
+    edp = json.loads(capsys.readouterr().out)
+    (folder / "mapper.yaml").write_text("mapper:\n  optimization_metrics: [energy, delay]\n")
+    assert main(["map", str(folder), "--json", "-o", "b.yaml"]) == 0
+    energy = json.loads(capsys.readouterr().out)
+    assert energy["energy_pJ"] < 0.95 * edp["energy_pJ"]

@@ -21,7 +21,8 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
     """The input files of `naas-tl map`: CASE_DIR, or YAML files in any order, each known by
     its top-level keys (as timeloop-mapper takes them). A map.yaml in CASE_DIR, or a file
     with a top-level `mapping`, is not read (the search starts from nothing); a
-    constraints.yaml in CASE_DIR is used unless --constraints names another file."""
+    constraints.yaml in CASE_DIR is used unless --constraints names another file, and a
+    mapper.yaml there for its optimization metrics."""
     files: dict = {"constraints": constraints, "documents": [], "notes": []}
     if len(paths) == 1 and not Path(paths[0]).exists():
         raise NaasError("no such case folder or file", file=paths[0])
@@ -36,7 +37,9 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
         if constraints is None and (d / "constraints.yaml").exists():
             files["constraints"] = d / "constraints.yaml"
         files["ignored_map"] = d / "map.yaml"
-        files["documents"] = [files["arch"], files["problem"]]
+        # a mapper.yaml there is read for its metrics, as timeloop-mapper would take it
+        files["documents"] = [files["arch"], files["problem"]] + \
+            [d / "mapper.yaml"] * (d / "mapper.yaml").is_file()
         return files
     from naas_tl.spec.case import input_files, require
     found, files["notes"] = input_files(paths)   # one file may hold every input
