@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "optimization_metrics of a mapper section among the inputs) as Timeloop "
                     "map YAML, and print what `naas-tl evaluate` prints for it. CASE_DIR "
                     "holds arch.yaml, problem.yaml and optionally ERT.yaml, ART.yaml, "
-                    "constraints.yaml and mapper.yaml; a map.yaml there is not read. Constraint sections in "
-                    "arch.yaml or problem.yaml (architecture_constraints, "
+                    "constraints.yaml and mapper.yaml; a map.yaml there is not read. "
+                    "Constraint sections in any input (architecture_constraints, "
                     "mapspace_constraints, ...) apply too, as timeloop-mapper merges its "
                     "inputs.")
     mp.add_argument("paths", nargs="+", metavar="PATH",

@@ -33,7 +33,6 @@ from naas_tl.mapping.polish import (exchanges, move_table, neighbours, outer_ret
                                    retilings, row_hash, unique_rows)
 
 
-
 @dataclass
 class MappingSearchResult:
     mapping: Mapping | None
