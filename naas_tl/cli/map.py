@@ -115,8 +115,11 @@ def cmd_map(args) -> int:
     arch = parse_architecture(docs[str(files["arch"])], str(files["arch"]))
     problem = parse_problem(docs[str(files["problem"])], str(files["problem"]))
     ert_path, art_path = files["ert"], files["art"]
-    ert = parse_ert(load_yaml(ert_path), str(ert_path)) if ert_path else {}
-    art = parse_art(load_yaml(art_path), str(art_path)) if art_path else {}
+    # the tables are among the documents when the files were given one by one
+    ert = parse_ert(docs.get(str(ert_path)) or load_yaml(ert_path), str(ert_path)) \
+        if ert_path else {}
+    art = parse_art(docs.get(str(art_path)) or load_yaml(art_path), str(art_path)) \
+        if art_path else {}
     table = EnergyTable(energy=ert, area=art, source=str(ert_path or ""))
     if ert_path:
         check_energy_table(arch, table)

@@ -69,7 +69,7 @@ def _energies(entries: list, file: str, fld: str) -> float:
 def _v04_actions(tables: list, file: str) -> dict:
     # Timeloop gathers every entry of an action under its table's full name, then charges
     # the largest.
-    entries: dict[str, dict[str, list]] = {}
+    entries: dict[str, dict[str, float]] = {}
     for j, t in enumerate(tables):
         if not isinstance(t, dict) or "name" not in t:
             raise NaasError("expected {name, actions}", file=file, field=f"ERT.tables[{j}]",
@@ -83,10 +83,9 @@ def _v04_actions(tables: list, file: str) -> dict:
             fld = f"ERT.tables[{j}].actions[{a['name']}].energy"
             # Timeloop reads the action's own energy (argument variants are separate
             # entries of the same name), never energies inside its `arguments`
-            _energies([a], file, fld)                    # checked where the field is known
-            acts.setdefault(str(a["name"]), []).append(a)
-    return {full: {name: _energies(xs, file, full) for name, xs in acts.items()}
-            for full, acts in entries.items()}
+            name = str(a["name"])
+            acts[name] = max(acts.get(name, 0.0), _energies([a], file, fld))
+    return entries
 
 
 def _v02_actions(acts: object, file: str, fld: str) -> dict:
