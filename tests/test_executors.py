@@ -50,6 +50,26 @@ def test_dask_cluster_gives_the_local_search(tiny, tmp_path):
     assert dask == local
 
 
+def test_a_pool_gives_the_inline_search(tiny, tmp_path):
+    """A pool runs each design's layers as separate jobs; one process runs evaluate_design
+    whole. Every stage's designs, EDPs, mappings and evaluation counts must agree."""
+    def run(workers, out):
+        cfg = SearchConfig(arch="eyeriss", budget="eyeriss", workload=tiny, mode="full",
+                           hw_trials=4, hw_population=2, map_trials=32, population=16,
+                           seed=3, workers=workers)
+        return run_search(cfg, tmp_path / out, progress=False)
+
+    def key(st):
+        layers = [(l.name, l.energy_pJ, l.cycles, l.evaluations, l.mapping.levels)
+                  for l in st.best.layers]
+        return st.history, st.best.edp, st.best.hw, layers, st.screen
+
+    inline, pool = run(1, "inline"), run(2, "pool")
+    assert list(pool) == ["dataflow", "baseline", "sizing", "full"]
+    for name in inline:
+        assert key(pool[name]) == key(inline[name]), name
+
+
 def test_a_killed_workers_task_is_rerun(tmp_path):
     _need_dask()
     marker = tmp_path / "died-once"

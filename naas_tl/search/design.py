@@ -2,6 +2,7 @@
 network's energy, cycles and EDP."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -74,35 +75,61 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
     (when it fits this design's mapping space) first, so a design's search starts from what
     worked on the human design and differences between designs are not drowned in the
     search's own noise."""
+    out = []
+    for k, layer in enumerate(layers):
+        r = evaluate_layer(hw, k, layer, map_trials, seed, optimizer=optimizer,
+                           encoding=encoding, population=population,
+                           warm=(warm or {}).get(layer[0]), dataflow=dataflow,
+                           es_share=es_share)
+        if isinstance(r, str):
+            return DesignOutcome(hw, [], error=r)
+        out.append(r)
+    return design_outcome(hw, out)
+
+
+def evaluate_layer(hw: HardwareConfig, k: int, layer: tuple, map_trials: int, seed: int, *,
+                   optimizer: str = "sepcma", encoding: str = "importance",
+                   population: int = 256, warm: tuple | None = None,
+                   dataflow: str | None = None, es_share: float = 0.0) -> LayerOutcome | str:
+    """Layer k of a design's evaluate_design, on its own: its LayerOutcome, or the error that
+    makes the design invalid. Its seed depends on (seed, k) only, so a pool may run the
+    layers of one design side by side and evaluate_design's numbers do not change.
+    warm: that layer's (genome, Mapping), or None."""
+    name, count, problem, *rest = layer
+    op = rest[0] if rest else "conv"
+    try:
+        table = _energy_table(hw, op)
+        space = mapping_space_for(hw, problem, encoding, op, dataflow)
+    except NaasError as err:
+        return str(err)
+    init, wmap = warm or (None, None)
+    if init is not None and len(init) != space.size:
+        init = None
+    r = search_mapping(space, table, map_trials, child_seed(seed, k), optimizer=optimizer,
+                       population=population, init=init,
+                       warm=None if wmap is None else [wmap], es_share=es_share)
+    return LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
+                        r.evaluations, r.genome, op)
+
+
+def design_outcome(hw: HardwareConfig, layers: list) -> DesignOutcome:
+    """hw's outcome from its layers' LayerOutcomes (in order). With no layers, a design the
+    template cannot build is still rejected."""
+    if not layers:
+        try:
+            _energy_table(hw, hw.ops[0])
+        except NaasError as err:
+            return DesignOutcome(hw, [], error=str(err))
+    return DesignOutcome(hw, layers)
+
+
+@functools.lru_cache(maxsize=64)
+def _energy_table(hw: HardwareConfig, op: str) -> EnergyTable:
+    """hw's energy table for op's compute unit. Cached: a pool worker gets the layers of one
+    design one job at a time, and the table (a few ms) is the same for all of them."""
     from naas_tl.energy import energy_tables
     from naas_tl.hardware import templates
-    tables: dict = {}
-    out = []
-    for k, (name, count, problem, *rest) in enumerate(layers):
-        op = rest[0] if rest else "conv"
-        try:
-            if op not in tables:
-                tables[op] = energy_tables(templates.arch_for(hw, op))
-        except NaasError as err:
-            return DesignOutcome(hw, [], error=str(err))
-        try:
-            space = mapping_space_for(hw, problem, encoding, op, dataflow)
-        except NaasError as err:
-            return DesignOutcome(hw, [], error=str(err))
-        init, wmap = (warm or {}).get(name, (None, None))
-        if init is not None and len(init) != space.size:
-            init = None
-        r = search_mapping(space, tables[op], map_trials, child_seed(seed, k),
-                           optimizer=optimizer, population=population, init=init,
-                           warm=None if wmap is None else [wmap], es_share=es_share)
-        out.append(LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
-                                r.evaluations, r.genome, op))
-    if not out:     # still reject a design the template cannot build
-        try:
-            energy_tables(templates.arch_for(hw))
-        except NaasError as err:
-            return DesignOutcome(hw, [], error=str(err))
-    return DesignOutcome(hw, out)
+    return energy_tables(templates.arch_for(hw, op))
 
 
 def child_seed(seed: int, *path) -> int:

@@ -26,7 +26,8 @@ from naas_tl.hardware.config import HardwareConfig
 from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
 from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.search.design import child_seed, evaluate_design, layers_of, workload_digest
+from naas_tl.search.design import (child_seed, design_outcome, evaluate_design,
+                                   evaluate_layer, layers_of, workload_digest)
 from naas_tl.search.mapper.inner import INVALID_LOSS
 from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
 from naas_tl.search.progress import progress_bar
@@ -334,24 +335,44 @@ def _stage_total(cfg: SearchConfig, name: str) -> int:
 def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
                  dataflow: list | None = None) -> list:
     """Evaluate designs (None = undecodable) in order; seeds depend only on the tags.
-    dataflow: per design, a mapspace constraints file its mappings must meet, or None."""
-    jobs = []
+    dataflow: per design, a mapspace constraints file its mappings must meet, or None.
+
+    A pool gets one job per (design, layer), not per design: a generation of 9 or 11
+    designs on 2 workers left one idle for a design's whole time at the end of each, and
+    the human design's stages ran on one worker alone. The layers' seeds do not depend on
+    where they run (evaluate_layer), so neither do the numbers."""
     dataflow = dataflow or [None] * len(designs)
-    for hw, tag, df in zip(designs, tags, dataflow):
-        if hw is None:
-            jobs.append(None)
-            continue
-        args = (hw, layers, cfg.map_trials, child_seed(cfg.seed, _stage_id(tag[0]), tag[1]))
-        kw = dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
-                  warm=warm, dataflow=df, es_share=cfg.es_share)
-        jobs.append(executor.submit(in_worker, evaluate_design, *args, **kw) if executor
-                    else (args, kw))
     out = []
+    if executor is None or not layers:
+        for hw, tag, df in zip(designs, tags, dataflow):
+            out.append(DesignOutcome(None, [], error="not decodable within the budget")
+                       if hw is None else
+                       evaluate_design(hw, layers, cfg.map_trials, _seed(cfg, tag),
+                                       warm=warm, dataflow=df, **_inner(cfg)))
+        return out
+    jobs = []
+    for hw, tag, df in zip(designs, tags, dataflow):
+        jobs.append(None if hw is None else [
+            executor.submit(in_worker, evaluate_layer, hw, k, layer, cfg.map_trials,
+                            _seed(cfg, tag), warm=(warm or {}).get(layer[0]), dataflow=df,
+                            **_inner(cfg))
+            for k, layer in enumerate(layers)])
     for hw, job in zip(designs, jobs):
         if job is None:
             out.append(DesignOutcome(None, [], error="not decodable within the budget"))
-        elif isinstance(job, tuple):
-            out.append(evaluate_design(*job[0], **job[1]))
-        else:
-            out.append(job.result())
+            continue
+        done = [f.result() for f in job]
+        error = next((r for r in done if isinstance(r, str)), None)
+        out.append(DesignOutcome(hw, [], error=error) if error is not None
+                   else design_outcome(hw, done))
     return out
+
+
+def _seed(cfg: SearchConfig, tag: tuple) -> int:
+    return child_seed(cfg.seed, _stage_id(tag[0]), tag[1])
+
+
+def _inner(cfg: SearchConfig) -> dict:
+    """The inner search's settings from cfg, as evaluate_design's keywords."""
+    return dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
+                es_share=cfg.es_share)
