@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from naas_tl.hardware.space import EncodingError, HardwareSpace
@@ -106,6 +107,29 @@ def test_hardware_genomes_stay_within_budget(genes):
     dims = hw.parallel_x.split(",") + hw.parallel_y.split(",")
     assert len(set(dims)) == len(dims) and set(dims) <= set(PARALLEL_DIMS)
     assert hw.dram_bandwidth == 8.0
+
+
+@pytest.mark.parametrize("budget_name", ["nvdla-256", "eyeriss", "shidiannao", "edgetpu"])
+def test_tiny_spads_and_a_large_glb_decode_within_the_budget(budget_name):
+    """Where the best designs lie: spad shares under one word each (rounded up to it) and
+    the rest to the GLB. The GLB gets what the spads leave, so such genomes decode to a
+    design at the budget instead of being refused for a few bytes over it."""
+    from naas_tl.hardware.budget import load_budget
+    from naas_tl.hardware.space import HardwareSpace
+    b = load_budget(budget_name)
+    space = HardwareSpace.of_budget(b, b.human_design())
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        g = space.encode(b.human_design())
+        g[0] = rng.uniform(0.6, 1.0)                         # many PEs
+        nb = len(space.buffers)
+        g[2:2 + nb] = rng.uniform(0.0, 0.002, nb)            # spads under one word each
+        g[2 + nb] = 1.0                                      # the GLB share: everything
+        hw = space.decode(g)
+        assert not b.violations(hw)
+        assert all(w >= 1 for _t, w in hw.pe_words)
+        assert 0.99 * b.max_onchip_bytes <= hw.onchip_bytes() <= b.max_onchip_bytes
+        assert hw.glb_bytes % b.buffer_step_bytes == 0
 
 
 def test_human_design_genome_decodes_close_to_it():
