@@ -186,3 +186,36 @@ def test_array_seeds_leave_the_optimizer_designs_of_its_own(tiny):
     assert cfg(tiny, hw_trials=31).array_seeds == 0 and cfg(tiny, hw_trials=31).screens
     assert cfg(tiny, hw_trials=JointConfig.hw_trials).array_seeds == 0
     assert cfg(tiny, hw_trials=200, screen_trials=0).array_seeds == 0
+
+
+def test_the_screen_skips_only_connectivities_that_cannot_be_among_its_best(tiny):
+    """The full stage uses the screen's best screen_keep connectivities; one whose bound EDP
+    is above the screen_keep-th best screened EDP is not screened. The best screen_keep are
+    the unpruned screen's, every skipped one's EDP is above them, and some are skipped."""
+    import math
+    from naas_tl.search.bounds import design_edp_bounds
+    from naas_tl.search.design import layers_of
+    from naas_tl.search.stages import _screen, stage_space
+    from naas_tl.workload import load_workload
+    c = cfg(tiny, map_trials=16, screen_trials=16, screen_keep=4)
+    budget = load_budget("eyeriss")
+    layers = layers_of(load_workload(tiny))
+    space = stage_space(budget, budget.human_design(), "full")
+    pruned = _screen(space, budget, layers, c, None, None)
+    full = _screen(space, budget, layers, c, None, None, prune=False)
+    assert [(i, hw) for i, _e, hw in pruned] == [(i, hw) for i, _e, hw in full]
+
+    def best(screen):
+        return sorted((e, i) for i, e, _hw in screen if math.isfinite(e))[:c.screen_keep]
+
+    assert best(pruned) == best(full)
+    skipped = [i for (i, e, _), (_, ef, _) in zip(pruned, full)
+               if math.isinf(e) and math.isfinite(ef)]
+    assert len(skipped) >= len(full) // 4
+    worst_kept = best(full)[-1][0]
+    assert all(full[i][1] > worst_kept for i in skipped)
+    # the bound the skipping rests on holds for every screened design
+    from naas_tl.hardware.config import HardwareConfig
+    bounds = design_edp_bounds(budget, layers, [HardwareConfig.from_dict(hw)
+                                                for _i, _e, hw in full])
+    assert all(e >= b * (1 - 1e-12) for (_i, e, _hw), b in zip(full, bounds))

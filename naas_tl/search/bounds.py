@@ -53,17 +53,36 @@ def rank_arrays(budget, layers, shapes, conns) -> list:
     13x13 layer fills 13 of 16 lanes), and it takes no mapping search: a screen for arrays
     the hardware optimizer would rarely step to (Eyeriss with SqueezeNet: 10x16 P,M / Q,C,
     1.16x the budget's bound cycles, against 1.23x for the 8x20 C,P / Q,M it had found)."""
+    cycles = _array_cycles(budget, layers)
+    out = [(*cycles(ax, ay, xs, ys), (ax, ay), (tuple(xs), tuple(ys)))
+           for ax, ay in shapes for xs, ys in conns]
+    out.sort()
+    return out
+
+
+def design_edp_bounds(budget, layers, designs) -> list:
+    """Per design (HardwareConfig), the fewest J*cycles any mapping of the layers could
+    reach on it: the budget's network energy bound times its array's bound cycles. Both are
+    lower bounds for every design of the budget, so their product is one for its EDP."""
+    per = _layer_bounds(budget, layers)
+    energy = sum(count * b.energy_pJ for count, _p, b in per) * 1e-12
+    cycles = _array_cycles(budget, layers, per)
+    return [energy * cycles(hw.array_x, hw.array_y, hw.parallel_x.split(","),
+                            hw.parallel_y.split(","))[0] for hw in designs]
+
+
+def _array_cycles(budget, layers, per=None):
+    """(X, Y, X dims, Y dims) -> (bound cycles, compute cycles) of the layers on that
+    array (model.bounds.array_cycles), with each layer's axis use computed once."""
     from naas_tl.model.bounds import array_cycles, axis_use
-    work = [(count, problem, b.dram_cycles) for count, problem, b in _layer_bounds(budget, layers)]
+    per = _layer_bounds(budget, layers) if per is None else per
+    work = [(count, problem, b.dram_cycles) for count, problem, b in per]
     memo: dict = {}
 
     def axis(problem, dims, n):
-        key = (id(problem), dims, n)         # the problems outlive the memo
+        key = (id(problem), tuple(dims), n)      # the problems outlive the memo
         if key not in memo:
             memo[key] = axis_use(problem, dims, n)
         return memo[key]
 
-    out = [(*array_cycles(work, xs, ys, ax, ay, axis), (ax, ay), (tuple(xs), tuple(ys)))
-           for ax, ay in shapes for xs, ys in conns]
-    out.sort()
-    return out
+    return lambda ax, ay, xs, ys: array_cycles(work, xs, ys, ax, ay, axis)
