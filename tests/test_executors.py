@@ -56,7 +56,7 @@ def test_a_pool_gives_the_inline_search(tiny, tmp_path):
     def run(workers, out):
         cfg = SearchConfig(arch="eyeriss", budget="eyeriss", workload=tiny, mode="full",
                            hw_trials=4, hw_population=2, map_trials=32, population=16,
-                           seed=3, workers=workers)
+                           seed=3, workers=workers, screen_trials=16, screen_keep=2)
         return run_search(cfg, tmp_path / out, progress=False)
 
     def key(st):
@@ -66,8 +66,31 @@ def test_a_pool_gives_the_inline_search(tiny, tmp_path):
 
     inline, pool = run(1, "inline"), run(2, "pool")
     assert list(pool) == ["dataflow", "baseline", "sizing", "full"]
+    assert pool["full"].screen and any(e is None for _i, e, _hw in pool["full"].screen)
     for name in inline:
         assert key(pool[name]) == key(inline[name]), name
+
+
+def test_a_design_whose_middle_layer_fails_is_the_same_error_in_a_pool(tiny):
+    """The pool evaluates a design's layers as separate jobs; the first failing layer, in
+    layer order, decides the design's error, as when one process stops at it. (c2 and c3
+    share a shape: two unique layers, the second on a unit the design lacks.)"""
+    from naas_tl.hardware.budget import load_budget
+    from naas_tl.search.design import layers_of
+    from naas_tl.search.stages import _run_designs
+    from naas_tl.workload import load_workload
+    cfg = SearchConfig(arch="eyeriss", budget="eyeriss", workload=tiny, map_trials=16,
+                       population=16, seed=3)
+    layers = [(*l[:3], op) for l, op in zip(layers_of(load_workload(tiny)),
+                                             ("conv", "shift", "adder"))]
+    hw = load_budget("eyeriss").human_design()
+    assert hw.ops == ("conv",)
+    inline = _run_designs([hw, None], layers, cfg, [("t", 0), ("t", 1)], None)
+    from naas_tl.search.workers import process_context
+    with ProcessPoolExecutor(2, mp_context=process_context()) as pool:
+        pooled = _run_designs([hw, None], layers, cfg, [("t", 0), ("t", 1)], pool)
+    assert [o.error for o in pooled] == [o.error for o in inline]
+    assert "'shift' compute unit" in inline[0].error and not inline[0].valid
 
 
 def test_a_killed_workers_task_is_rerun(tmp_path):

@@ -131,7 +131,7 @@ def test_full_stage_screens_connectivities_and_starts_from_the_best(tiny, tmp_pa
     human = load_budget("eyeriss").human_design()
     for _i, _e, hw in screen:
         assert (hw["array_x"], hw["array_y"]) == (human.array_x, human.array_y)
-    ranked = sorted((e, i) for i, e, _ in screen if e < float("inf"))[:8]
+    ranked = sorted((e, i) for i, e, _ in screen if e is not None and e < float("inf"))[:8]
     best_conn = {(screen[i][2]["parallel_x"], screen[i][2]["parallel_y"]) for _e, i in ranked}
     # The genome of sizing's best decodes to its array and connectivity (buffer sizes only
     # approximately: HardwareSpace.encode), and full starts from its outcome.
@@ -206,11 +206,13 @@ def test_the_screen_skips_only_connectivities_that_cannot_be_among_its_best(tiny
     assert [(i, hw) for i, _e, hw in pruned] == [(i, hw) for i, _e, hw in full]
 
     def best(screen):
-        return sorted((e, i) for i, e, _hw in screen if math.isfinite(e))[:c.screen_keep]
+        return sorted((e, i) for i, e, _hw in screen
+                      if e is not None and math.isfinite(e))[:c.screen_keep]
 
     assert best(pruned) == best(full)
-    skipped = [i for (i, e, _), (_, ef, _) in zip(pruned, full)
-               if math.isinf(e) and math.isfinite(ef)]
+    assert all(e is not None for _i, e, _hw in full)
+    skipped = [i for i, e, _hw in pruned if e is None]
+    assert all(e == full[i][1] for i, e, _hw in pruned if e is not None)
     assert len(skipped) >= len(full) // 4
     worst_kept = best(full)[-1][0]
     assert all(full[i][1] > worst_kept for i in skipped)

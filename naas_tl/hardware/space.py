@@ -78,13 +78,12 @@ class HardwareSpace:
             pe_words.append((t, words))
         # The GLB gets its share, but at most what the per-PE buffers leave: a buffer with
         # a share under one word still gets that word (rounded up, where the others round
-        # down). Refusing such genomes wasted a quarter of each search's designs (24 % of
-        # sizing's and 16 % of the full stage's on nvdla/ResNet-50, all within 150 bytes of
-        # the budget), at the edge where the best designs lie: small spads, a large GLB.
+        # down), and refusing those genomes refused the edge where the best designs lie
+        # (small spads, a large GLB).
         step_b = self.buffer_step_bytes
-        per_pe_bits = sum(w * bits[t] for t, w in pe_words)
-        left = budget - (per_pe_bits * n_pes + 7) // 8
-        glb = min(int(budget * shares[-1]), left) // step_b * step_b
+        spads = self.base.with_(array_x=ax, array_y=ay, pe_words=tuple(pe_words),
+                                glb_bytes=0).onchip_bytes()
+        glb = min(int(budget * shares[-1]), budget - spads) // step_b * step_b
         if glb < step_b * 16:
             raise EncodingError("no room left for the global buffer", value=glb)
         px, py = self.base.parallel_x, self.base.parallel_y
@@ -99,7 +98,7 @@ class HardwareSpace:
         hw = self.base.with_(array_x=ax, array_y=ay, parallel_x=px, parallel_y=py,
                              pe_words=tuple(pe_words), glb_bytes=glb,
                              dram_bandwidth=self.max_dram_bandwidth, name="")
-        if hw.onchip_bytes() > self.max_onchip_bytes:
+        if hw.onchip_bytes() > self.max_onchip_bytes:     # a guard: the GLB took the rest
             raise EncodingError("decoded design exceeds the on-chip budget",
                                 value=hw.onchip_bytes())
         return hw

@@ -77,13 +77,12 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
     search's own noise."""
     out = []
     for k, layer in enumerate(layers):
-        r = evaluate_layer(hw, k, layer, map_trials, seed, optimizer=optimizer,
-                           encoding=encoding, population=population,
-                           warm=(warm or {}).get(layer[0]), dataflow=dataflow,
-                           es_share=es_share)
-        if isinstance(r, str):
-            return DesignOutcome(hw, [], error=r)
-        out.append(r)
+        out.append(evaluate_layer(hw, k, layer, map_trials, seed, optimizer=optimizer,
+                                  encoding=encoding, population=population,
+                                  warm=(warm or {}).get(layer[0]), dataflow=dataflow,
+                                  es_share=es_share))
+        if isinstance(out[-1], str):
+            break
     return design_outcome(hw, out)
 
 
@@ -112,15 +111,19 @@ def evaluate_layer(hw: HardwareConfig, k: int, layer: tuple, map_trials: int, se
                         r.evaluations, r.genome, op)
 
 
-def design_outcome(hw: HardwareConfig, layers: list) -> DesignOutcome:
-    """hw's outcome from its layers' LayerOutcomes (in order). With no layers, a design the
-    template cannot build is still rejected."""
-    if not layers:
+def design_outcome(hw: HardwareConfig, results: list) -> DesignOutcome:
+    """hw's outcome from evaluate_layer's results, in layer order: the first error makes
+    the design invalid. With no layers, a design the template cannot build is still
+    rejected."""
+    error = next((r for r in results if isinstance(r, str)), None)
+    if error is not None:
+        return DesignOutcome(hw, [], error=error)
+    if not results:
         try:
             _energy_table(hw, hw.ops[0])
         except NaasError as err:
             return DesignOutcome(hw, [], error=str(err))
-    return DesignOutcome(hw, layers)
+    return DesignOutcome(hw, results)
 
 
 @functools.lru_cache(maxsize=64)

@@ -24,8 +24,8 @@ the Dask scheduler re-runs that task on another worker (or on the one its nanny 
 up to `distributed.scheduler.allowed-failures` times (3 by default) before giving up with
 KilledWorker. Tasks are also submitted with `retries=RETRIES`, which re-runs a task that
 raised (e.g. a MemoryError on a crowded worker); the evaluation is deterministic, so a re-run
-gives the same result. Tasks are submitted with pure=False: every candidate is its own task,
-with no hashing of the (large) arguments.
+gives the same result. Tasks are submitted with pure=False: every (design, layer) is its
+own task, with no hashing of the (large) arguments.
 
 dask and distributed are imported only when a dask:// spec is used; they are the optional
 extra `naas-tl[dask]`. dask://local starts its worker processes with the spawn method, so a

@@ -24,8 +24,8 @@ import numpy as np
 from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
 from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
-from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.bounds import design_edp_bounds
+from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
 from naas_tl.search.design import (child_seed, design_outcome, evaluate_design,
                                    evaluate_layer, layers_of, workload_digest)
@@ -128,7 +128,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                                               child_seed(cfg.seed, _stage_id(st.name)),
                                               init=space.encode(human), sigma=0.15)
                 # The best screened connectivities are the optimizer's next candidates.
-                ranked = sorted((e, i) for i, e, _hw in st.screen or [] if math.isfinite(e))
+                ranked = sorted((e, i) for i, e, _hw in st.screen or []
+                                if e is not None and math.isfinite(e))
                 for _e, i in ranked[:cfg.screen_keep]:
                     hw = HardwareConfig.from_dict(st.screen[i][2])
                     st.optimizer.suggest(space.encode(hw))
@@ -260,20 +261,21 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
     Only the best cfg.screen_keep are used, so a connectivity whose bound EDP (the budget's
     energy bound x its array's bound cycles, search.bounds) is above the screen_keep-th
     best EDP screened so far cannot be among them and is not screened (its EDP stays inf).
-    They go in waves, fewest bound cycles first: on nvdla/ResNet-50 the first two waves
-    leave 198 of the 240 beyond reach. The best screen_keep are the unpruned screen's
-    (the seeds depend on the index only); prune=False screens them all."""
+    They go in waves of 2 x screen_keep, fewest bound cycles first (the waves do not
+    depend on the workers, so neither does which are screened). A skipped one's EDP is
+    None. The best screen_keep are the unpruned screen's (the seeds depend on the index
+    only); prune=False screens them all."""
     import dataclasses
     cands = [hw for hw in space.connectivity_seeds() if not budget.violations(hw)]
     low = dataclasses.replace(cfg, map_trials=min(cfg.screen_trials, cfg.map_trials))
-    edp = [math.inf] * len(cands)
+    edp: list = [None] * len(cands)
     keep = max(cfg.screen_keep, 1)
     bound = design_edp_bounds(budget, layers, cands) if prune else [0.0] * len(cands)
     order = sorted(range(len(cands)), key=lambda i: (bound[i], i))
-    wave = max(2 * keep, 2 * (cfg.workers or os.cpu_count() or 1)) if prune else len(cands)
+    wave = 2 * keep if prune else len(cands)
     k = 0
     while k < len(order):
-        done = sorted(e for e in edp if math.isfinite(e))
+        done = sorted(e for e in edp if e is not None and math.isfinite(e))
         reach = done[keep - 1] * (1 + 1e-9) if len(done) >= keep else math.inf
         now = [i for i in order[k:k + wave] if bound[i] <= reach]
         if not now:
@@ -360,10 +362,10 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
     """Evaluate designs (None = undecodable) in order; seeds depend only on the tags.
     dataflow: per design, a mapspace constraints file its mappings must meet, or None.
 
-    A pool gets one job per (design, layer), not per design: a generation of 9 or 11
-    designs on 2 workers left one idle for a design's whole time at the end of each, and
-    the human design's stages ran on one worker alone. The layers' seeds do not depend on
-    where they run (evaluate_layer), so neither do the numbers."""
+    A pool gets one job per (design, layer), not per design, so that workers idle less at a
+    generation's end (9 or 11 designs on a few workers) and the human design's stages use
+    them all. A layer's seed does not depend on where it runs (evaluate_layer), so neither
+    do the numbers."""
     dataflow = dataflow or [None] * len(designs)
     out = []
     if executor is None or not layers:
@@ -384,10 +386,14 @@ def _run_designs(designs, layers, cfg: SearchConfig, tags, executor, warm=None,
         if job is None:
             out.append(DesignOutcome(None, [], error="not decodable within the budget"))
             continue
-        done = [f.result() for f in job]
-        error = next((r for r in done if isinstance(r, str)), None)
-        out.append(DesignOutcome(hw, [], error=error) if error is not None
-                   else design_outcome(hw, done))
+        done = []
+        for f in job:                        # in layer order, as evaluate_design stops
+            done.append(f.result())
+            if isinstance(done[-1], str):
+                for rest in job:
+                    rest.cancel()            # the design is invalid: its other layers
+                break                        # are not needed (those running finish)
+        out.append(design_outcome(hw, done))
     return out
 
 
