@@ -260,11 +260,11 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
 
     Only the best cfg.screen_keep are used, so a connectivity whose bound EDP (the budget's
     energy bound x its array's bound cycles, search.bounds) is above the screen_keep-th
-    best EDP screened so far cannot be among them and is not screened (its EDP stays inf).
+    best EDP screened so far cannot be among them and is not screened (its EDP is None).
     They go in waves of 2 x screen_keep, fewest bound cycles first (the waves do not
-    depend on the workers, so neither does which are screened). A skipped one's EDP is
-    None. The best screen_keep are the unpruned screen's (the seeds depend on the index
-    only); prune=False screens them all."""
+    depend on the workers, so neither does which are screened). The best screen_keep are
+    the unpruned screen's (the seeds depend on the index only); prune=False screens them
+    all."""
     import dataclasses
     cands = [hw for hw in space.connectivity_seeds() if not budget.violations(hw)]
     low = dataclasses.replace(cfg, map_trials=min(cfg.screen_trials, cfg.map_trials))
