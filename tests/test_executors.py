@@ -71,7 +71,7 @@ def test_a_pool_gives_the_inline_search(tiny, tmp_path):
         assert key(pool[name]) == key(inline[name]), name
 
 
-def test_a_design_whose_middle_layer_fails_is_the_same_error_in_a_pool(tiny):
+def test_a_design_whose_second_layer_fails_is_the_same_error_in_a_pool(tiny):
     """The pool evaluates a design's layers as separate jobs; the first failing layer, in
     layer order, decides the design's error, as when one process stops at it. (c2 and c3
     share a shape: two unique layers, the second on a unit the design lacks.)"""
