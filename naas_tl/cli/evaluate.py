@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from naas_tl.cli.output import PROG
-from naas_tl.errors import NaasError
 from naas_tl.model.scalar import evaluate_case
 from naas_tl.model.summary import format_summary, to_json_dict
 from naas_tl.spec import load_case_dir
-from naas_tl.spec.case import load_case_files
+from naas_tl.spec.case import case_folder, load_case_files
 
 
 def _load_from_paths(paths: list[str]):
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        return load_case_dir(paths[0]), Path(paths[0]).name
-    if len(paths) == 1 and not Path(paths[0]).exists():
-        raise NaasError("no such case folder or file", file=paths[0])
-    case, notes = load_case_files(paths)     # one file may hold every input, as in Timeloop
+    folder = case_folder(paths)
+    if folder is not None:
+        return load_case_dir(folder), folder.name
+    case, notes = load_case_files(paths)
     for note in notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     return case, case.name

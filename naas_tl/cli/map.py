@@ -24,10 +24,9 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
     constraints.yaml in CASE_DIR is used unless --constraints names another file, and a
     mapper.yaml there for its optimization metrics."""
     files: dict = {"constraints": constraints, "documents": [], "notes": []}
-    if len(paths) == 1 and not Path(paths[0]).exists():
-        raise NaasError("no such case folder or file", file=paths[0])
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        d = Path(paths[0])
+    from naas_tl.spec.case import case_folder, input_files, require
+    d = case_folder(paths)
+    if d is not None:
         for key, name in (("arch", "arch.yaml"), ("problem", "problem.yaml")):
             if not (d / name).is_file():
                 raise NaasError(f"case folder lacks {name}", file=str(d / name))
@@ -41,7 +40,6 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
         files["documents"] = [files["arch"], files["problem"]] + \
             [d / "mapper.yaml"] * (d / "mapper.yaml").is_file()
         return files
-    from naas_tl.spec.case import input_files, require
     found, files["notes"] = input_files(paths)   # one file may hold every input
     require(found, ("arch.yaml", "problem.yaml"), paths)
     files.update(arch=found["arch.yaml"], problem=found["problem.yaml"],

@@ -49,6 +49,18 @@ def check_dense(data: dict, path) -> None:
                         file=str(path), field="layout")
 
 
+def case_folder(paths: Sequence[str | Path]) -> Path | None:
+    """The case folder when `paths` is one folder, None when they are input files (one
+    file may hold every input, as in Timeloop). A lone path that does not exist is a
+    one-line error."""
+    if len(paths) != 1:
+        return None
+    p = Path(paths[0])
+    if not p.exists():
+        raise NaasError("no such case folder or file", file=str(p))
+    return p if p.is_dir() else None
+
+
 def input_files(paths: Sequence[str | Path], dense: bool = True
                 ) -> tuple[dict[str, Path], list[str]]:
     """({case-folder file name: file}, notes) for inputs given as Timeloop's tools take them:

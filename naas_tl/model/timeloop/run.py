@@ -91,14 +91,12 @@ def case_files(spec) -> dict[str, Path]:
     if isinstance(spec, Mapping):
         files = {_canonical(k): Path(v) for k, v in spec.items() if v is not None}
     elif isinstance(spec, Sequence):
+        from naas_tl.spec.case import case_folder, input_files
         paths = [Path(p) for p in spec]
-        if len(paths) == 1 and not paths[0].exists():
-            raise NaasError("no such case folder or file", file=str(paths[0]))
-        if len(paths) == 1 and paths[0].is_dir():
-            d = paths[0]
+        d = case_folder(paths)
+        if d is not None:
             files = {n: d / n for n in CASE_NAMES if (d / n).exists()}
         else:     # any files, any order, as timeloop-model takes them
-            from naas_tl.spec.case import input_files
             files, _notes = input_files(paths, dense=False)   # Timeloop runs sparse too
     else:
         raise TypeError(f"case_files: expected a folder, a dict or paths, got {type(spec)}")
