@@ -467,3 +467,55 @@ def test_fitting_a_mapping_into_its_own_generic_space_keeps_it():
     ref = evaluate_batch(space.arch, case.problem, b, case.energy)
     got = evaluate_batch(space.arch, case.problem, fitted, case.energy)
     assert got.valid[0] and got.cycles[0] == ref.cycles[0]
+
+
+def _neighbour_spaces():
+    """Template spaces of every budget, and a generic one of naas-tl map (every dim on
+    both axes of a level: a spatial factor can arrive on an axis its dim is not on)."""
+    from pathlib import Path
+    from naas_tl.search.mapper.case_mapper import case_space
+    from naas_tl.spec import load_case_dir
+    out = []
+    for budget in BUDGETS:
+        hw = load_budget(budget).human_design()
+        for _n, _c, problem, op in layers_of(load_workload("mobilenetv2"))[:3]:
+            out.append(mapping_space_for(hw, problem, op=op))
+    case = load_case_dir(Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"
+                         / "dev" / "simple_ws_16x16_45nm_16b__resnet50_res2a_3x3")
+    out.append(case_space(case.arch, case.problem,
+                          np.array([lm.keep for lm in case.mapping.levels])))
+    return out
+
+
+def test_lazy_neighbours_are_the_neighbours_in_order_with_their_hashes(monkeypatch):
+    """The compiled neighbours (built only when taken) are neighbours()'s rows in its
+    order, with row_hash's hashes, so the seeded searches do not depend on numba; and
+    without numba lazy_neighbours falls back to them."""
+    from naas_tl.mapping import _kernels, polish
+    fields = ("temporal", "temporal_perm", "spatial", "spatial_perm", "split", "keep")
+    placed = 0
+    for space in _neighbour_spaces():
+        rng = np.random.default_rng(5)
+        base = space.repair(space.decode(rng.random((24, space.size))))
+        for free in (None, space.free_keep):
+            ref, owner = neighbours(space, base, free)
+            for compiled in (True, False):
+                if not compiled:
+                    monkeypatch.setattr(_kernels, "neighbours_kernel", None)
+                elif _kernels.neighbours_kernel is None:
+                    continue
+                lazy = polish.lazy_neighbours(space, base, free)
+                assert len(lazy) == len(ref)
+                assert (lazy.hashes == polish.row_hash(ref)).all()
+                assert (lazy.unique() == unique_rows(ref)).all()
+                idx = rng.permutation(len(ref))[: len(ref) // 3]
+                idx = np.concatenate([idx, idx[:2]])          # a neighbour asked twice
+                got, want = lazy.take(idx), ref.take(idx)
+                for f in fields:
+                    assert (getattr(got, f) == getattr(want, f)).all(), f
+                monkeypatch.undo()
+            # neighbours whose spatial permutation changed at a level: a factor put on an
+            # axis its dim was not on (the generic space has them)
+            par = base.take(owner)
+            placed += int((ref.split != par.split).any(axis=1).sum())
+    assert placed > 0

@@ -1,7 +1,8 @@
 """Compiled per-mapping kernels of the mapping side (optional: needs numba): the words a
 mapping's tiles take per level (mapspace's capacity check), the capacity repair of
-MappingSpace.repair, row by row with the same moves as the numpy code, and polish.row_hash
-(the same wrapping int64 sums, so the same hashes)."""
+MappingSpace.repair, row by row with the same moves as the numpy code, polish.row_hash
+(the same wrapping int64 sums, so the same hashes), and polish.neighbours one neighbour at
+a time (hashes first, rows only for the neighbours taken)."""
 from __future__ import annotations
 
 import numpy as np
@@ -103,37 +104,259 @@ if njit is not None:
                     t[i, src, d] //= p
                 t[i, dst, d] *= p
 
+    # A level of a mapping packed in one int64 row of W = 4D + T + 1: its temporal
+    # factors, spatial factors, temporal permutation, spatial permutation, keep bits and
+    # split. Kernels that call a helper per mapping pass it packed rows: numba counts
+    # references on every array argument of a call, and with the six arrays of a batch
+    # that cost more than the helper's work.
+
     @njit(cache=True, nogil=True)
-    def row_hash_kernel(t, sp, tperm, sperm, split, keep, w):
-        """polish.row_hash row by row: weighted factors and keep bits, plus each level's
-        nontrivial loops in order (temporal, then spatial with X and Y told apart)."""
+    def _pack(t, tp, sp, spp, split, keep):
+        """The batch's levels packed: [N, L, W]."""
         N, L, D = t.shape
         T = keep.shape[2]
-        out = np.zeros(N, dtype=np.int64)
-        ko = 2 * L * D + L * T
+        out = np.empty((N, L, 4 * D + T + 1), dtype=np.int64)
         for i in range(N):
-            h = np.int64(0)
             for lv in range(L):
                 for d in range(D):
-                    h += t[i, lv, d] * w[lv * D + d] + sp[i, lv, d] * w[L * D + lv * D + d]
+                    out[i, lv, d] = t[i, lv, d]
+                    out[i, lv, D + d] = sp[i, lv, d]
+                    out[i, lv, 2 * D + d] = tp[i, lv, d]
+                    out[i, lv, 3 * D + d] = spp[i, lv, d]
                 for k in range(T):
-                    if keep[i, lv, k]:
-                        h += w[2 * L * D + lv * T + k]
-                rt = -1
-                rs = -1
-                for j in range(D):
-                    dt = tperm[i, lv, j]
-                    if t[i, lv, dt] > 1:
-                        rt += 1
-                        h += (dt + 1) * w[ko + lv * D + rt]
-                    ds = sperm[i, lv, j]
-                    if sp[i, lv, ds] > 1:
-                        rs += 1
-                        h += (ds + 1 + (D if j >= split[i, lv] else 0)) * \
-                            w[ko + L * D + lv * D + rs]
-            out[i] = h
+                    out[i, lv, 4 * D + k] = 1 if keep[i, lv, k] else 0
+                out[i, lv, 4 * D + T] = split[i, lv]
         return out
+
+    @njit(cache=True, nogil=True)
+    def _hash_levels(packed, i, lo, hi, D, w):
+        """Levels lo..hi-1 of packed row i's share of polish.row_hash (wrapping int64
+        sums, so the shares of a row's levels add up to its hash): weighted factors and
+        keep bits, and each level's nontrivial loops in order (temporal, then spatial
+        with X and Y told apart)."""
+        L = packed.shape[1]
+        T = packed.shape[2] - 4 * D - 1
+        ko = 2 * L * D + L * T
+        h = np.int64(0)
+        for lv in range(lo, hi):
+            for d in range(D):
+                h += packed[i, lv, d] * w[lv * D + d] + \
+                    packed[i, lv, D + d] * w[L * D + lv * D + d]
+            for k in range(T):
+                if packed[i, lv, 4 * D + k]:
+                    h += w[2 * L * D + lv * T + k]
+            split = packed[i, lv, 4 * D + T]
+            rt = -1
+            rs = -1
+            for j in range(D):
+                dt = packed[i, lv, 2 * D + j]
+                if packed[i, lv, dt] > 1:
+                    rt += 1
+                    h += (dt + 1) * w[ko + lv * D + rt]
+                ds = packed[i, lv, 3 * D + j]
+                if packed[i, lv, D + ds] > 1:
+                    rs += 1
+                    h += (ds + 1 + (D if j >= split else 0)) * w[ko + L * D + lv * D + rs]
+        return h
+
+    @njit(cache=True, nogil=True)
+    def row_hash_kernel(t, sp, tperm, sperm, split, keep, w):
+        """polish.row_hash, row by row."""
+        N, L, D = t.shape
+        packed = _pack(t, tperm, sp, sperm, split, keep)
+        out = np.zeros(N, dtype=np.int64)
+        for i in range(N):
+            out[i] = _hash_levels(packed, i, 0, L, D, w)
+        return out
+
+    @njit(cache=True, nogil=True)
+    def neighbours_kernel(t, tp, sp, spp, split, keep, mt, pairs, tl, iu, ju, free, spf, w,
+                          want):
+        """polish.neighbours one neighbour at a time, in its order. A move is (part,
+        index): part 0 a factor move (index: row of the move table mt), 1 a level's loops
+        merged into another (pairs), 2 a swap of two loops of a temporal level (level x
+        pair of iu, ju), 3 a bypass flip (free (level, tensor)). A move changes one or two
+        levels, so a neighbour's hash is its base row's less their shares plus their new
+        ones. want empty: returns the hashes of every neighbour; else want[n] is the
+        output row of neighbour n (-1: not wanted), and the wanted are built (same code,
+        so the same mappings): returns the arrays of a MappingBatch."""
+        N, L, D = t.shape
+        T = keep.shape[2]
+        W = 4 * D + T + 1
+        M, P, S, F = mt.shape[0], pairs.shape[0], tl.shape[0] * iu.shape[0], free.shape[0]
+        build = want.shape[0] > 0
+        n_out = 0
+        for j in range(want.shape[0]):
+            n_out = max(n_out, want[j] + 1)
+        ot = np.empty((n_out, L, D), dtype=np.int64)
+        otp = np.empty((n_out, L, D), dtype=np.int64)
+        osp = np.empty((n_out, L, D), dtype=np.int64)
+        ospp = np.empty((n_out, L, D), dtype=np.int64)
+        osplit = np.empty((n_out, L), dtype=np.int64)
+        okeep = np.empty((n_out, L, T), dtype=np.bool_)
+        hashes = np.empty(0 if build else N * (M + P + S + F), dtype=np.int64)
+        packed = _pack(t, tp, sp, spp, split, keep)
+        share = np.empty((N, L), dtype=np.int64)           # each level's share of the hash
+        for i in range(N):
+            for lv in range(L):
+                share[i, lv] = _hash_levels(packed, i, lv, lv + 1, D, w)
+        is_x = np.zeros((L, D), dtype=np.bool_)
+        xprod = np.zeros(L, dtype=np.int64)
+        yprod = np.zeros(L, dtype=np.int64)
+        scratch = np.empty((1, L, W), dtype=np.int64)      # the changed levels
+        sc = scratch[0]
+        d = s1 = l1 = x1 = s2 = l2 = x2 = p = inner = cap = tt = 0
+        n = 0
+        for part in range(4):
+            K = M if part == 0 else P if part == 1 else S if part == 2 else F
+            # parts 0-2 list base row by base row; bypass flips list flip by flip
+            outer = K if part == 3 else N
+            inner_n = N if part == 3 else K
+            for a_ in range(outer):
+                for b_ in range(inner_n):
+                    i = b_ if part == 3 else a_
+                    k = a_ if part == 3 else b_
+                    # -- is it a neighbour? (mv: the factor a part-0 move moves)
+                    mv = 1
+                    la = -1
+                    lb = -1
+                    if part == 0:
+                        if b_ == 0:                  # each dim's axis, each axis' product
+                            for lv in range(L):
+                                xprod[lv] = 1
+                                yprod[lv] = 1
+                                for j in range(D):
+                                    d = spp[i, lv, j]
+                                    is_x[lv, d] = j < split[i, lv]
+                                    if j < split[i, lv]:
+                                        xprod[lv] *= sp[i, lv, d]
+                                    else:
+                                        yprod[lv] *= sp[i, lv, d]
+                        d, s1, l1, x1 = mt[k, 0], mt[k, 1], mt[k, 2], mt[k, 3]
+                        s2, l2, x2, p, inner, cap = mt[k, 4], mt[k, 5], mt[k, 6], mt[k, 7], \
+                            mt[k, 8], mt[k, 9]
+                        src = sp[i, l1, d] if s1 == 1 else t[i, l1, d]
+                        if p == 0:                   # the whole factor (when not prime)
+                            if src <= 1 or spf[src] == src:
+                                continue
+                            mv = src
+                        else:
+                            if src % p != 0:
+                                continue
+                            mv = p
+                        if s1 == 1 and is_x[l1, d] != (x1 == 1):
+                            continue
+                        if inner == 1 and t[i, l2, d] != 1:
+                            continue
+                        if s2 == 1:
+                            held = is_x[l2, d] == (x2 == 1)
+                            prod = xprod[l2] if x2 == 1 else yprod[l2]
+                            if not ((sp[i, l2, d] == 1 or held) and prod * mv <= cap):
+                                continue
+                        la = l1
+                        lb = l2 if l2 != l1 else -1
+                    elif part == 1:
+                        la, lb = pairs[k, 0], pairs[k, 1]
+                        has = False
+                        for d in range(D):
+                            if t[i, la, d] > 1:
+                                has = True
+                        if not has:
+                            continue
+                    elif part == 2:
+                        la = tl[k // iu.shape[0]]
+                        q = k % iu.shape[0]
+                        if t[i, la, tp[i, la, iu[q]]] <= 1 or t[i, la, tp[i, la, ju[q]]] <= 1:
+                            continue
+                    else:
+                        la, tt = free[k, 0], free[k, 1]
+                        kept = False
+                        for lv in range(L):
+                            if (not keep[i, lv, tt]) if lv == la else keep[i, lv, tt]:
+                                kept = True
+                        if not kept:
+                            continue
+                    pos = want[n] if build else -1
+                    if build and pos < 0:
+                        n += 1
+                        continue
+                    if pos >= 0:
+                        ot[pos] = t[i]
+                        otp[pos] = tp[i]
+                        osp[pos] = sp[i]
+                        ospp[pos] = spp[i]
+                        osplit[pos] = split[i]
+                        okeep[pos] = keep[i]
+                    # -- its changed levels, in scratch
+                    h = np.int64(0)
+                    for c in range(2):
+                        lv = la if c == 0 else lb
+                        if lv < 0:
+                            continue
+                        for j in range(W):
+                            sc[lv, j] = packed[i, lv, j]
+                        s_ = split[i, lv]
+                        if part == 0:
+                            if lv == l1:
+                                sc[lv, (D if s1 == 1 else 0) + d] //= mv
+                            if lv == l2:
+                                sc[lv, (D if s2 == 1 else 0) + d] *= mv
+                                if s2 == 1 and is_x[l2, d] != (x2 == 1) and sp[i, l2, d] == 1:
+                                    # onto an axis its dim is not on (X dims are the first
+                                    # split): after the other X dims, before the other Y
+                                    j = 0
+                                    for e in range(s_):
+                                        if spp[i, lv, e] != d:
+                                            sc[lv, 3 * D + j] = spp[i, lv, e]
+                                            j += 1
+                                    nx = j
+                                    sc[lv, 3 * D + j] = d
+                                    j += 1
+                                    for e in range(s_, D):
+                                        if spp[i, lv, e] != d:
+                                            sc[lv, 3 * D + j] = spp[i, lv, e]
+                                            j += 1
+                                    s_ = nx + 1 if x2 == 1 else nx
+                                if inner == 1:       # d becomes the innermost loop
+                                    sc[lv, 2 * D] = d
+                                    j = 1
+                                    for e in range(D):
+                                        if tp[i, lv, e] != d:
+                                            sc[lv, 2 * D + j] = tp[i, lv, e]
+                                            j += 1
+                        elif part == 1:
+                            for e in range(D):
+                                if lv == la:
+                                    sc[lv, e] = 1
+                                else:
+                                    sc[lv, e] *= t[i, la, e]
+                        elif part == 2:
+                            q = k % iu.shape[0]
+                            sc[lv, 2 * D + iu[q]] = tp[i, lv, ju[q]]
+                            sc[lv, 2 * D + ju[q]] = tp[i, lv, iu[q]]
+                        else:
+                            sc[lv, 4 * D + tt] = 1 - sc[lv, 4 * D + tt]
+                        if pos >= 0:
+                            for e in range(D):
+                                ot[pos, lv, e] = sc[lv, e]
+                                osp[pos, lv, e] = sc[lv, D + e]
+                                otp[pos, lv, e] = sc[lv, 2 * D + e]
+                                ospp[pos, lv, e] = sc[lv, 3 * D + e]
+                            for e in range(T):
+                                okeep[pos, lv, e] = sc[lv, 4 * D + e] != 0
+                            osplit[pos, lv] = s_
+                        else:
+                            sc[lv, W - 1] = s_
+                            h += _hash_levels(scratch, 0, lv, lv + 1, D, w) - share[i, lv]
+                    if not build:
+                        base = np.int64(0)
+                        for lv in range(L):
+                            base += share[i, lv]
+                        hashes[n] = base + h
+                    n += 1
+        return hashes[:n], ot, otp, osp, ospp, osplit, okeep
 else:
     usage_kernel = None
     repair_kernel = None
     row_hash_kernel = None
+    neighbours_kernel = None

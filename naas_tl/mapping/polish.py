@@ -59,9 +59,13 @@ def move_table(space: MappingSpace) -> dict:
                     for inner in ((0, 1) if k2 == "T" else (0,)):
                         rows.append((d, k1 == "S", l1, a1 == "X", k2 == "S", l2, a2 == "X",
                                      p, inner, caps.get((l2, a2), 0)))
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 10)
-    return {k: arr[:, i] for i, k in enumerate(
-        ("d", "s1", "l1", "x1", "s2", "l2", "x2", "p", "inner", "cap"))}
+    arr = np.array(rows, dtype=np.int64).reshape(-1, len(_MOVE_KEYS))
+    out = {k: arr[:, i] for i, k in enumerate(_MOVE_KEYS)}
+    out["rows"] = arr
+    return out
+
+
+_MOVE_KEYS = ("d", "s1", "l1", "x1", "s2", "l2", "x2", "p", "inner", "cap")
 
 
 def neighbours(space: MappingSpace, base: MappingBatch, free_keep: np.ndarray | None = None,
@@ -121,6 +125,76 @@ def neighbours(space: MappingSpace, base: MappingBatch, free_keep: np.ndarray | 
                            for f in ("temporal", "temporal_perm", "spatial", "spatial_perm",
                                      "split", "keep"))),
             np.concatenate(owner))
+
+
+class Neighbours:
+    """The single-move neighbours of a batch (polish.neighbours, in its order) with their
+    row hashes; with numba, a row is built only when taken. A climb evaluates a chunk or
+    two of the thousands of neighbours of its beam, and building them all cost a quarter
+    of a layer search (docs/mapper.md)."""
+
+    def __init__(self, hashes: np.ndarray, build):
+        self.hashes = hashes
+        self._build = build              # indices -> MappingBatch
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def take(self, idx) -> MappingBatch:
+        return self._build(np.asarray(idx, dtype=np.int64))
+
+    def unique(self) -> np.ndarray:
+        """unique_rows of the neighbours: the first occurrence of each distinct one."""
+        if not len(self.hashes):
+            return np.zeros(0, dtype=np.int64)
+        _, idx = np.unique(self.hashes, return_index=True)
+        return np.sort(idx)
+
+
+def lazy_neighbours(space: MappingSpace, base: MappingBatch, free_keep: np.ndarray | None = None,
+                    moves: dict | None = None) -> Neighbours:
+    """neighbours(space, base, free_keep, moves) as a Neighbours: the same mappings in the
+    same order, the same hashes."""
+    from naas_tl.mapping import _kernels
+    mt = move_table(space) if moves is None else moves
+    if _kernels.neighbours_kernel is None:
+        nb, _ = neighbours(space, base, free_keep, mt)
+        return Neighbours(row_hash(nb), nb.take)
+    from naas_tl.mapping.encoding import _smallest_prime_factors
+    n, L, D = base.temporal.shape
+    c = np.ascontiguousarray
+    arrays = (c(base.temporal, dtype=np.int64), c(base.temporal_perm, dtype=np.int64),
+              c(base.spatial, dtype=np.int64), c(base.spatial_perm, dtype=np.int64),
+              c(base.split, dtype=np.int64), c(base.keep, dtype=bool))
+    tl = list(space.temporal_levels)
+    iu, ju = np.triu_indices(D, 1)
+    free = (np.zeros((0, 2), dtype=np.int64) if free_keep is None else
+            np.argwhere(np.asarray(free_keep, bool)).astype(np.int64).reshape(-1, 2))
+    tables = (_move_rows(mt),
+              np.array([(a, b) for a in tl for b in tl if a != b], dtype=np.int64).reshape(-1, 2),
+              np.array(tl, dtype=np.int64), iu.astype(np.int64), ju.astype(np.int64), free,
+              _smallest_prime_factors(int(max(space.problem.bounds))))
+    w = _hash_weights(4 * L * D + L * base.keep.shape[2])
+    none = np.zeros(0, dtype=np.int64)
+    hashes = _kernels.neighbours_kernel(*arrays, *tables, w, none)[0]
+
+    def build(idx: np.ndarray) -> MappingBatch:
+        want = np.full(len(hashes), -1, dtype=np.int64)
+        if not len(idx):
+            return base.take(none)
+        want[idx] = np.arange(len(idx))
+        # the same neighbour asked twice: built once, then repeated
+        out = MappingBatch(*_kernels.neighbours_kernel(*arrays, *tables, w, want)[1:])
+        return out if (want[idx] == np.arange(len(idx))).all() else out.take(want[idx])
+    return Neighbours(hashes, build)
+
+
+def _move_rows(mt: dict) -> np.ndarray:
+    """The move table as one int64 array [M, 10] (columns as move_table's keys)."""
+    if "rows" in mt:
+        return mt["rows"]
+    return np.stack([np.asarray(mt[k], dtype=np.int64) for k in _MOVE_KEYS], axis=1) \
+        .reshape(-1, len(_MOVE_KEYS))
 
 
 def _factor_moves(base: MappingBatch, mt: dict) -> MappingBatch:

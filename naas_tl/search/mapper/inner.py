@@ -29,7 +29,7 @@ from naas_tl.spec import EnergyTable, Mapping
 from naas_tl.search.mapper import optimizers
 from naas_tl.search.mapper.metrics import INVALID_LOSS, Objective  # noqa: F401 (re-exported)
 from naas_tl.mapping.candidates import fit_to_space, structured_candidates
-from naas_tl.mapping.polish import (exchanges, move_table, neighbours, outer_retilings,
+from naas_tl.mapping.polish import (exchanges, lazy_neighbours, move_table, outer_retilings,
                                    retilings, row_hash, unique_rows)
 
 
@@ -200,17 +200,17 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
     # random moves away and climb again (iterated local search).
     moves = move_table(space)
 
-    def chunks(local: _Best, cands: MappingBatch) -> bool | None:
-        """Evaluate cands in chunks until one improves the beam: True; none: False;
-        budget spent: None."""
-        for lo in range(0, len(cands), st.chunk):
+    def chunks(local: _Best, cands, order: np.ndarray) -> bool | None:
+        """Evaluate cands (a MappingBatch or polish.Neighbours) in the given order, in
+        chunks, until one improves the beam: True; none: False; budget spent: None."""
+        for lo in range(0, len(order), st.chunk):
             left = trials - evals
             if left <= 0:
                 return None
             # Only mappings not evaluated yet (a climb's neighbourhoods overlap), at most the
             # budget left: a chunk of repeats costs no evaluation call, and the budget's end
             # is not approached in ever smaller calls (each costs ~0.7 ms however small).
-            part = fresh(cands.take(np.arange(lo, min(len(cands), lo + st.chunk))))
+            part = fresh(cands.take(order[lo:lo + st.chunk]))
             if not len(part[0]):
                 continue
             if len(part[0]) > left:
@@ -224,16 +224,16 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
 
     def climb(local: _Best) -> None:
         while evals < trials and local.batch is not None:
-            nb, _ = neighbours(space, local.batch, space.free_keep, moves)
-            got = chunks(local, nb.take(rng.permutation(unique_rows(nb))))
+            nb = lazy_neighbours(space, local.batch, space.free_keep, moves)
+            got = chunks(local, nb, rng.permutation(nb.unique()))
             if got is False:
                 # A local optimum of single moves: try re-tiling each dim of the best,
                 # then two levels trading factors of two dims.
                 rt = retilings(space, local.batch, rng)
-                got = chunks(local, rt.take(rng.permutation(unique_rows(rt))))
+                got = chunks(local, rt, rng.permutation(unique_rows(rt)))
             if got is False:
                 ex = exchanges(space, local.batch)
-                got = chunks(local, ex.take(rng.permutation(unique_rows(ex))))
+                got = chunks(local, ex, rng.permutation(unique_rows(ex)))
             if not got:
                 return               # converged, or the budget is spent
 
@@ -242,22 +242,23 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
     # levels goes first (the climb from the seed alone can settle in another basin).
     if st.outer and best.batch is not None:
         ot = outer_retilings(space, best.batch, rng)
-        chunks(best, ot.take(rng.permutation(unique_rows(ot))))
+        chunks(best, ot, rng.permutation(unique_rows(ot)))
     climb(best)
     stale = 0
     while evals < trials and best.batch is not None and stale < st.patience:
         before = best.best_score
         start = best.batch.take([int(rng.integers(len(best.batch)))])
         for _ in range(int(rng.integers(st.kick[0], st.kick[1] + 1))):
-            nb, _ = neighbours(space, start, space.free_keep, moves)
+            nb = lazy_neighbours(space, start, space.free_keep, moves)
             if not len(nb):
                 break
             start = nb.take([int(rng.integers(len(nb)))])
         # The kicked mapping goes in the same evaluation call as its first neighbours:
         # a call of one mapping costs about as much as one of hundreds.
-        nb, _ = neighbours(space, start, space.free_keep, moves)
+        nb = lazy_neighbours(space, start, space.free_keep, moves)
         local = _Best(st.ils_beam, objective)
-        chunks(local, concat_batches([start, nb.take(rng.permutation(unique_rows(nb)))]))
+        kicked = concat_batches([start, nb.take(rng.permutation(nb.unique()))])
+        chunks(local, kicked, np.arange(len(kicked)))
         if local.batch is not None:
             climb(local)
         stale = 0 if best.best_score < before else stale + 1
