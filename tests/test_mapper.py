@@ -519,3 +519,23 @@ def test_lazy_neighbours_are_the_neighbours_in_order_with_their_hashes(monkeypat
             par = base.take(owner)
             placed += int((ref.split != par.split).any(axis=1).sum())
     assert placed > 0
+
+
+def test_compiled_seed_tiles_equal_the_numpy_ones(monkeypatch):
+    """structured_candidates grows its tiles with a compiled kernel when numba is there:
+    the same seeds either way, so the seeded searches do not depend on numba."""
+    from naas_tl.mapping import _kernels
+    if _kernels.greedy_tiles_kernel is None:
+        pytest.skip("numba is not installed")
+    fields = ("temporal", "temporal_perm", "spatial", "spatial_perm", "split", "keep")
+    grown = 0
+    for space in _neighbour_spaces():
+        fast = structured_candidates(space)
+        monkeypatch.setattr(_kernels, "greedy_tiles_kernel", None)
+        slow = structured_candidates(space)
+        monkeypatch.undo()
+        for f in fields:
+            assert (getattr(fast, f) == getattr(slow, f)).all(), f
+        tl = list(space.temporal_levels)[:-1]
+        grown += int((fast.temporal[:, tl] > 1).sum())
+    assert grown > 0

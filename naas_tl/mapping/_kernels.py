@@ -40,6 +40,47 @@ if njit is not None:
         return out
 
     @njit(cache=True, nogil=True)
+    def greedy_tiles_kernel(temporal, spatial, order, skip, left, keep, cap, divtab, levels,
+                            rank_of_ds, term_of_rank, term_dim, term_coef):
+        """candidates.structured_candidates' tile growth, row by row, in place: at each
+        level of `levels` (inside out) and each dim in the row's order there, the largest
+        divisor of the dim's bound that divides what is left of it (only 1 where the row
+        skips the level) with which the tiles of this level and every level above still
+        fit; 1 when none does. A larger factor never shrinks a tile, so the divisors are
+        tried largest first and the first that fits is taken."""
+        N, L, D = temporal.shape
+        J = divtab.shape[1]
+        ext = np.empty((L, D), dtype=np.int64)
+        for i in range(N):
+            for lvl in levels:
+                for k in range(D):
+                    d = order[i, lvl, k]
+                    for dd in range(D):
+                        run = 1
+                        for lv in range(L):
+                            run *= temporal[i, lv, dd] * spatial[i, lv, dd]
+                            ext[lv, dd] = run
+                    best = 1
+                    for j in range(J - 1, -1, -1):
+                        f = divtab[d, j]
+                        if f <= 1 or left[i, d] % f != 0 or skip[i, lvl]:
+                            continue
+                        fits = True
+                        for lv in range(lvl, L):
+                            ext[lv, d] *= f
+                            w = _words(ext[lv], keep[i, lv], rank_of_ds, term_of_rank,
+                                       term_dim, term_coef)
+                            ext[lv, d] //= f
+                            if w > cap[lv]:
+                                fits = False
+                                break
+                        if fits:
+                            best = f
+                            break
+                    temporal[i, lvl, d] = best
+                    left[i, d] //= best
+
+    @njit(cache=True, nogil=True)
     def _row_usage(t, sp, keep, lvl_out, rank_of_ds, term_of_rank, term_dim, term_coef, ext):
         L, D = t.shape
         for d in range(D):
@@ -357,6 +398,7 @@ if njit is not None:
         return hashes[:n], ot, otp, osp, ospp, osplit, okeep
 else:
     usage_kernel = None
+    greedy_tiles_kernel = None
     repair_kernel = None
     row_hash_kernel = None
     neighbours_kernel = None

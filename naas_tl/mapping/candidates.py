@@ -128,11 +128,30 @@ def structured_candidates(space: MappingSpace, max_spatial: int = 6, max_masks: 
     left = np.array(P.bounds, dtype=np.int64)[None, :] // spatial.prod(axis=1)
     keep = np.broadcast_to(space.keep, (n, L, T))
     cap = level_capacities(arch)
-    rows = np.arange(n)
     divtab = _divisor_table(P.bounds)                                        # [D, J]
+    from naas_tl.mapping import _kernels
+    if _kernels.greedy_tiles_kernel is not None:
+        from naas_tl.mapping.mapspace import _projection_tables
+        _kernels.greedy_tiles_kernel(temporal, spatial, order, skip, left,
+                                     np.ascontiguousarray(keep), cap, divtab,
+                                     np.array(tl[:-1], dtype=np.int64),
+                                     *_projection_tables(P))
+    else:
+        _grow_tiles(P, temporal, spatial, order, skip, left, keep, cap, divtab, tl[:-1])
+    temporal[:, tl[-1], :] *= left
+    # Loop orders: the priority order, innermost first.
+    return MappingBatch(temporal=temporal, temporal_perm=order, spatial=spatial,
+                        spatial_perm=sperm, split=split, keep=np.ascontiguousarray(keep))
+
+
+def _grow_tiles(P, temporal, spatial, order, skip, left, keep, cap, divtab, levels) -> None:
+    """The tiles grown greedily, in place (the compiled greedy_tiles_kernel does the same
+    row by row)."""
+    n, L, D = temporal.shape
+    rows = np.arange(n)
     J = divtab.shape[1]
     keep_j = np.repeat(keep, J, axis=0)
-    for lvl in tl[:-1]:
+    for lvl in levels:
         up = slice(lvl, L)                       # a factor here grows these levels' tiles
         for k in range(D):
             d = order[:, lvl, k]                                             # [n]
@@ -149,10 +168,6 @@ def structured_candidates(space: MappingSpace, max_spatial: int = 6, max_masks: 
             f = np.where(fits, opts, 1).max(axis=1)
             temporal[rows, lvl, d] = f
             left[rows, d] //= f
-    temporal[:, tl[-1], :] *= left
-    # Loop orders: the priority order, innermost first.
-    return MappingBatch(temporal=temporal, temporal_perm=order, spatial=spatial,
-                        spatial_perm=sperm, split=split, keep=np.ascontiguousarray(keep))
 
 
 def _divisor_table(bounds) -> np.ndarray:

@@ -135,7 +135,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
     evals = 0
     frozen = _frozen(space)
 
-    seen = np.zeros(0, dtype=np.int64)      # hashes of every mapping evaluated so far
+    seen: set = set()                       # hashes of every mapping evaluated so far
 
     def fresh(batch: MappingBatch) -> tuple:
         """The batch projected and repaired, less the mappings already evaluated (they would
@@ -144,7 +144,8 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
         batch, kept = _prepare(space, batch, frozen)
         h = row_hash(batch)
         _, first = np.unique(h, return_index=True)
-        new = np.sort(first[~np.isin(h[first], seen)])
+        hf = h[first].tolist()
+        new = np.sort(first[np.fromiter((x not in seen for x in hf), bool, len(hf))])
         return batch.take(new), kept[new], h[new]
 
     def run(batch: MappingBatch) -> tuple:
@@ -154,9 +155,9 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
 
     def run_fresh(prepared: tuple) -> tuple:
         """Evaluate what fresh() returned (or a part of it)."""
-        nonlocal evals, seen
+        nonlocal evals
         batch, kept, h = prepared
-        seen = np.concatenate([seen, h])
+        seen.update(h.tolist())
         res = evaluate_batch(arch, problem, batch, energy)
         evals += len(batch)
         best.add(batch, res)
