@@ -139,8 +139,13 @@ def test_human_design_renders_and_meets_its_budget(name):
     hw = b.human_design()
     info = TEMPLATES[hw.template]
     text = render_arch(hw)
-    arch = parse_architecture(yaml.safe_load(text), "<rendered>")
-    assert arch.storage == arch_for(hw).storage
+    arch = parse_architecture(yaml.safe_load(text), f"<{hw.template} template>")
+    # arch_for parses with libyaml when pyyaml has it: the same architecture, every unit
+    assert arch == arch_for(hw)
+    every = hw.with_(ops=("conv", "shift", "adder"))
+    for op in every.ops:
+        assert arch_for(every, op) == parse_architecture(
+            yaml.safe_load(render_arch(every, op)), f"<{hw.template} template>")
     assert arch_for(hw) is arch_for(hw)                       # cached
     assert "compound_components" in yaml.safe_load(text)
     ax, ay, n = hw.array_x, hw.array_y, hw.num_pes
