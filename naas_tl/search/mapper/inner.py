@@ -58,8 +58,11 @@ class _Best:
     score: np.ndarray = field(default_factory=lambda: np.zeros(0))
     energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
-    def add(self, batch: MappingBatch, res) -> bool:
+    def add(self, batch: MappingBatch, res, hashes: np.ndarray | None = None) -> bool:
+        """Let batch's valid mappings (evaluated: res) into the beam. hashes: their
+        row_hash, when the caller has it."""
         ok = np.nonzero(res.valid)[0]
         if not len(ok):
             return False
@@ -72,22 +75,26 @@ class _Best:
                 return False
         ok = ok[np.argsort(scores[ok], kind="stable")][: 8 * self.k]
         cand = batch.take(ok)
+        hh = row_hash(cand) if hashes is None else hashes[ok]
         sc, en, cy = scores[ok], res.energy_pJ[ok], res.cycles[ok]
         if self.batch is not None:
             cand = concat_batches([self.batch, cand])
             sc = np.concatenate([self.score, sc])
             en = np.concatenate([self.energy, en])
             cy = np.concatenate([self.cycles, cy])
+            hh = np.concatenate([self.hashes, hh])
         # Stable: among equal scores the one seen first stays first (seeded determinism).
         order = np.argsort(sc, kind="stable")
-        cand, sc, en, cy = cand.take(order), sc[order], en[order], cy[order]
-        u = unique_rows(cand)
+        sc, en, cy, hh = sc[order], en[order], cy[order], hh[order]
+        _, u = np.unique(hh, return_index=True)          # unique_rows, by the known hashes
+        u = np.sort(u)
         # Mappings of equal score count as one: on a layer where a hundred seeds tie (the
         # same tiles in different loop orders that nothing reuses across), a beam of ties
         # climbs one mapping sixteen times over (docs/mapper.md).
         _, first = np.unique(sc[u], return_index=True)
         u = u[np.sort(first)][: self.k]
-        self.batch, self.score, self.energy, self.cycles = cand.take(u), sc[u], en[u], cy[u]
+        self.batch = cand.take(order[u])
+        self.score, self.energy, self.cycles, self.hashes = sc[u], en[u], cy[u], hh[u]
         return self.score[0] < before
 
     @property
@@ -160,7 +167,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
         seen.update(h.tolist())
         res = evaluate_batch(arch, problem, batch, energy)
         evals += len(batch)
-        best.add(batch, res)
+        best.add(batch, res, h)
         history.append(best.best_score)
         return batch, res, kept
 
@@ -218,7 +225,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
                 part = (part[0].take(np.arange(left)), part[1][:left], part[2][:left])
             before = local.score.copy()
             b, r, _ = run_fresh(part)
-            local.add(b, r)
+            local.add(b, r, part[2])
             if not np.array_equal(before, local.score):
                 return True
         return False
