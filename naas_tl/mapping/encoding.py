@@ -235,13 +235,19 @@ class MappingSpace:
         are left alone; factors marked in frozen_t / frozen_s [L, D] (constraints) never
         move. All rows advance together, one prime per step: a Python loop per row made
         repair cost 5-20x the evaluation of the batch."""
+        from naas_tl.mapping import _kernels
         from naas_tl.mapping.mapspace import _usage, level_capacities
         cap = level_capacities(self.arch)
-        ext = np.cumprod(batch.temporal * batch.spatial, axis=1)
-        use = _usage(self.problem, ext, batch.keep)
-        bad = np.nonzero((use > cap[None, :]).any(axis=1))[0]
-        if len(bad) == 0:
-            return batch
+        if _kernels.repair_kernel is None:
+            ext = np.cumprod(batch.temporal * batch.spatial, axis=1)
+            use = _usage(self.problem, ext, batch.keep)
+            bad = np.nonzero((use > cap[None, :]).any(axis=1))[0]
+            if len(bad) == 0:
+                return batch
+        else:
+            # The kernel finds the rows that overflow itself (a row that fits costs it one
+            # usage count): the same rows, without the array passes that found them.
+            bad = np.arange(len(batch), dtype=np.int64)
         L, D = batch.temporal.shape[1:]
         ft = np.zeros((L, D), bool) if frozen_t is None else np.asarray(frozen_t, bool)
         fs = np.zeros((L, D), bool) if frozen_s is None else np.asarray(frozen_s, bool)
@@ -256,7 +262,6 @@ class MappingSpace:
         spf = _smallest_prime_factors(int(max(self.problem.bounds)))
         t = batch.temporal.copy()
         sp = batch.spatial.copy()
-        from naas_tl.mapping import _kernels
         if _kernels.repair_kernel is not None:
             from naas_tl.mapping.mapspace import _projection_tables
             capi = np.where(np.isinf(cap), 2.0 ** 62, cap).astype(np.int64)
