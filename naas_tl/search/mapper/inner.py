@@ -29,8 +29,8 @@ from naas_tl.spec import EnergyTable, Mapping
 from naas_tl.search.mapper import optimizers
 from naas_tl.search.mapper.metrics import INVALID_LOSS, Objective  # noqa: F401 (re-exported)
 from naas_tl.mapping.candidates import fit_to_space, structured_candidates
-from naas_tl.mapping.polish import (exchanges, lazy_neighbours, move_table, outer_retilings,
-                                   retilings, row_hash, unique_rows)
+from naas_tl.mapping.polish import (Neighbours, exchanges, lazy_neighbours, move_table,
+                                   outer_retilings, retilings, row_hash, unique_rows)
 
 
 @dataclass
@@ -218,7 +218,14 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
             # Only mappings not evaluated yet (a climb's neighbourhoods overlap), at most the
             # budget left: a chunk of repeats costs no evaluation call, and the budget's end
             # is not approached in ever smaller calls (each costs ~0.7 ms however small).
-            part = fresh(cands.take(order[lo:lo + st.chunk]))
+            idx = order[lo:lo + st.chunk]
+            if isinstance(cands, Neighbours) and space.constraints is None:
+                # A neighbour whose hash was evaluated is that mapping, which fits (repair
+                # leaves it as it is) and which fresh() would drop: dropped before it is
+                # built. (Constraints project rows first, so there the hash says less.)
+                hv = cands.hashes[idx].tolist()
+                idx = idx[np.fromiter((x not in seen for x in hv), bool, len(hv))]
+            part = fresh(cands.take(idx))
             if not len(part[0]):
                 continue
             if len(part[0]) > left:
