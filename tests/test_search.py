@@ -221,3 +221,79 @@ def test_the_screen_skips_only_connectivities_that_cannot_be_among_its_best(tiny
     bounds = design_edp_bounds(budget, layers, [HardwareConfig.from_dict(hw)
                                                 for _i, _e, hw in full])
     assert all(e >= b * (1 - 1e-12) for (_i, e, _hw), b in zip(full, bounds))
+
+
+class _Cycling:
+    """A stand-in for the nevergrad optimizer that asks the given genomes in turn, so a
+    stage's optimizer repeats designs on purpose."""
+
+    def __init__(self, genomes):
+        self.genomes, self.k, self.told = genomes, 0, []
+
+    def ask(self):
+        import types
+        g = self.genomes[self.k % len(self.genomes)]
+        self.k += 1
+        return types.SimpleNamespace(value=g.copy())
+
+    def tell(self, cand, loss):
+        self.told.append((tuple(cand.value), loss))
+
+    def suggest(self, genome):
+        pass
+
+
+def _sizing_genomes(n):
+    """The human design's sizing genome and n - 1 others that decode to other designs."""
+    import numpy as np
+    from naas_tl.search.stages import stage_space
+    budget = load_budget("eyeriss")
+    human = budget.human_design()
+    space = stage_space(budget, human, "sizing")
+    rng = np.random.default_rng(0)
+    out, seen = [space.encode(human)], {space.decode(space.encode(human))}
+    while len(out) < n:
+        g = np.clip(out[0] + 0.3 * rng.standard_normal(space.size), 0, 1)
+        hw = space.decode(g)
+        if hw not in seen and not budget.violations(hw):
+            out.append(g)
+            seen.add(hw)
+    return out
+
+
+@pytest.mark.parametrize("order,distinct", [([0, 0, 1, 0, 2, 1, 2], 3), ([0], 1)])
+def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatch, order,
+                                                       distinct):
+    """A stage scores hw_trials distinct designs: a repeat (within a generation or across
+    generations) is told its first score and not searched again; an optimizer that only
+    repeats itself ends the stage after MAX_ASKS asks per design, and the report says so."""
+    import naas_tl.search.stages as stages_mod
+    from naas_tl.search import design as design_mod
+    genomes = _sizing_genomes(3)
+    monkeypatch.setattr(stages_mod, "make_optimizer",
+                        lambda *a, **k: _Cycling([genomes[i] for i in order]))
+    searched = []
+    real = design_mod.evaluate_design
+
+    def counting(hw, *a, **k):
+        searched.append(hw)
+        return real(hw, *a, **k)
+    monkeypatch.setattr(stages_mod, "evaluate_design", counting)
+    c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2)
+    st = run_search(c, tmp_path / "run", progress=False)["sizing"]
+    assert len(st.scored()) == distinct
+    sizing_searched = searched[2:]                 # after the dataflow and baseline designs
+    assert len(sizing_searched) == distinct == len(set(sizing_searched))
+    first = {}
+    for (i, edp, hw), (_g, loss) in zip(st.history, st.told):
+        key = json.dumps({k: v for k, v in hw.items() if k != "name"}, sort_keys=True)
+        first.setdefault(key, (edp, loss))
+        assert (edp, loss) == first[key]           # a repeat carries its first score
+    if distinct < c.hw_trials:
+        assert st.asked >= stages_mod.MAX_ASKS * c.hw_trials
+    else:
+        assert st.asked < stages_mod.MAX_ASKS * c.hw_trials
+    assert len(st.history) == st.asked > distinct
+    from naas_tl.search.report import _stage_dict, _tried
+    d = _stage_dict(st)
+    assert d["designs"] == distinct and _tried(d) == f"{distinct} ({st.asked} asked)"

@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--workload", help="bundled network or a workload file (default resnet50)")
     se.add_argument("--budget", help="resource budget (default: the template's own)")
     se.add_argument("--mode", choices=["baseline", "sizing", "full"], default="full")
-    se.add_argument("--hw-trials", type=int, help="hardware designs per stage (default 200)")
+    se.add_argument("--hw-trials", type=int, help="distinct hardware designs scored per stage "
+                    "(default 200; a design asked again is told its first score)")
     se.add_argument("--hw-population", type=int, default=0,
                     help="hardware designs per generation (default 0: 4 + 3 ln(genes), "
                          "CMA-ES's rule: 9 for sizing, 11 for full)")

@@ -37,6 +37,7 @@ def level_energies(outcome) -> dict:
 def _stage_dict(st) -> dict:
     b = st.best
     d = {"stage": st.name, "title": STAGE_TITLES[st.name], "candidates": st.asked,
+         "designs": len(st.scored()),
          "history": [{"candidate": i, "edp_J_cycles": (None if not math.isfinite(e) else e),
                       "hw": hw} for i, e, hw in st.history],
          "invalid_reasons": [{"reason": m, "designs": n} for m, n in st.invalid.values()]}
@@ -47,6 +48,13 @@ def _stage_dict(st) -> dict:
                               "cycles": l.cycles, "edp_J_cycles": l.energy_pJ * 1e-12 * l.cycles,
                               "mapping_evaluations": l.evaluations} for l in b.layers]})
     return d
+
+
+def _tried(st: dict) -> str:
+    """Distinct designs scored, and how many asks that took when the optimizer repeated
+    itself (a repeat is told its first score, not searched again)."""
+    designs, asked = st.get("designs", st["candidates"]), st["candidates"]
+    return f"{designs}" if designs == asked else f"{designs} ({asked} asked)"
 
 
 def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
@@ -162,7 +170,7 @@ def format_report(result: dict) -> str:
               "|---|---|---|---|---|---|---|"]
     for name, st in result["stages"].items():
         if "edp_J_cycles" not in st:
-            lines.append(f"| {st['title']} | no valid design | | | | | {st['candidates']} |")
+            lines.append(f"| {st['title']} | no valid design | | | | | {_tried(st)} |")
             continue
         cols = []
         for key in ("vs_dataflow", "vs_baseline"):
@@ -173,7 +181,7 @@ def format_report(result: dict) -> str:
                 cols.append("")
         lines.append(f"| {st['title']} | {st['edp_J_cycles']:.4g} | "
                      f"{st['energy_pJ'] / 1e6:.4g} | {st['cycles']:,} | {cols[0]} | {cols[1]} "
-                     f"| {st['candidates']} |")
+                     f"| {_tried(st)} |")
     lines += _bound_lines(result)
     for line in no_valid_lines(result):
         lines += ["", f"**{line}**"]

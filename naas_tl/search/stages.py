@@ -11,7 +11,9 @@ sizing = sizes searched, human connectivity kept; full = sizes and connectivity,
 screening of every connectivity on the human sizes.
 
 Everything is seeded: a candidate's inner searches use a seed derived from the run seed, the
-stage and the candidate's index, so results do not depend on which worker evaluates what."""
+stage and the candidate's index, so results do not depend on which worker evaluates what.
+A stage scores cfg.hw_trials distinct designs: a design its optimizer asks again is told its
+first score (the search is a function of the design, not of how often it is asked)."""
 from __future__ import annotations
 
 import math
@@ -32,7 +34,7 @@ from naas_tl.search.design import (child_seed, design_outcome, evaluate_design,
 from naas_tl.search.mapper.inner import INVALID_LOSS
 from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
 from naas_tl.search.progress import progress_bar
-from naas_tl.search.state import DesignOutcome, SearchConfig, StageState
+from naas_tl.search.state import DesignOutcome, SearchConfig, StageState, design_key
 from naas_tl.search.workers import in_worker, process_context
 
 
@@ -81,7 +83,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
         executor = (ProcessPoolExecutor(max_workers=n, mp_context=process_context())
                     if n > 1 else None)
     bar = progress_bar(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
-                    initial=sum(st.asked for st in stages.values()))
+                    initial=sum(len(st.scored()) for st in stages.values()))
     try:
         # The human design, with its own dataflow and with the full mapping search, both
         # at once (one design each).
@@ -159,35 +161,54 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                             st.optimizer.suggest(space.encode(hw))
                     st.optimizer.suggest(space.encode(prev.best.hw))
                 _replay(st, cfg, space.size, ckpt.path, written)
-            while st.asked < cfg.hw_trials:
-                n = min(hw_population(cfg, space.size), cfg.hw_trials - st.asked)
+            seen = st.scored()
+            pop = hw_population(cfg, space.size)
+            while len(seen) < cfg.hw_trials and st.asked < MAX_ASKS * cfg.hw_trials:
+                n = min(pop, cfg.hw_trials - len(seen))
                 cands = [st.optimizer.ask() for _ in range(n)]
-                designs, tags, undecodable = [], [], {}
+                designs, tags, new, undecodable, keys, pending = [], [], [], {}, {}, set()
                 for j, c in enumerate(cands):
                     try:
                         hw = space.decode(c.value)
                         if budget.violations(hw):
                             raise EncodingError("; ".join(budget.violations(hw)))
                     except EncodingError as exc:
-                        hw = None
                         undecodable[j] = str(exc)
-                    designs.append(hw)
-                    tags.append((name, st.asked + j))
+                        continue
+                    keys[j] = design_key(hw.to_dict())
+                    # A design asked again (the optimizer repeats itself, a third of
+                    # sizing's asks on NVDLA-256) is scored once: its first score is told
+                    # again, not a second mapping search with another seed.
+                    if keys[j] not in seen and keys[j] not in pending:
+                        pending.add(keys[j])
+                        designs.append(hw)
+                        tags.append((name, st.asked + j))
+                        new.append(j)
                 warm = _warm_start(stages["baseline"].best)
-                outcomes = _run_designs(designs, layers, cfg, tags, executor, warm)
+                outcomes = dict(zip(new, _run_designs(designs, layers, cfg, tags, executor,
+                                                      warm)))
                 for j, why in undecodable.items():
                     outcomes[j] = DesignOutcome(None, [], error="not decodable within the "
                                                                 f"budget: {why}")
-                st.note_invalid(outcomes)
-                for j, (c, o) in enumerate(zip(cands, outcomes)):
-                    loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
+                st.note_invalid(outcomes.values())
+                for j, c in enumerate(cands):
+                    if j in outcomes:
+                        o = outcomes[j]
+                        loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
+                        entry = (st.asked + j, o.edp, o.hw.to_dict() if o.hw else None)
+                        if o.valid and (st.best is None or o.edp < st.best.edp):
+                            st.best = o
+                    else:                              # asked before: its first score
+                        first = seen[keys[j]]
+                        loss = st.told[first][1]
+                        entry = (st.asked + j, st.history[first][1], st.history[first][2])
                     st.optimizer.tell(c, loss)
                     st.told.append(([float(x) for x in c.value], loss))
-                    st.history.append((st.asked + j, o.edp, o.hw.to_dict() if o.hw else None))
-                    if o.valid and (st.best is None or o.edp < st.best.edp):
-                        st.best = o
+                    st.history.append(entry)
+                    if j in keys:
+                        seen.setdefault(keys[j], len(st.history) - 1)
                 st.asked += n
-                bar.update(n)
+                bar.update(len(new))
                 bar.set_postfix_str(f"{name} best EDP {st.best.edp:.3g}" if st.best else name)
                 ckpt.save({"config": cfg, "stages": stages})
             st.done = True
@@ -233,8 +254,13 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
         raise NaasError(f"checkpoint is damaged (stage {st.name}: {st.asked} designs asked, "
                         f"{len(st.told)} told)", file=str(path))
     done = 0
+    seen: set = set()
     while done < len(st.told):
-        n = min(hw_population(cfg, dim), cfg.hw_trials - done)
+        # the generations run_search asked: sized by the designs still to score
+        n = min(hw_population(cfg, dim), cfg.hw_trials - len(seen))
+        if n <= 0:
+            raise NaasError(f"checkpoint is damaged (stage {st.name}: {len(st.told)} designs "
+                            f"told after its {cfg.hw_trials} were scored)", file=str(path))
         cands = [st.optimizer.ask() for _ in range(n)]
         for c, (genome, loss) in zip(cands, st.told[done:done + n]):
             if not np.array_equal(np.asarray(c.value, float), genome):
@@ -250,6 +276,7 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
                                 "search; rerun without --resume, in a new --out",
                                 file=str(path))
             st.optimizer.tell(c, loss)
+        seen |= {design_key(hw) for _i, _e, hw in st.history[done:done + n] if hw is not None}
         done += n
 
 
@@ -331,6 +358,11 @@ def hw_population(cfg: SearchConfig, dim: int) -> int:
     dimension (4 + 3 ln d: 9 for sizing's 6 genes, 11 for the full stage's 14). It depends
     on the genome only, never on the worker count, so results do not either."""
     return cfg.hw_population or 4 + int(3 * math.log(max(dim, 1)))
+
+
+# A stage asks its optimizer at most this many times per design it is to score: an
+# optimizer that has converged repeats one design, and the stage then ends short.
+MAX_ASKS = 4
 
 
 def with_units_for(hw: HardwareConfig, layers: list) -> HardwareConfig:

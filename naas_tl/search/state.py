@@ -69,7 +69,7 @@ class SearchConfig:
     budget: str
     workload: str
     mode: str = "full"           # baseline | sizing | full
-    hw_trials: int = 200         # hardware designs per searched stage
+    hw_trials: int = 200         # distinct hardware designs scored per searched stage
     hw_population: int = 0       # designs per generation; 0: 4 + 3 ln(genome size), CMA's rule
     map_trials: int = 2560
     population: int = 256
@@ -121,12 +121,27 @@ class StageState:
     # with its numbers blanked, so 200 budget overruns by different amounts read as one.
     invalid: dict = field(default_factory=dict)
 
+    def scored(self) -> dict:
+        """{design key: position in history of its first score}: the distinct designs the
+        stage has scored (a genome that did not decode to a design is not one)."""
+        out: dict = {}
+        for pos, (_i, _e, hw) in enumerate(self.history):
+            if hw is not None:
+                out.setdefault(design_key(hw), pos)
+        return out
+
     def note_invalid(self, outcomes) -> None:
         for o in outcomes:
             why = o.reason
             if why:
                 entry = self.invalid.setdefault(invalid_cause(why), [why, 0])
                 entry[1] += 1
+
+
+def design_key(hw: dict) -> str:
+    """A design's identity: its hardware dict less its display name."""
+    import json
+    return json.dumps({k: v for k, v in hw.items() if k != "name"}, sort_keys=True)
 
 
 def invalid_cause(message: str) -> str:
