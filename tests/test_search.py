@@ -297,3 +297,47 @@ def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatc
     from naas_tl.search.report import _stage_dict, _tried
     d = _stage_dict(st)
     assert d["designs"] == distinct and _tried(d) == f"{distinct} ({st.asked} asked)"
+
+
+class _Generational(_Cycling):
+    """Asks depend on how many tells came before the generation (as a real optimizer's
+    do), so replaying with other generation sizes asks other designs."""
+
+    def __init__(self, genomes):
+        super().__init__(genomes)
+        self.pending = 0
+
+    def ask(self):
+        import types
+        g = self.genomes[(2 * len(self.told) + self.pending) % len(self.genomes)]
+        self.pending += 1
+        return types.SimpleNamespace(value=g.copy())
+
+    def tell(self, cand, loss):
+        self.pending = 0
+        super().tell(cand, loss)
+
+
+def test_replay_repeats_a_stage_whose_optimizer_repeated_designs(tiny, tmp_path, monkeypatch):
+    """Resuming rebuilds the optimizer by asking and telling generation by generation; with
+    repeats, a generation is sized by the designs still to score, as the stage sized it."""
+    import numpy as np
+    import naas_tl.search.stages as stages_mod
+    from naas_tl.errors import NaasError
+    genomes = _sizing_genomes(3)
+    order = [genomes[i] for i in (0, 0, 1, 0, 0, 2, 1)]
+    monkeypatch.setattr(stages_mod, "make_optimizer", lambda *a, **k: _Generational(order))
+    c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2)
+    st = run_search(c, tmp_path / "run", progress=False)["sizing"]
+    assert len(st.scored()) == 3 and st.asked > 3
+    dim = len(genomes[0])
+    # generations sized by asks (min(pop, hw_trials - asked)) would ask other designs here
+    st.optimizer = _Generational(order)
+    stages_mod._replay(st, c, dim, tmp_path / "ckpt", {})
+    assert [loss for _g, loss in st.optimizer.told] == [loss for _g, loss in st.told]
+    assert all(np.array_equal(g, told) for (g, _l), (told, _l2) in
+               zip(st.optimizer.told, st.told))
+    st.told.pop()                                  # a damaged checkpoint is an error
+    st.optimizer = _Generational(order)
+    with pytest.raises(NaasError):
+        stages_mod._replay(st, c, dim, tmp_path / "ckpt", {})

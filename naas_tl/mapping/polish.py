@@ -177,6 +177,8 @@ def lazy_neighbours(space: MappingSpace, base: MappingBatch, free_keep: np.ndarr
     w = _hash_weights(4 * L * D + L * base.keep.shape[2])
     none = np.zeros(0, dtype=np.int64)
     hashes = _kernels.neighbours_kernel(*arrays, *tables, w, none)[0]
+    # build() reads base's arrays when a chunk is taken (ascontiguousarray does not copy
+    # them): the beam batches it gets are replaced, never written in place.
 
     def build(idx: np.ndarray) -> MappingBatch:
         want = np.full(len(hashes), -1, dtype=np.int64)

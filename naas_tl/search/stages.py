@@ -164,7 +164,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             seen = st.scored()
             pop = hw_population(cfg, space.size)
             while len(seen) < cfg.hw_trials and st.asked < MAX_ASKS * cfg.hw_trials:
-                n = min(pop, cfg.hw_trials - len(seen))
+                n = min(pop, cfg.hw_trials - len(seen), MAX_ASKS * cfg.hw_trials - st.asked)
                 cands = [st.optimizer.ask() for _ in range(n)]
                 designs, tags, new, undecodable, keys, pending = [], [], [], {}, {}, set()
                 for j, c in enumerate(cands):
@@ -250,17 +250,20 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
     asks and tells, generation by generation, as the run that wrote it. The optimizer is
     seeded, so each ask must return the recorded genome; a different one (another nevergrad
     version, an optimizer that is not deterministic) would continue a different search."""
-    if len(st.told) != st.asked:
+    if not len(st.told) == len(st.history) == st.asked:
         raise NaasError(f"checkpoint is damaged (stage {st.name}: {st.asked} designs asked, "
-                        f"{len(st.told)} told)", file=str(path))
+                        f"{len(st.told)} told, {len(st.history)} in its history)",
+                        file=str(path))
     done = 0
     seen: set = set()
     while done < len(st.told):
         # the generations run_search asked: sized by the designs still to score
-        n = min(hw_population(cfg, dim), cfg.hw_trials - len(seen))
-        if n <= 0:
+        n = min(hw_population(cfg, dim), cfg.hw_trials - len(seen),
+                MAX_ASKS * cfg.hw_trials - done)
+        if n <= 0 or done + n > len(st.told):
             raise NaasError(f"checkpoint is damaged (stage {st.name}: {len(st.told)} designs "
-                            f"told after its {cfg.hw_trials} were scored)", file=str(path))
+                            "told, not whole generations of a stage that ends after "
+                            f"{cfg.hw_trials} designs)", file=str(path))
         cands = [st.optimizer.ask() for _ in range(n)]
         for c, (genome, loss) in zip(cands, st.told[done:done + n]):
             if not np.array_equal(np.asarray(c.value, float), genome):

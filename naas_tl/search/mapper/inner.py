@@ -220,8 +220,8 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
             # is not approached in ever smaller calls (each costs ~0.7 ms however small).
             idx = order[lo:lo + st.chunk]
             if isinstance(cands, Neighbours) and space.constraints is None:
-                # A neighbour whose hash was evaluated is that mapping, which fits (repair
-                # leaves it as it is) and which fresh() would drop: dropped before it is
+                # A neighbour whose hash was evaluated is a mapping repair produced, which
+                # repair leaves as it is, so fresh() would drop it: dropped before it is
                 # built. (Constraints project rows first, so there the hash says less.)
                 hv = cands.hashes[idx].tolist()
                 idx = idx[np.fromiter((x not in seen for x in hv), bool, len(hv))]
