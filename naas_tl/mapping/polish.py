@@ -145,10 +145,7 @@ class Neighbours:
 
     def unique(self) -> np.ndarray:
         """unique_rows of the neighbours: the first occurrence of each distinct one."""
-        if not len(self.hashes):
-            return np.zeros(0, dtype=np.int64)
-        _, idx = np.unique(self.hashes, return_index=True)
-        return np.sort(idx)
+        return first_of_each(self.hashes)
 
 
 def lazy_neighbours(space: MappingSpace, base: MappingBatch, free_keep: np.ndarray | None = None,
@@ -170,7 +167,7 @@ def lazy_neighbours(space: MappingSpace, base: MappingBatch, free_keep: np.ndarr
     iu, ju = np.triu_indices(D, 1)
     free = (np.zeros((0, 2), dtype=np.int64) if free_keep is None else
             np.argwhere(np.asarray(free_keep, bool)).astype(np.int64).reshape(-1, 2))
-    tables = (_move_rows(mt),
+    tables = (mt["rows"],
               np.array([(a, b) for a in tl for b in tl if a != b], dtype=np.int64).reshape(-1, 2),
               np.array(tl, dtype=np.int64), iu.astype(np.int64), ju.astype(np.int64), free,
               _smallest_prime_factors(int(max(space.problem.bounds))))
@@ -189,14 +186,6 @@ def lazy_neighbours(space: MappingSpace, base: MappingBatch, free_keep: np.ndarr
         out = MappingBatch(*_kernels.neighbours_kernel(*arrays, *tables, w, want)[1:])
         return out if (want[idx] == np.arange(len(idx))).all() else out.take(want[idx])
     return Neighbours(hashes, build)
-
-
-def _move_rows(mt: dict) -> np.ndarray:
-    """The move table as one int64 array [M, 10] (columns as move_table's keys)."""
-    if "rows" in mt:
-        return mt["rows"]
-    return np.stack([np.asarray(mt[k], dtype=np.int64) for k in _MOVE_KEYS], axis=1) \
-        .reshape(-1, len(_MOVE_KEYS))
 
 
 def _factor_moves(base: MappingBatch, mt: dict) -> MappingBatch:
@@ -272,9 +261,15 @@ def _place_spatial(nb: MappingBatch, lvl: int, d: int, axis: str, r: int) -> Non
 def unique_rows(batch: MappingBatch) -> np.ndarray:
     """Indices of the first occurrence of each distinct mapping (ascending). Mappings that
     differ only in the order of trivial (factor 1) loops are the same mapping."""
-    if len(batch) == 0:
+    return first_of_each(row_hash(batch))
+
+
+def first_of_each(hashes: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct hash, ascending (unique_rows for
+    mappings whose row_hash is known)."""
+    if not len(hashes):
         return np.zeros(0, dtype=np.int64)
-    _, idx = np.unique(row_hash(batch), return_index=True)
+    _, idx = np.unique(hashes, return_index=True)
     return np.sort(idx)
 
 

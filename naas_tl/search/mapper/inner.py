@@ -29,8 +29,9 @@ from naas_tl.spec import EnergyTable, Mapping
 from naas_tl.search.mapper import optimizers
 from naas_tl.search.mapper.metrics import INVALID_LOSS, Objective  # noqa: F401 (re-exported)
 from naas_tl.mapping.candidates import fit_to_space, structured_candidates
-from naas_tl.mapping.polish import (Neighbours, exchanges, lazy_neighbours, move_table,
-                                   outer_retilings, retilings, row_hash, unique_rows)
+from naas_tl.mapping.polish import (Neighbours, exchanges, first_of_each, lazy_neighbours,
+                                   move_table, outer_retilings, retilings, row_hash,
+                                   unique_rows)
 
 
 @dataclass
@@ -86,8 +87,7 @@ class _Best:
         # Stable: among equal scores the one seen first stays first (seeded determinism).
         order = np.argsort(sc, kind="stable")
         sc, en, cy, hh = sc[order], en[order], cy[order], hh[order]
-        _, u = np.unique(hh, return_index=True)          # unique_rows, by the known hashes
-        u = np.sort(u)
+        u = first_of_each(hh)                            # unique_rows, by the known hashes
         # Mappings of equal score count as one: on a layer where a hundred seeds tie (the
         # same tiles in different loop orders that nothing reuses across), a beam of ties
         # climbs one mapping sixteen times over (docs/mapper.md).
@@ -144,15 +144,18 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
 
     seen: set = set()                       # hashes of every mapping evaluated so far
 
+    def unseen(h: np.ndarray) -> np.ndarray:
+        """Which of the hashes h were not evaluated yet (bool mask)."""
+        return np.fromiter((x not in seen for x in h.tolist()), bool, len(h))
+
     def fresh(batch: MappingBatch) -> tuple:
         """The batch projected and repaired, less the mappings already evaluated (they would
         only spend budget: after repair a third or more of a batch can be repeats), each
         once: (batch, the rows of the input it holds, their hashes)."""
         batch, kept = _prepare(space, batch, frozen)
         h = row_hash(batch)
-        _, first = np.unique(h, return_index=True)
-        hf = h[first].tolist()
-        new = np.sort(first[np.fromiter((x not in seen for x in hf), bool, len(hf))])
+        first = first_of_each(h)
+        new = first[unseen(h[first])]
         return batch.take(new), kept[new], h[new]
 
     def run(batch: MappingBatch) -> tuple:
@@ -223,8 +226,7 @@ def search_layer(space: MappingSpace, energy: EnergyTable, trials: int, seed: in
                 # A neighbour whose hash was evaluated is a mapping repair produced, which
                 # repair leaves as it is, so fresh() would drop it: dropped before it is
                 # built. (Constraints project rows first, so there the hash says less.)
-                hv = cands.hashes[idx].tolist()
-                idx = idx[np.fromiter((x not in seen for x in hv), bool, len(hv))]
+                idx = idx[unseen(cands.hashes[idx])]
             part = fresh(cands.take(idx))
             if not len(part[0]):
                 continue
