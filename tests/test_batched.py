@@ -63,6 +63,29 @@ def test_random_mappings_batched_equals_scalar(which, seed):
         assert_same(c.arch, problem, batch, c.energy, results[-1], i)
 
 
+@pytest.mark.skipif(len(COMPILED) < 2, reason="numba not installed")
+def test_compiled_kernels_on_arrays_of_64():
+    """Levels fanning out to 64 instances (Edge TPU's array sides): the kernels count the
+    multicast groups of more than 32 instances another way than of a few; both equal numpy."""
+    from naas_tl.energy import energy_tables
+    from naas_tl.hardware import templates
+    from naas_tl.hardware.budget import load_budget
+    from naas_tl.mapping.candidates import structured_candidates
+    from naas_tl.search.design import layers_of, mapping_space_for
+    from naas_tl.workload import load_workload
+    hw = load_budget("edgetpu").human_design()
+    arch = templates.arch_for(hw, "conv")
+    energy = energy_tables(arch)
+    for _, _, problem, _ in layers_of(load_workload("resnet50"))[4:7]:
+        batch = structured_candidates(mapping_space_for(hw, problem), max_masks=8, limit=300)
+        fanout = np.prod(batch.spatial, axis=2)
+        assert (fanout > 32).any() and (fanout[fanout > 1] <= 32).any()
+        res = [evaluate_batch(arch, problem, batch, energy, compiled=flag) for flag in COMPILED]
+        assert res[0].valid.any()
+        for field in ("valid", "cycles", "energy_pJ", "reads", "fills", "updates"):
+            assert np.array_equal(getattr(res[0], field), getattr(res[1], field)), field
+
+
 def _link_mappings(which, seed, want):
     """Sample until `want` capacity-valid mappings whose scalar analysis uses link transfers."""
     c = case(which)

@@ -184,22 +184,25 @@ if njit is not None:
         return cost[1, 1], cost[1, 2]
 
     @njit(cache=True)
-    def _pack(T, i, offsets, shifts):
-        """Row i of T as one exact int64 key (batched.prep.Packer's layout)."""
-        key = 0
-        for k in range(T.shape[1]):
-            key |= (T[i, k] + offsets[k]) << shifts[k]
-        return key
-
-    @njit(cache=True)
-    def _n_distinct(keys):
-        """Distinct values among keys (sorted in place)."""
-        if keys.shape[0] == 0:
-            return 0
-        keys.sort()
-        g = 1
-        for i in range(1, keys.shape[0]):
-            if keys[i] != keys[i - 1]:
+    def _n_distinct(keys, n):
+        """Distinct values among keys[:n] (reordered in place). Takes the scratch array and a
+        count, not a slice: a slice, like an array handed to a helper per element, costs
+        reference counting, which on rows of a dozen keys was most of the kernel's time."""
+        if n > 32:
+            keys[:n].sort()
+            g = 1
+            for i in range(1, n):
+                if keys[i] != keys[i - 1]:
+                    g += 1
+            return g
+        g = 0                  # a level's fanout of a few dozen at most: no sort
+        for i in range(n):
+            new = True
+            for j in range(i):
+                if keys[j] == keys[i]:
+                    new = False
+                    break
+            if new:
                 g += 1
         return g
 
@@ -223,6 +226,9 @@ if njit is not None:
             T = np.zeros((Fa, Kd), dtype=np.int64)
             keys = np.empty(Fa, dtype=np.int64)
             reused = np.zeros(Fa, dtype=np.bool_)
+            o_end = np.empty(D, dtype=np.int64)
+            o_digit = np.empty(D, dtype=np.int64)
+            o_step = np.empty((D, Kd), dtype=np.int64)
             tmax = np.empty(Kd, dtype=np.int64)
             tt = np.zeros((Kg, Kd), dtype=np.int64)
             nn = np.empty(Kg, dtype=np.int64)
@@ -244,20 +250,40 @@ if njit is not None:
             ev_cost = np.empty((S, 3))
             for r in range(blk * _ROWS, min(N, (blk + 1) * _ROWS)):
                 Fr = fanout[r]
+                # Instance i's translation: its digits (innermost slot first) counted up like
+                # an odometer over the slots of more than one step, an addition per instance
+                # where each digit was a division.
+                nj = 0
+                for j in range(D):
+                    if sp_end[r, j] > 1:
+                        o_end[nj] = sp_end[r, j]
+                        o_digit[nj] = 0
+                        for k in range(Kd):
+                            o_step[nj, k] = sp_vs[r, j] * coef[sp_dim[r, j], k]
+                        nj += 1
                 for i in range(Fr):
-                    for k in range(Kd):
-                        T[i, k] = 0
-                for i in range(Fr):
-                    rem = i
-                    for j in range(D):
-                        e = sp_end[r, j]
-                        digit = rem % e
-                        rem //= e
-                        if digit:
+                    if i == 0:
+                        for k in range(Kd):
+                            T[0, k] = 0
+                    else:
+                        for k in range(Kd):
+                            T[i, k] = T[i - 1, k]
+                        j = 0
+                        while True:
+                            o_digit[j] += 1
+                            if o_digit[j] < o_end[j]:
+                                for k in range(Kd):
+                                    T[i, k] += o_step[j, k]
+                                break
+                            o_digit[j] = 0
                             for k in range(Kd):
-                                T[i, k] += digit * sp_vs[r, j] * coef[sp_dim[r, j], k]
-                    keys[i] = _pack(T, i, offsets, shifts)
-                g = _n_distinct(keys[:Fr])
+                                T[i, k] -= (o_end[j] - 1) * o_step[j, k]
+                            j += 1
+                    key = 0                               # batched.prep.Packer's layout
+                    for k in range(Kd):
+                        key |= (T[i, k] + offsets[k]) << shifts[k]
+                    keys[i] = key
+                g = _n_distinct(keys, Fr)
                 groups[r] = g
                 if Fr <= 1 or P == 0:
                     continue
@@ -311,9 +337,12 @@ if njit is not None:
                             m = 0
                             for i in range(Fr):
                                 if not reused[i]:
-                                    keys[m] = _pack(T, i, offsets, shifts)
+                                    key = 0
+                                    for k in range(Kd):
+                                        key |= (T[i, k] + offsets[k]) << shifts[k]
+                                    keys[m] = key
                                     m += 1
-                            g_rem = _n_distinct(keys[:m])
+                            g_rem = _n_distinct(keys, m)
                             if g_rem < g:
                                 cB[K] = float(g - g_rem)
                                 cC[K] = float(n_reused)
