@@ -81,6 +81,18 @@ if njit is not None:
             ev_cost = np.empty(Kg + 1)
             for r in range(blk * _ROWS, min(N, (blk + 1) * _ROWS)):
                 for c in range(n_child):
+                    if c > 0:
+                        # A level whose every factor is 1 (its extents are the level
+                        # below's) has the same tile and the same loops above it as that
+                        # level: the same sum. Mappings pass through many such levels.
+                        same = True
+                        for d in range(D):
+                            if ext[r, c, d] != ext[r, c - 1, d]:
+                                same = False
+                                break
+                        if same:
+                            out[r, c] = out[r, c - 1]
+                            continue
                     # Child tile extents in data space and its size.
                     full_i = 1
                     for k in range(Kd):
