@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:          # pragma: no cover - numba is an optional accelerator
-    njit = None
+from naas_tl.jit import njit
 
 if njit is not None:
     @njit(cache=True, nogil=True)

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    from numba import njit, prange
-except ImportError:          # pragma: no cover - numba is an optional accelerator
-    njit = None
-    prange = range
+from naas_tl.jit import njit, prange
 
 # Rows per block of the row-parallel kernels: each block allocates its scratch arrays once
 # (an allocation per row cost about as much as the row's own arithmetic).
