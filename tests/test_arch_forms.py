@@ -88,6 +88,10 @@ EQUIVALENT = {
     # `instances` is the whole count, not multiplied by the subtree's replication again
     "instances attribute": lambda d: _comp(d, "pe_spad").update(
         name="pe_spad", attributes=dict(_comp(d, "pe_spad")["attributes"], instances=256)),
+    # timeloopfe writes each level's own name where the files say null: the default
+    "power_gated_at naming the level itself": lambda d: [
+        c.setdefault("attributes", {}).update(power_gated_at=c["name"].split("[")[0])
+        for c in _local(d)],
     # a component whose class names no buffer and no compute unit is not a level
     "a component Timeloop skips": lambda d: _local(d).insert(
         3, {"name": "addr_adder[1..1]", "class": "aladdin_adder", "attributes": {"width": 8}}),
@@ -309,3 +313,40 @@ def test_an_instances_attribute_inside_a_replicated_subtree_is_the_whole_count()
             {"name": "mac", "class": "intmac", "attributes": {"datawidth": 16}}]}]}]}}
     arch = parse_architecture(doc, "arch.yaml")
     assert arch.storage[0].instances == 4 and arch.arithmetic.instances == 4
+
+
+def test_a_level_of_zero_entries_holds_nothing():
+    """Timeloop's examples have a DummyBuffer of `entries: 0`: a level every tensor must
+    bypass. Zero is a capacity, not 'unbounded'."""
+    doc = _doc()
+    _rename(_glb(doc), "depth", "entries", 0)
+    arch = parse_architecture(doc, "arch.yaml")
+    assert arch.storage[arch.level_index("shared_glb")].size == 0
+    c = case(CASE)
+    with pytest.raises(NaasError) as exc:
+        evaluate(arch, c.problem, c.mapping, c.energy)     # it keeps tiles in shared_glb
+    assert "shared_glb" in str(exc.value)
+    _glb(doc)["entries"] = -1
+    with pytest.raises(NaasError) as exc:
+        parse_architecture(doc, "arch.yaml")
+    assert "attributes.entries" in str(exc.value)
+
+
+def test_subtree_attributes_reach_the_energy_estimates_not_the_model():
+    """Accelergy passes a subtree's attributes (technology, ...) down to its components;
+    Timeloop's model reads each component's own. So `technology` given once on the subtree
+    prices every component as if each had it, and changes no count."""
+    from naas_tl.energy import energy_tables
+    name = "published/ex_eyeriss_like"
+    doc = _doc(name)
+    each = energy_tables(parse_architecture(copy.deepcopy(doc), "arch.yaml"))
+    top = doc["architecture"]["subtree"][0]
+    moved = [c["attributes"].pop("technology") for c in top["local"]
+             if c["attributes"].get("technology") == "32nm"]
+    assert len(moved) >= 4          # the GLB, the three spads and the MAC
+    top["attributes"]["technology"] = "32nm"
+    once = parse_architecture(doc, "arch.yaml")
+    assert energy_tables(once) == each
+    assert _numbers(doc, name) == _numbers(_doc(name), name)
+    top["attributes"]["technology"] = "45nm"
+    assert energy_tables(parse_architecture(doc, "arch.yaml")) != each

@@ -165,8 +165,12 @@ def test_a_width_no_timeloop_could_read_is_refused_and_nothing_written(tmp_path,
 
 
 def test_technology_missing_names_the_file_and_level(tmp_path, capsys):
-    arch = REF / "published" / "ispass20_tlacc_eyeriss_intmac" / "arch.yaml"
-    rc, _, err = run(capsys, "energy", arch, "-o", tmp_path)
+    doc = yaml.safe_load((REF / "published" / "ispass20_tlacc_eyeriss_intmac" /
+                          "arch.yaml").read_text())
+    del doc["architecture"]["subtree"][0]["attributes"]["technology"]   # none anywhere
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(yaml.safe_dump(doc))
+    rc, _, err = run(capsys, "energy", arch, "-o", tmp_path / "out")
     assert rc == 2
     line = one_line_error(err)
     assert str(arch) in line and "technology" in line and "level '" in line

@@ -295,3 +295,50 @@ def test_keep_patterns_fit_and_respect_fixed_entries():
         assert (p[~free] == keep[~free]).all()
         assert (p.sum(axis=1) <= cap).all()                      # 1-word registers: 1 tensor
         assert p.any(axis=0).all()
+
+
+def test_timeloopfe_sections_as_timeloop_mapper_reads_them(tmp_path, capsys):
+    """What timeloopfe writes into every input it hands timeloop-mapper: a top-level
+    `constraints: {version, targets}`, `mapspace: {template: ...}` (no constraints) and
+    `mapper: {optimization_metric: [], optimization_metrics: [...]}`."""
+    cons = {"targets": [
+        {"target": "GlobalBuffer", "type": "bypass", "keep": ["Weights"],
+         "bypass": ["Inputs", "Outputs"]},
+        {"target": "inter_k_lanes_spatial", "type": "spatial", "factors": "C=1 N=1 P=1 Q=1"},
+        {"target": "DRAM", "type": "temporal", "permutation": "MC"}]}
+    case = copy_case(tmp_path)
+    rc, _, err = run(capsys, "map", case, "-o", tmp_path / "a.yaml", "--trials", TRIALS,
+                     "--constraints", _write(tmp_path / "ms.yaml", {"mapspace_constraints": cons}))
+    assert rc == 0, err
+    top = _write(tmp_path / "top.yaml", {"constraints": {"version": 0.4, **cons},
+                                         "mapspace": {"version": 0.4, "template": "uber"},
+                                         "mapper": {"optimization_metric": [],
+                                                    "optimization_metrics": ["edp"]}})
+    rc, _, err = run(capsys, "map", *files(case), top, "-o", tmp_path / "b.yaml",
+                     "--trials", TRIALS)
+    assert rc == 0, err
+    assert _satisfies(case, tmp_path / "b.yaml", {"mapspace_constraints": cons})
+    assert (tmp_path / "a.yaml").read_text() == (tmp_path / "b.yaml").read_text()
+    # ... and the same file's constraints given with --constraints
+    rc, _, err = run(capsys, "map", case, "-o", tmp_path / "c.yaml", "--trials", TRIALS,
+                     "--constraints", top)
+    assert rc == 0, err
+    assert (tmp_path / "a.yaml").read_text() == (tmp_path / "c.yaml").read_text()
+    # they bind: without them the search ends elsewhere
+    rc, _, _ = run(capsys, "map", case, "-o", tmp_path / "free.yaml", "--trials", TRIALS)
+    assert rc == 0 and not _satisfies(case, tmp_path / "free.yaml",
+                                      {"mapspace_constraints": cons})
+
+
+def test_an_empty_optimization_metric_leaves_the_list_in_charge(tmp_path):
+    from naas_tl.cli.map import _mapper_metrics
+    docs = [("m.yaml", {"mapper": {"optimization_metric": [],
+                                   "optimization_metrics": ["energy"]}})]
+    assert _mapper_metrics(docs) == (("energy",), None)
+    docs = [("m.yaml", {"mapper": {"optimization_metrics": []}})]
+    assert _mapper_metrics(docs) == (("edp",), None)
+
+
+def _write(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -59,10 +59,11 @@ def _mapper_metrics(documents: list) -> tuple[tuple, str | None]:
         sec = data.get("mapper") if isinstance(data, dict) else None
         if not isinstance(sec, dict):
             continue
-        # Timeloop's mapper reads the one metric first, then the list
+        # Timeloop's mapper reads the one metric first, then the list. An empty one is no
+        # metric given (timeloopfe writes `optimization_metric: []` next to the list).
         key = next((k for k in ("optimization_metric", "optimization-metric",
-                                "optimization_metrics", "optimization-metrics") if k in sec),
-                   None)
+                                "optimization_metrics", "optimization-metrics")
+                    if sec.get(k) not in (None, [])), None)
         if key is None:
             continue
         value = [sec[key]] if key.endswith("metric") and isinstance(sec[key], str) \

@@ -139,7 +139,9 @@ def _flatten_tree(node: dict, prefix: str, out: list, file: str, path: str,
 
 
 def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld: str,
-                  ert_name: str) -> StorageLevel:
+                  ert_name: str, shared: dict) -> StorageLevel:
+    """shared: the attributes of the subtrees around the component, which Accelergy passes
+    down to it (its energy and area) and Timeloop's model does not read."""
     a = attrs
     cls = str(comp.get("class", a.get("class", "storage")))
 
@@ -161,6 +163,8 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
                          ("network_fill", None), ("network_drain", None),
                          ("network_update", None)):
         v = get(key)
+        if key == "power_gated_at" and v == name:
+            continue        # the level itself: Timeloop's default (timeloopfe writes it out)
         if v is not None and (neutral is None or v != neutral):
             raise NaasError("not modelled by naas_tl (Timeloop would act on it); remove it "
                             "or set it to its default" + ("" if neutral is None else
@@ -224,7 +228,10 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
         if "sizeKB" in size_keys and key != "sizeKB":
             raise NaasError(f"give one of {key} and sizeKB (Timeloop asserts)", file=file,
                             field=f"{fld}.attributes.sizeKB", value=get("sizeKB"))
-        v = integer(key, get(key))
+        # 0 is a level that holds nothing (Timeloop's examples' DummyBuffer): every
+        # tensor must bypass it.
+        v = _num(get(key), file=file, fld=f"{fld}.attributes.{key}", integer=True,
+                 positive=False)
         if key == "entries":
             entries = v
         elif key == "sizeKB":
@@ -253,8 +260,9 @@ def _storage_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld
         shared_bandwidth=bw("shared_bandwidth"),
         multiple_buffering=_num(mb, file=file, fld=f"{fld}.attributes.multiple_buffering"),
         reduction_supported=bool(get("reduction_supported", default=True)),
-        ert_name=ert_name, is_dram=is_dram, technology=str(a.get("technology", "")),
-        attributes=dict(a))
+        ert_name=ert_name, is_dram=is_dram,
+        technology=str(a.get("technology", shared.get("technology", ""))),
+        attributes={**shared, **a})
 
 
 def _mesh(count: int, attrs: dict, file: str, fld: str) -> tuple[int, int]:
@@ -278,7 +286,7 @@ def _mesh(count: int, attrs: dict, file: str, fld: str) -> tuple[int, int]:
 
 
 def _arith_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld: str,
-                ert_name: str) -> ArithmeticLevel:
+                ert_name: str, shared: dict) -> ArithmeticLevel:
     mesh_x, mesh_y = _mesh(count, attrs, file, fld)
     wb = attrs.get("datawidth", attrs.get("word-bits", attrs.get("adder_width",
                    attrs.get("width", 16))))
@@ -286,8 +294,10 @@ def _arith_from(name: str, count: int, comp: dict, attrs: dict, file: str, fld: 
                            mesh_x=mesh_x, mesh_y=mesh_y,
                            word_bits=_num(wb, file=file, fld=f"{fld}.attributes.datawidth",
                                           integer=True),
-                           ert_name=ert_name, technology=str(attrs.get("technology", "")),
-                           attributes=dict(attrs))
+                           ert_name=ert_name,
+                           technology=str(attrs.get("technology",
+                                                    shared.get("technology", ""))),
+                           attributes={**shared, **attrs})
 
 
 def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
@@ -339,6 +349,7 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         # An `instances` attribute is the whole count (Timeloop's ParseSpecs): the
         # replication of the subtrees around it is not applied again.
         count *= inherited.get("__replication", 1)
+        shared = {k: v for k, v in inherited.items() if k != "__replication"}
         if attrs.get("instances") is not None:
             count = _num(attrs["instances"], file=file, fld=f"{fld}.attributes.instances",
                          integer=True)
@@ -368,13 +379,13 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
             if arithmetic is not None:
                 raise NaasError("more than one compute component; Timeloop supports one",
                                 file=file, field=f"{fld}.name", value=name)
-            arithmetic = _arith_from(name, count, comp, attrs, file, fld, ert_name)
+            arithmetic = _arith_from(name, count, comp, attrs, file, fld, ert_name, shared)
         else:
             if arithmetic is not None:
                 raise NaasError("storage component listed after the compute component",
                                 file=file, field=f"{fld}.name", value=name)
             storage_outer_first.append(_storage_from(name, count, comp, attrs, file, fld,
-                                                     ert_name))
+                                                     ert_name, shared))
     if arithmetic is None:
         raise NaasError("no compute component (a class naming mac, intmac, fpmac or compute)",
                         file=file, field="architecture")

@@ -319,6 +319,9 @@ class _Builder:
                     self.err(f"named constraint set not found (no '{key}')",
                              f"{fld}.constraints", val)
                 self.directives(node[key], f"{fld}.{key}")
+            elif isinstance(val, dict):
+                # timeloopfe's `constraints: {version: 0.4, targets: [...]}`
+                self.node(val, f"{fld}.constraints" if fld else "constraints")
             elif val is not None:
                 self.err("expected a list of constraints or the name of one",
                          f"{fld}.constraints", val)
@@ -326,7 +329,10 @@ class _Builder:
             self.directives(node["targets"] if node["targets"] is not None else [],
                             f"{fld}.targets")
         else:
-            extra = sorted((k for k in node if k not in ("version", _OPTIONAL_KEY)), key=str)
+            # `template` (uber, ruby, ...) is timeloop-mapper's choice of mapspace, not a
+            # constraint: naas-tl map searches uber's (whole factors; ruby adds remainders).
+            extra = sorted((k for k in node if k not in ("version", "template", _OPTIONAL_KEY)),
+                           key=str)
             if extra:
                 self.err("expected 'targets' or 'constraints' (a list of directives)",
                          f"{fld}.{extra[0]}" if fld else extra[0], node[extra[0]])

@@ -96,7 +96,9 @@ def load_constraints(path_or_data, arch: Architecture, problem: Problem,
                 b.node(data[key], key)
                 found = True
                 break
-        if not found:
+        if found and "constraints" in data:
+            b.node(data, "")        # timeloopfe's top-level constraints, besides the others
+        elif not found:
             if "targets" in data or "constraints" in data:
                 b.node(data, "")
             else:

@@ -212,13 +212,13 @@ def log_space_size(space: MappingSpace, free: np.ndarray) -> float:
 # ----------------------------------------------------------------------------------------
 
 CONSTRAINT_KEYS = ("mapspace", "mapspace_constraints", "architecture_constraints",
-                   "arch_constraints")
+                   "arch_constraints", "constraints")
 
 
 def embedded_constraints(data) -> dict:
     """The constraint sections of one input YAML document (timeloop-mapper merges all its
     input files, so arch.yaml may carry `architecture_constraints`, `mapspace_constraints`,
-    or `architecture: {constraints: ...}`)."""
+    `architecture: {constraints: ...}`, or timeloopfe's top-level `constraints`)."""
     if not isinstance(data, dict):
         return {}
     out = {k: data[k] for k in CONSTRAINT_KEYS if k in data}
