@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naas_tl.errors import NaasError
+from naas_tl.spec.arch_v4 import is_v4_nodes, nodes_to_components, top_name
 from naas_tl.spec.values import _mapping, _num, _seq
 
 # Timeloop's isBufferClass / isComputeClass (model/topology.cpp): a class is a buffer if its
@@ -307,8 +308,11 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
     if not isinstance(root, dict):
         raise NaasError("expected a mapping", file=file, field="architecture", value=root)
     comps: list[tuple[str, dict, dict, str]] = []
-    legacy = not ("subtree" in root or "local" in root)
-    if not legacy:
+    legacy = not ("subtree" in root or "local" in root or is_v4_nodes(root))
+    if is_v4_nodes(root):
+        top = top_name(root)
+        comps = [(top, comp, {}, fld) for comp, fld in nodes_to_components(root, file)]
+    elif not legacy:
         for j, sub in enumerate(_seq(root.get("subtree"), file=file,
                                      fld="architecture.subtree")):
             if not isinstance(sub, dict):

@@ -40,6 +40,24 @@ class _UniqueKeys:
 # above run in the (Python) constructor either way.
 _Loader = type("_Loader", (_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)), {})
 
+#: The key under which a mapping written with a local YAML tag keeps the tag's name:
+#: timeloopfe's architectures are lists of `!Container`, `!Component`, `!Parallel`, ... nodes
+#: (spec.arch_v4). A key, not a dict subclass, so the data stays plain YAML to write back.
+TAG_KEY = "!"
+
+
+def _tagged(loader, suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        out = loader.construct_mapping(node, deep=True)
+        out[TAG_KEY] = suffix
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_Loader.add_multi_constructor("!", _tagged)
+
 
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)

@@ -8,7 +8,7 @@ import numpy as np
 
 from naas_tl.errors import NaasError
 from naas_tl.mapping.constraints.model import Constraints, _context
-from naas_tl.spec import Architecture, Problem, parse_factors, parse_permutation
+from naas_tl.spec import TAG_KEY, Architecture, Problem, parse_factors, parse_permutation
 
 _KEEP_TYPES = ("datatype", "bypass", "bypassing", "dataspace")
 _NO_TYPES = ("no_link_transfer", "no_multicast", "no_reduction", "no_multicast_no_reduction",
@@ -337,8 +337,10 @@ class _Builder:
                 self.err("expected 'targets' or 'constraints' (a list of directives)",
                          f"{fld}.{extra[0]}" if fld else extra[0], node[extra[0]])
 
-    def arch_nodes(self, nodes, fld: str) -> None:
-        """timeloopfe v4 un-processed architecture: per-node constraint groups."""
+    def arch_nodes(self, nodes, fld: str, parallel: bool = False) -> None:
+        """timeloopfe v4 un-processed architecture: per-node constraint groups. In a
+        `!Parallel` node each branch bypasses what it does not keep (timeloopfe's
+        dataspace-to-branch processing), unless it says what it bypasses."""
         if not isinstance(nodes, list):
             self.err("expected a list of nodes", fld, type(nodes).__name__)
         for i, n in enumerate(nodes):
@@ -346,13 +348,19 @@ class _Builder:
             if not isinstance(n, dict):
                 continue
             if isinstance(n.get("nodes"), list):
-                self.arch_nodes(n["nodes"], f"{f}.nodes")
+                self.arch_nodes(n["nodes"], f"{f}.nodes", parallel=n.get(TAG_KEY) == "Parallel")
             group = n.get("constraints")
-            if not group:
-                continue
+            if not group or n.get(TAG_KEY) == "Nothing":
+                continue         # a !Nothing branch is no level: what it keeps, others bypass
             if not isinstance(group, dict):
                 self.err("expected a mapping of constraint groups (temporal, spatial, "
                          "dataspace)", f"{f}.constraints", group)
+            ds = group.get("dataspace")
+            if parallel and n.get(TAG_KEY) != "Nothing" and isinstance(ds, dict) and \
+                    ds.get("keep") and "bypass" not in ds:
+                keep = ds["keep"] if isinstance(ds["keep"], list) else [ds["keep"]]
+                group = dict(group, dataspace=dict(ds, bypass=[
+                    d.name for d in self.problem.data_spaces if d.name not in keep]))
             name = str(n.get("name", ""))
             if self.arch.level_index(name) is None and \
                     self.arch.level_index(f"inter_{name}_spatial") is not None:

@@ -11,17 +11,17 @@ from naas_tl.errors import NaasError
 from naas_tl.mapping.constraints.build import _OPTIONAL_KEY, _Builder
 from naas_tl.mapping.constraints.check import conflicts
 from naas_tl.mapping.constraints.model import Constraints
-from naas_tl.spec import Architecture, Problem
+from naas_tl.spec import TAG_KEY, Architecture, Problem
 
 
 class _AnyTagLoader(yaml.SafeLoader):
     """SafeLoader that reads timeloopfe's tags (!Container, !Component, ...) as plain
-    mappings/sequences/scalars."""
+    sequences/scalars and mappings (which keep the tag's name under spec.TAG_KEY)."""
 
 
 def _any_tag(loader, suffix, node):
     if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
+        return {**loader.construct_mapping(node, deep=True), TAG_KEY: suffix}
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
     return loader.construct_scalar(node)

@@ -225,6 +225,8 @@ def embedded_constraints(data) -> dict:
     arch_node = data.get("architecture")
     if isinstance(arch_node, dict) and "constraints" in arch_node:
         out.setdefault("architecture_constraints", arch_node["constraints"])
+    if isinstance(arch_node, dict) and isinstance(arch_node.get("nodes"), list):
+        out["architecture"] = {"nodes": arch_node["nodes"]}     # timeloopfe's per-node ones
     return out
 
 
