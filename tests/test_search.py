@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -92,6 +93,30 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tiny, tmp_path):
     for f in ("report.md", "convergence.png", "energy-breakdown.png", "design/arch.yaml",
               "design/ERT.yaml", "design/ART.yaml", "design/layers/c1/map.yaml"):
         assert (out / f).exists(), f
+
+
+def test_ctrl_c_is_one_line_that_says_how_to_resume(tiny, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) ends the search
+    with exit 130 and one line naming the checkpoint; no traceback from it or its workers."""
+    out = tmp_path / "run"
+    common = ["search", "--arch", "eyeriss", "--workload", tiny, "--hw-trials", "40",
+              "--hw-population", "2", "--map-trials", "48", "--population", "16",
+              "--workers", "2", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "naas_tl.cli", *common, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    ckpt = out / "checkpoint.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not ckpt.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert "interrupted" in err and f"--resume {out}" in err
+    resumed = _cli(*common, "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -16,6 +16,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        return _run(args)
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
+        # A command that leaves something to continue from says so (args.on_interrupt: a
+        # string, or a function that looks at what is there).
+        hint = getattr(args, "on_interrupt", "")
+        print(f"{PROG}: interrupted{hint() if callable(hint) else hint}", file=sys.stderr)
+        return 130
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, also when it arrived inside a compiled kernel (numba then raises a
+    SystemError whose context is the KeyboardInterrupt)."""
+    for _ in range(8):
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _run(args) -> int:
+    try:
         return args.func(args)
     except NaasError as exc:
         msg = str(exc)

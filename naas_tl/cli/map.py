@@ -82,6 +82,7 @@ def cmd_map(args) -> int:
     write it as Timeloop map YAML, and print what `naas-tl evaluate` prints for it."""
     import time
     t0 = time.perf_counter()
+    args.on_interrupt = "; nothing written"       # the mapping is written once, at the end
     check_count(args.trials, "--trials", 1, MAX_TRIALS)
     if args.seed < 0:
         raise NaasError("must be >= 0", field="--seed", value=args.seed)

@@ -91,6 +91,14 @@ def cmd_search(args) -> int:
     check_out_folder(out, resume=args.resume is not None)
     from naas_tl.search.executors import make_executor
     executor, close_executor = make_executor(args.executor, args.workers)
+    from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
+
+    def on_interrupt() -> str:
+        if not (out / CHECKPOINT_FILE).exists():
+            return "; no generation had finished, so there is nothing to resume"
+        return (f"; {out / CHECKPOINT_FILE} keeps every finished generation: continue by "
+                f"running the same command with --resume {out}")
+    args.on_interrupt = on_interrupt
     try:
         stages = run_search(cfg, out, resume=args.resume is not None, progress=not args.quiet,
                             executor=executor)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 
 from typing import Callable
 
@@ -91,8 +91,8 @@ def make_executor(spec: str, workers: int, *,
     if kind == "local":
         if n <= 1:
             return None, _noop
-        from naas_tl.search.workers import process_context
-        pool = ProcessPoolExecutor(max_workers=n, mp_context=process_context())
+        from naas_tl.search.workers import process_pool
+        pool = process_pool(n)
         return pool, pool.shutdown
     distributed = _distributed(spec)
     cluster = None

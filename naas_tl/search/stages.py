@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from naas_tl.search.mapper.inner import INVALID_LOSS
 from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
 from naas_tl.search.progress import progress_bar
 from naas_tl.search.state import DesignOutcome, SearchConfig, StageState, design_key
-from naas_tl.search.workers import in_worker, process_context
+from naas_tl.search.workers import in_worker, process_pool, shutdown
 
 
 def _stage_id(name: str) -> int:
@@ -80,10 +80,10 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     own_pool = executor is None
     if own_pool:
         n = cfg.workers or (os.cpu_count() or 1)
-        executor = (ProcessPoolExecutor(max_workers=n, mp_context=process_context())
-                    if n > 1 else None)
+        executor = process_pool(n) if n > 1 else None
     bar = progress_bar(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
                     initial=sum(len(st.scored()) for st in stages.values()))
+    failed = True
     try:
         # The human design, with its own dataflow and with the full mapping search, both
         # at once (one design each).
@@ -213,10 +213,11 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 ckpt.save({"config": cfg, "stages": stages})
             st.done = True
             ckpt.save({"config": cfg, "stages": stages})
+        failed = False
     finally:
         bar.close()
         if own_pool and executor is not None:
-            executor.shutdown()
+            shutdown(executor, failed)
     return stages
 
 

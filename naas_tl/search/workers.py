@@ -9,6 +9,29 @@ def process_context():
     return multiprocessing.get_context("spawn")
 
 
+def process_pool(workers: int):
+    """A pool of `workers` spawned processes that leave Ctrl-C to this process: the terminal
+    sends SIGINT to the whole process group, and a worker that took it would print its own
+    traceback and lose the job it runs. This process stops the search and says how to resume;
+    the workers finish their current job and exit when the pool is shut down."""
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(max_workers=workers, mp_context=process_context(),
+                               initializer=_ignore_interrupts)
+
+
+def shutdown(executor, failed: bool) -> None:
+    """Shut the pool down; after an error or Ctrl-C, without waiting for what is queued."""
+    if failed:
+        executor.shutdown(wait=False, cancel_futures=True)
+    else:
+        executor.shutdown()
+
+
+def _ignore_interrupts() -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def in_worker(fn, *args, **kwargs):
     """Run fn in a pool worker with the compiled kernels on one thread. The pool already
     puts one process on each core; letting every worker's kernels also start a thread per

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from naas_tl.nas.joint.run import (design_dir, json_default, search_config, sear
                                    write_workload)
 from naas_tl.search.design import child_seed
 from naas_tl.search.progress import progress_bar
-from naas_tl.search.workers import process_context
+from naas_tl.search.workers import process_pool
 from naas_tl.search.stages import run_search
 
 #: Default floors below the most accurate cell's accuracy (issue 13: 0.5 pp and 1 pp).
@@ -101,7 +100,7 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
     own_pool = executor is None
     n_workers = jc.workers or (os.cpu_count() or 1)
     if own_pool and n_workers > 1:
-        executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=process_context())
+        executor = process_pool(n_workers)
     joint_rows, choices = [], []
     try:
         t = time.time()

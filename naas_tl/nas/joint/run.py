@@ -5,7 +5,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from naas_tl.nas.joint.networks import (
 from naas_tl.search.state import SearchConfig
 from naas_tl.search.design import child_seed
 from naas_tl.search.nevergrad_opt import check_optimizer
-from naas_tl.search.workers import process_context
+from naas_tl.search.workers import process_pool
 from naas_tl.search.stages import run_search
 
 
@@ -106,7 +105,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
     own_pool = executor is None
     n_workers = jc.workers or (os.cpu_count() or 1)
     if own_pool and n_workers > 1:
-        executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=process_context())
+        executor = process_pool(n_workers)
     try:
         # 2. Fixed-network NAAS on the reference network (also gives the human baseline).
         t = time.time()
