@@ -22,8 +22,15 @@ class NaasError(Exception):
         where = ": ".join(parts)
         text = f"{where}: {self.message}" if where else self.message
         if self.value is not None:
-            text += f" (got {self.value!r})"
+            got = " ".join(repr(self.value).split())
+            if len(got) > MAX_VALUE_CHARS:       # a whole YAML section given where a value
+                got = got[:MAX_VALUE_CHARS] + " ..."  # was expected: its start says enough
+            text += f" (got {got})"
         return " ".join(text.split())  # always one line
+
+
+#: The most of a wrong value an error line quotes.
+MAX_VALUE_CHARS = 160
 
 
 class MappingInvalid(NaasError):

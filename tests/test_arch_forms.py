@@ -350,3 +350,42 @@ def test_subtree_attributes_reach_the_energy_estimates_not_the_model():
     assert _numbers(doc, name) == _numbers(_doc(name), name)
     top["attributes"]["technology"] = "45nm"
     assert energy_tables(parse_architecture(doc, "arch.yaml")) != each
+
+
+@pytest.mark.parametrize("edit,field,near", [
+    (lambda d: _comp(d, "shared_glb").update(clas=_comp(d, "shared_glb").pop("class")),
+     "local[1].clas", "class"),
+    (lambda d: _comp(d, "DRAM").update(atributes=_comp(d, "DRAM").pop("attributes")),
+     "local[0].atributes", "attributes"),
+    (lambda d: d["architecture"]["subtree"][0].update(
+        locals=d["architecture"]["subtree"][0].pop("local")), "subtree[0].locals", "local"),
+])
+def test_a_misspelt_component_or_subtree_key_is_an_error(edit, field, near):
+    """Timeloop would skip the key and lose what it says: the component's class (then the
+    component), its attributes (then every default), the levels."""
+    doc = _doc()
+    edit(doc)
+    with pytest.raises(NaasError) as exc:
+        parse_architecture(doc, "arch.yaml")
+    assert field in str(exc.value) and f"did you mean '{near}'" in str(exc.value)
+
+
+def test_what_the_reader_passes_over_is_noted():
+    doc = _doc()
+    _rename(_glb(doc), "depth", "dept")
+    _comp(doc, "weight_reg")["class"] = "bufer"
+    arch = parse_architecture(doc, "arch.yaml")
+    assert arch.storage[arch.level_index("shared_glb")].size is None    # unbounded now
+    assert any("attributes.dept" in n and "'depth'" in n for n in arch.notes)
+    assert any("'weight_reg'" in n and "'bufer'" in n for n in arch.notes)
+    # the reference mapping names it as a level: the error says why it is none
+    from naas_tl.spec import parse_mapping
+    with pytest.raises(NaasError) as exc:
+        parse_mapping(yaml.safe_load((REF / CASE / "map.yaml").read_text()), arch,
+                      case(CASE).problem, "map.yaml")
+    assert "class 'bufer'" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", [str(p.relative_to(REF)) for p in ALL_CASES])
+def test_no_reference_architecture_draws_a_note(name):
+    assert case(name).arch.notes == ()

@@ -111,6 +111,14 @@ def test_malformed_metrics_are_one_line_errors(bad):
         parse_metrics(bad, file="mapper.yaml")
 
 
+def test_a_metric_timeloop_does_not_know_is_a_typo():
+    assert parse_metrics(["accesses-2"]) is None            # known, not honoured: a note
+    with pytest.raises(NaasError) as exc:
+        parse_metrics(["energy", "delya"], file="mapper.yaml")
+    assert "mapper.yaml: mapper.optimization_metrics[1]: unknown metric" in str(exc.value)
+    assert "'delya'" in str(exc.value)
+
+
 def test_search_by_a_metric_finds_what_the_edp_search_does_not():
     c = case(CONV)
     by = {m: map_case(c.arch, c.problem, c.energy, 6000, 0, metrics=m)

@@ -442,3 +442,20 @@ def test_minimal_layers_take_defaults(tmp_path):
     assert load_workload(path, batch=2).layers[1].N == 2
     with pytest.raises(NaasError, match="batch"):
         load_workload(path, batch=0)
+
+
+def test_a_timeloop_problem_given_as_workload_says_so():
+    from naas_tl.workload.files import parse_workload
+    data = yaml.safe_load((REF_DIR / "published" / "ex_eyeriss_like" /
+                           "problem.yaml").read_text())
+    with pytest.raises(NaasError) as exc:
+        parse_workload(data, "problem.yaml")
+    msg = str(exc.value)
+    assert "a Timeloop input (top-level 'problem'), not a workload file" in msg
+    assert len(msg) < 200
+
+
+def test_an_error_quotes_at_most_the_start_of_a_long_value():
+    from naas_tl.errors import MAX_VALUE_CHARS
+    err = NaasError("expected a number", file="f.yaml", field="x", value={"k": list(range(999))})
+    assert len(str(err)) < MAX_VALUE_CHARS + 60 and str(err).endswith(" ...)")

@@ -27,6 +27,8 @@ def cmd_energy(args) -> int:
             raise NaasError(f"would overwrite the input file with {target.name}", field="-o",
                             value=str(out_dir))
     arch = parse_architecture(load_yaml(arch_path), str(arch_path))
+    for note in arch.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     try:
         table = energy_tables(arch)
     except NaasError as exc:     # name the architecture file (a lookup error names the level)

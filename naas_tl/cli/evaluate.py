@@ -14,7 +14,10 @@ from naas_tl.spec.case import case_folder, load_case_files
 def _load_from_paths(paths: list[str]):
     folder = case_folder(paths)
     if folder is not None:
-        return load_case_dir(folder), folder.name
+        case = load_case_dir(folder)
+        for note in case.arch.notes:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+        return case, folder.name
     case, notes = load_case_files(paths)
     for note in notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)

@@ -39,6 +39,12 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
         # a mapper.yaml there is read for its metrics, as timeloop-mapper would take it
         files["documents"] = [files["arch"], files["problem"]] + \
             [d / "mapper.yaml"] * (d / "mapper.yaml").is_file()
+        if (d / "mapper.yaml").is_file():
+            from naas_tl.spec import load_yaml
+            for key in load_yaml(d / "mapper.yaml"):
+                if key != "mapper":
+                    files["notes"].append(f"{d / 'mapper.yaml'}: top-level '{key}' is not read "
+                                          f"by naas_tl; ignored")
         return files
     found, files["notes"] = input_files(paths)   # one file may hold every input
     require(found, ("arch.yaml", "problem.yaml"), paths)
@@ -57,6 +63,9 @@ def _mapper_metrics(documents: list) -> tuple[tuple, str | None]:
     from naas_tl.search.mapper.metrics import parse_metrics
     for name, data in documents:
         sec = data.get("mapper") if isinstance(data, dict) else None
+        if sec is not None and not isinstance(sec, dict):
+            raise NaasError("expected a mapping (optimization_metrics, ...)", file=name,
+                            field="mapper", value=sec)
         if not isinstance(sec, dict):
             continue
         # Timeloop's mapper reads the one metric first, then the list. An empty one is no
@@ -127,7 +136,7 @@ def cmd_map(args) -> int:
     constraints = load_case_constraints(arch, problem, files["constraints"],
                                         documents=tuple(documents))
     metrics, note = _mapper_metrics(documents)
-    for n in files["notes"] + ([note] if note else []):
+    for n in files["notes"] + list(arch.notes) + ([note] if note else []):
         print(f"{PROG}: note: {n}", file=sys.stderr)
     search_table = table
     if not ert_path:

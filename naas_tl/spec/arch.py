@@ -15,6 +15,47 @@ from naas_tl.spec.values import _mapping, _num, _seq
 _BUFFER_MARKS = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")
 _COMPUTE_MARKS = ("mac", "intmac", "fpmac", "compute")
 _NETWORK_MARKS = ("XY_NoC", "Legacy", "ReductionTree", "SimpleMulticast")
+
+# Keys of a component and of a subtree in the v0.3/v0.4 forms (Timeloop's and Accelergy's).
+_COMPONENT_KEYS = ("name", "class", "subclass", "attributes", "required_actions", "enabled",
+                   "area_scale", "energy_scale", "area_share", "actions", "constraints",
+                   "spatial", "sparse_optimizations", "networks")
+_SUBTREE_KEYS = ("name", "attributes", "local", "subtree")
+# Attributes Timeloop or Accelergy's plug-ins read: an unknown attribute within a letter or
+# two of one of them is probably that one, misspelt (Timeloop would silently not read it).
+_KNOWN_ATTRIBUTES = (
+    "entries", "depth", "memory_depth", "data_storage_depth", "sizeKB", "width",
+    "memory_width", "data_storage_width", "word-bits", "word_bits", "word_width",
+    "datawidth", "block-size", "block_size", "n_words", "cluster-size", "cluster_size",
+    "read_bandwidth", "write_bandwidth", "bandwidth", "shared_bandwidth",
+    "multiple_buffering", "multiple-buffering", "reduction_supported", "meshX", "meshY",
+    "instances", "technology", "type", "n_banks", "n_rdwr_ports", "n_rd_ports", "n_wr_ports",
+    "nports", "num_ports", "update_fifo_depth", "multiplier_width", "adder_width",
+    "global_cycle_seconds", "latency", "min_utilization", "power_gated_at",
+    "has_power_gating", "allow_overbooking", "network_read", "network_fill",
+    "network_drain", "network_update", "metadata_storage_width", "metadata_storage_depth",
+    "bank_width", "bank_depth", "banks_wide", "banks_deep", "psum_bits", "version")
+
+
+def _typo(key: str, known) -> str | None:
+    """The known key `key` is probably a misspelling of, or None."""
+    import difflib
+    if key in known:
+        return None
+    hit = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+    return hit[0] if hit else None
+
+
+def _check_keys(node: dict, known, file: str, fld: str) -> None:
+    """A key one or two letters from a known one is an error: Timeloop would skip it, and
+    the component (or subtree) would silently lose what it says (its class, its
+    attributes)."""
+    for key in node:
+        if isinstance(key, str) and key != "!":
+            near = _typo(key, known)
+            if near is not None:
+                raise NaasError(f"unknown key (did you mean '{near}'?)", file=file,
+                                field=f"{fld}.{key}", value=key)
 _NAME_RANGE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
@@ -74,12 +115,24 @@ class Architecture:
     # (name, class) of the components Timeloop does not model (their class names neither a
     # buffer nor a compute unit); Accelergy would still price them.
     skipped: tuple[tuple[str, str], ...] = ()
+    # What the reader passed over that looks like a mistake (a skipped component, an
+    # attribute one letter from a known one): the CLI prints them as notes.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def level_index(self, name: str) -> int | None:
         for i, lvl in enumerate(self.storage):
             if lvl.name == name:
                 return i
         return None
+
+    def not_a_level(self, name: str) -> str:
+        """Why `name`, named as a level somewhere (a mapping, constraints), is none: '' when
+        the architecture has no such component either."""
+        cls = dict(self.skipped).get(str(name))
+        if cls is None:
+            return ""
+        return (f"; the architecture's '{name}' has class {cls!r}, which names no buffer and "
+                f"no compute unit, so it is no level")
 
     def children_instances(self, i: int) -> tuple[int, int, int]:
         """(instances, mesh_x, mesh_y) of the level just inside storage level i."""
@@ -120,6 +173,7 @@ def _role(cls: str) -> str | None:
 def _flatten_tree(node: dict, prefix: str, out: list, file: str, path: str,
                   inherited: dict) -> None:
     """Depth-first: a subtree's local components come before its nested subtrees."""
+    _check_keys(node, _SUBTREE_KEYS, file, path)
     name, count = _split_name(node.get("name", "system"), file=file, fld=f"{path}.name")
     full = f"{prefix}.{name}" if prefix else name
     attrs = dict(inherited)
@@ -342,9 +396,12 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
     arithmetic: ArithmeticLevel | None = None
     seen: set[str] = set()
     skipped: list[tuple[str, str]] = []
+    notes: list[str] = []
     for prefix, comp, inherited, fld in comps:
         if not isinstance(comp, dict):
             raise NaasError("expected a component mapping", file=file, field=fld, value=comp)
+        if not legacy:
+            _check_keys(comp, _COMPONENT_KEYS, file, fld)
         name, count = _split_name(comp.get("name"), file=file, fld=f"{fld}.name")
         attrs = dict(_mapping(comp.get("attributes"), file=file, fld=f"{fld}.attributes"))
         if "attributes" not in comp:   # Timeloop then reads the component's own keys
@@ -378,7 +435,15 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
                                 "would use it between levels)", file=file,
                                 field=f"{fld}.class", value=cls_name)
             skipped.append((name, cls_name))
+            notes.append(f"{file}: component '{name}' (class {cls_name!r}) is not a level: its "
+                         f"class names no buffer ({', '.join(_BUFFER_MARKS)}) and no compute "
+                         f"unit ({', '.join(_COMPUTE_MARKS)}); Timeloop skips it too")
             continue
+        for key in attrs:
+            near = _typo(str(key), _KNOWN_ATTRIBUTES)
+            if near is not None and near not in attrs:
+                notes.append(f"{file}: {fld}.attributes.{key}: not an attribute Timeloop or "
+                             f"Accelergy reads (did you mean '{near}'?); not read")
         if role == "compute":
             if arithmetic is not None:
                 raise NaasError("more than one compute component; Timeloop supports one",
@@ -397,7 +462,7 @@ def parse_architecture(data: dict, file: str = "<arch>") -> Architecture:
         raise NaasError("no storage components", file=file, field="architecture")
     storage = tuple(reversed(storage_outer_first))
     arch = Architecture(storage=storage, arithmetic=arithmetic, source=file,
-                        skipped=tuple(skipped))
+                        skipped=tuple(skipped), notes=tuple(notes))
     for i, lvl in enumerate(storage):
         ci, cx, cy = arch.children_instances(i)
         if ci % lvl.instances or cx % lvl.mesh_x or cy % lvl.mesh_y:

@@ -129,7 +129,8 @@ def parse_mapping(data: dict | list, arch: Architecture, problem: Problem,
             li = arch.level_index(str(target))
             if li is None:
                 raise NaasError(f"unknown target level (storage levels: "
-                                f"{', '.join(lvl.name for lvl in arch.storage)})",
+                                f"{', '.join(lvl.name for lvl in arch.storage)})"
+                                f"{arch.not_a_level(target)}",
                                 file=file, field=f"{fld}.target", value=target)
         kind = d.get("type", "temporal")
         lname = arch.storage[li].name

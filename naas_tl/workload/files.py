@@ -145,6 +145,11 @@ def parse_layer(raw: Any, file: str = "<workload>", where: str = "layer") -> Lay
 
 
 def parse_workload(data: dict, file: str = "<workload>") -> Workload:
+    timeloop = [k for k in ("problem", "architecture", "mapping") if k in data]
+    if timeloop and "layers" not in data:
+        raise NaasError(f"a Timeloop input (top-level '{timeloop[0]}'), not a workload file "
+                        f"(one with 'layers'; naas-tl workload writes them)", file=file,
+                        field=timeloop[0])
     for k in data:
         if k not in _TOP_KEYS:
             raise NaasError(f"unknown top-level key (allowed: {', '.join(_TOP_KEYS)})",

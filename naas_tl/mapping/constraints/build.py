@@ -69,7 +69,8 @@ class _Builder:
         li = self.arch.level_index(str(raw))
         if li is None:
             self.err(f"unknown target level (storage levels: "
-                     f"{', '.join(lv.name for lv in self.arch.storage)})", f"{fld}.target", raw)
+                     f"{', '.join(lv.name for lv in self.arch.storage)})"
+                     f"{self.arch.not_a_level(raw)}", f"{fld}.target", raw)
         return li
 
     # -- factors ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ an order can:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,14 @@ def parse_metrics(value, *, file: str | None = None,
         raise NaasError("expected a list of metric names (edp, delay, energy)", file=file,
                         field=field, value=value)
     metrics = tuple(v.strip().lower().replace("_", "-") for v in value)
+    for i, m in enumerate(metrics):
+        # Timeloop's mapper knows these (its Cost(); anything else it takes for edp after a
+        # failed assert, timeloopfe refuses it): a name outside them is a typo.
+        if m not in ("edp", "delay", "energy", "last-level-accesses") and \
+                not re.fullmatch(r"accesses-\d+", m):
+            raise NaasError("unknown metric (Timeloop's: edp, delay, energy, "
+                            "last_level_accesses, accesses-N)", file=file,
+                            field=f"{field}[{i}]", value=value[i])
     return metrics if metrics in HONOURED else None
 
 
