@@ -220,3 +220,12 @@ def test_equals_real_accelergy_outside_the_sram_interpolation(tmp_path, capsys):
     assert not bad, "\n".join(bad[:20])
     assert {"DRAM", "smartbuffer_RF", "dummy_storage", "intmac", "shift_mac", "adder_mac",
             "smartbuffer_SRAM"} <= set(checked), checked
+
+
+def test_the_pair_is_written_whole_or_not_at_all(tmp_path, capsys):
+    (tmp_path / "ART.yaml").mkdir()
+    (tmp_path / "ERT.yaml").write_text("old\n")
+    rc, _, err = run(capsys, "energy", REF / "published" / "ex_eyeriss_like" / "arch.yaml",
+                     "-o", tmp_path)
+    assert rc == 2 and "ART.yaml" in err
+    assert (tmp_path / "ERT.yaml").read_text() == "old\n"

@@ -342,3 +342,21 @@ def test_an_empty_optimization_metric_leaves_the_list_in_charge(tmp_path):
 def _write(path: Path, data) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def test_output_through_a_symlink_a_device_and_not_to_stdout(tmp_path, capsys):
+    """-o writes through a symlink (the link stays, its target gets the mapping) and into a
+    device such as /dev/null (not replaced by a file); '-' is refused (stdout holds the
+    summary)."""
+    target = tmp_path / "target.yaml"
+    target.write_text("old\n")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target)
+    rc, _, err = run(capsys, "map", NVDLA, "-o", link, "--trials", "50")
+    assert rc == 0, err
+    assert link.is_symlink() and target.read_text().startswith("mapping:")
+    rc, _, err = run(capsys, "map", NVDLA, "-o", "/dev/null", "--trials", "50")
+    assert rc == 0, err
+    assert Path("/dev/null").is_char_device()
+    rc, _, err = run(capsys, "map", NVDLA, "-o", "-", "--trials", "50")
+    assert rc == 2 and "-o: give a file name" in err

@@ -42,6 +42,10 @@ def cmd_energy(args) -> int:
     except OSError as exc:
         raise NaasError(f"cannot create the directory ({exc.strerror or exc})", field="-o",
                         value=str(out_dir)) from None
+    for target in targets:      # both or neither: what would stop the second, before the first
+        if target.is_dir():
+            raise NaasError("is a directory, so the ERT/ART pair cannot be written", field="-o",
+                            value=str(target))
     for target, text in zip(targets, texts):
         write_atomically(target, text)
     print(f"{PROG}: wrote {targets[0]} ({len(table.energy)} components) and {targets[1]} "

@@ -41,6 +41,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _check_output(path: str) -> Path:
     """Fail on an impossible -o before importing and running the model."""
+    if path == "-":
+        raise NaasError("give a file name: the summary is what goes to stdout", field="-o",
+                        value=path)
     out = Path(path)
     if out.is_dir():
         raise NaasError("is a directory, expected a file path", field="-o", value=path)
@@ -59,8 +62,24 @@ def _new_file_mode(path: Path) -> int:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write a temp file beside `path`, then rename it over `path`: a reader never sees half
-    a file, and a failure leaves the old file as it was."""
+    a file, and a failure leaves the old file as it was. A symlink is written through (its
+    target is replaced, the link stays); a device or pipe (/dev/null, /dev/stdout) is written
+    to, not replaced by a file."""
+    import stat
     import tempfile
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except OSError as exc:
+            raise NaasError(f"cannot write the file: {exc.strerror or exc}", field="-o",
+                            value=str(path)) from None
+        return
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

@@ -75,7 +75,9 @@ def cmd_search(args) -> int:
     workload = load_workload(args.workload)
     from naas_tl.cli.output import MAX_TRIALS, MAX_WORKERS, check_count
     for name, minimum, maximum in (("hw_trials", 1, MAX_TRIALS), ("map_trials", 1, MAX_TRIALS),
-                                   ("population", 1, MAX_TRIALS),
+                                   # CMA-ES needs a few genomes per generation to
+                                   # weigh (4 is its default at one dimension)
+                                   ("population", 4, MAX_TRIALS),
                                    ("hw_population", 0, MAX_TRIALS),
                                    ("workers", 0, MAX_WORKERS), ("seed", 0, 2**32 - 1)):
         check_count(getattr(args, name), "--" + name.replace("_", "-"), minimum, maximum)
