@@ -212,3 +212,21 @@ def test_cli_evaluates_a_case_with_a_named_shape(tmp_path):
     missing = run(tmp_path, tmp_path / "nowhere")
     assert missing.returncode == 2 and "conv2d" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_a_libconfig_file_is_named_as_one(tmp_path):
+    from naas_tl.spec import load_yaml
+    cfg = tmp_path / "problem.cfg"
+    cfg.write_text('problem = { shape = "cnn-layer"; R = 3; };\n')
+    with pytest.raises(NaasError) as exc:
+        load_yaml(cfg)
+    assert "problem.cfg: a libconfig file" in str(exc.value)
+
+
+def test_a_bound_of_another_shape_lists_this_shapes_dimensions():
+    from naas_tl.spec import parse_problem
+    with pytest.raises(NaasError) as exc:
+        parse_problem({"problem": {"shape": "cnn-layer", "R": 3, "S": 3, "P": 8, "Q": 8,
+                                   "C": 4, "M": 8, "N": 1}}, "p.yaml")
+    assert "problem.M" in str(exc.value) and "its dimensions: " in str(exc.value)
+    assert "K" in str(exc.value).split("its dimensions: ")[1]

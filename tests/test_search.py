@@ -130,6 +130,8 @@ def test_ctrl_c_is_one_line_that_says_how_to_resume(tiny, tmp_path):
       "--map-trials", "1", "--workers", "1"], "optimizer"),
     (["--arch", "eyeriss", "--es-share", "0.5", "--population", "1", "--optimizer", "cma"],
      "--population"),
+    (["--arch", "eyeriss", "--resume", ""], "--resume"),
+    (["--arch", "eyeriss", "--resume", "."], "--out"),       # another folder than --out's
 ])
 def test_search_errors_are_one_line(args, needle, tmp_path):
     r = _cli("search", *args, "--out", str(tmp_path / "o"), "--quiet")

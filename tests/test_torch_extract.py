@@ -370,6 +370,7 @@ def test_cli_failure_leaves_the_old_file(capsys, tmp_path, model_file, monkeypat
     ("{model}:Net", "1,3,8,8", ("-o", "{model}"), "-o", "would overwrite an input file"),
     ("{model}:quits", "1,3,8,8", (), "FACTORY", "SystemExit: 3"),
     ("{model}:Net", "1,3,100000,100000", (), "--input-shape", "too large an input"),
+    ("{model}:Net", "1,3,8,8", ("--network", "resnet50/v1.5"), "--network", "resnet50/v1.5"),
 ])
 def test_cli_mistakes_are_one_line(capsys, tmp_path, model_file, target, shape, extra, field,
                                    value):

@@ -83,6 +83,13 @@ def cmd_search(args) -> int:
         check_count(getattr(args, name), "--" + name.replace("_", "-"), minimum, maximum)
     if not 0.0 <= args.es_share <= 1.0:
         raise NaasError("expected a fraction in [0, 1]", field="--es-share", value=args.es_share)
+    if args.resume is not None and not args.resume.strip():
+        raise NaasError("expected the folder of the search to resume", field="--resume",
+                        value=args.resume)
+    if args.resume is not None and args.out and Path(args.out) != Path(args.resume) and \
+            Path(args.resume).exists():
+        raise NaasError(f"--resume continues in its own folder ({args.resume}); give --out "
+                        f"the same folder or leave it out", field="--out", value=args.out)
     out = Path(args.resume or args.out or f"runs/{arch}-{workload.network}-seed{args.seed}")
     cfg = SearchConfig(arch=arch, budget=budget.name, workload=args.workload, mode=args.mode,
                        hw_trials=args.hw_trials, hw_population=args.hw_population,

@@ -31,6 +31,9 @@ def cmd_workload_from_torch(args) -> int:
     shape = target.parse_input_shape(args.input_shape)
     kwargs = target.parse_kwargs(args.kwargs)
     out = _check_output(args.output) if args.output else None
+    if args.network is not None:    # the same rule as the workload file's, before the model runs
+        from naas_tl.workload.files import _file_name
+        _file_name(args.network, None, "--network")
     module_file = Path(target.split_target(args.target)[0])
     if out is not None and _same_file(out, module_file):
         raise NaasError("would overwrite an input file (the model's source)", field="-o",

@@ -171,7 +171,8 @@ def parse_problem(data: dict, file: str = "<problem>",
                                        "Hpadding", "Wpadding", "G"}
     for k in inst:
         if k not in known:
-            raise NaasError("unknown key (not a dimension or coefficient of the shape)",
+            raise NaasError(f"unknown key (not a dimension or coefficient of the shape; its "
+                            f"dimensions: {', '.join(dims)})",
                             file=file, field=f"{ifld}.{k}", value=inst[k])
     _check_densities(inst, file, ifld)
     bounds = []

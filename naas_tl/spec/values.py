@@ -61,6 +61,9 @@ _Loader.add_multi_constructor("!", _tagged)
 
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
+    if path.suffix == ".cfg":
+        raise NaasError("a libconfig file: naas_tl reads Timeloop's YAML form of its inputs "
+                        "only (the same sections, written as YAML)", file=str(path))
     try:
         text = path.read_text()
     except FileNotFoundError:
