@@ -402,3 +402,18 @@ def test_error_duplicate_key(capsys, tmp_path):
     edit(case / "problem.yaml", "        C: 3\n", "        C: 3\n        C: 4\n")
     rc, out, err = run(capsys, "evaluate", case)
     assert_one_line_error(rc, out, err, case / "problem.yaml", "duplicate key 'C'", "line ")
+
+
+def test_timeloop_environment_that_changes_its_counts_is_noted(monkeypatch, capsys):
+    from naas_tl.cli import main
+    case_dir = Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference" / \
+        "published" / "ex_eyeriss_like"
+    assert main(["evaluate", str(case_dir), "--json"]) == 0
+    plain = capsys.readouterr()
+    assert "note" not in plain.err
+    monkeypatch.setenv("TIMELOOP_ENABLE_FIRST_READ_ELISION", "0")
+    monkeypatch.setenv("TIMELOOP_ENABLE_UPDATED_RMW", "1")
+    assert main(["evaluate", str(case_dir), "--json"]) == 0
+    noted = capsys.readouterr()
+    assert noted.out == plain.out
+    assert "FIRST_READ_ELISION=0" in noted.err and "UPDATED_RMW=1" in noted.err

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from naas_tl.cli.output import PROG
+from naas_tl.cli.output import PROG, timeloop_env_notes
 from naas_tl.model.scalar import evaluate_case
 from naas_tl.model.summary import format_summary, to_json_dict
 from naas_tl.spec import load_case_dir
@@ -29,6 +29,8 @@ def cmd_evaluate(args) -> int:
         from naas_tl.model.timeloop import evaluate_cli
         return evaluate_cli(args.paths, args.backend, args.json)
     case, title = _load_from_paths(args.paths)
+    for note in timeloop_env_notes():
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     result = evaluate_case(case)
     if args.json:
         print(json.dumps(to_json_dict(result, case.arch, case.problem), indent=1))

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from naas_tl.cli.output import (MAX_TRIALS, PROG, _check_output, _same_file, check_count,
-                                 write_atomically)
+                                 timeloop_env_notes, write_atomically)
 from naas_tl.errors import NaasError
 from naas_tl.model.summary import format_summary, to_json_dict
 
@@ -136,7 +136,8 @@ def cmd_map(args) -> int:
     constraints = load_case_constraints(arch, problem, files["constraints"],
                                         documents=tuple(documents))
     metrics, note = _mapper_metrics(documents)
-    for n in files["notes"] + list(arch.notes) + ([note] if note else []):
+    for n in files["notes"] + list(arch.notes) + ([note] if note else []) + \
+            timeloop_env_notes():
         print(f"{PROG}: note: {n}", file=sys.stderr)
     search_table = table
     if not ert_path:

@@ -100,3 +100,20 @@ def write_atomically(path: Path, text: str) -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def timeloop_env_notes() -> list[str]:
+    """Timeloop's model reads two environment variables that change its counts; naas_tl
+    models its defaults (tiling.cpp: first-read elision on unless the variable is "0",
+    updated read-modify-write off unless set to something else than "0"). Set otherwise,
+    the user expects other numbers than the ones printed: say so."""
+    notes = []
+    if os.environ.get("TIMELOOP_ENABLE_FIRST_READ_ELISION") == "0":
+        notes.append("TIMELOOP_ENABLE_FIRST_READ_ELISION=0 is set, but naas_tl models "
+                     "Timeloop's default (first reads elided): these are the numbers "
+                     "timeloop-model gives without it")
+    rmw = os.environ.get("TIMELOOP_ENABLE_UPDATED_RMW")
+    if rmw is not None and rmw != "0":
+        notes.append(f"TIMELOOP_ENABLE_UPDATED_RMW={rmw} is set, but naas_tl models Timeloop's "
+                     f"default (off): these are the numbers timeloop-model gives without it")
+    return notes
