@@ -56,6 +56,8 @@ def _check_keys(node: dict, known, file: str, fld: str) -> None:
             if near is not None:
                 raise NaasError(f"unknown key (did you mean '{near}'?)", file=file,
                                 field=f"{fld}.{key}", value=key)
+
+
 _NAME_RANGE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
