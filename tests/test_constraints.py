@@ -881,3 +881,22 @@ def test_a_max_factor_above_the_bound_constrains_nothing():
     assert huge.max_temporal[li, m] == c.problem.bounds[m]
     batch = sample_mappings(c.arch, c.problem, 200, np.random.default_rng(0))
     assert np.array_equal(satisfied(huge, batch), satisfied(none, batch))
+
+
+def test_fixed_factors_whose_smallest_tile_cannot_fit_are_refused_up_front():
+    """A level that must keep a tensor whose tile, at the fixed factors alone, exceeds its
+    capacity: no mapping can meet the constraints. Said before any search, naming the level
+    (the search could only report that it found nothing)."""
+    ref = Path(__file__).resolve().parents[1] / "naas_tl" / "data" / "reference"
+    case = load_case_dir(ref / "published" / "ex_eyeriss_like")
+    fixed = [{"target": "psum_spad", "type": "temporal", "factors": "P=112 Q=112 M=32"}]
+    keep = [{"target": "psum_spad", "type": "bypass", "keep": ["Outputs"],
+             "bypass": ["Inputs", "Weights"]}]
+    load_constraints({"mapspace_constraints": fixed}, case.arch, case.problem)  # may bypass
+    with pytest.raises(NaasError) as exc:
+        load_constraints({"mapspace_constraints": fixed + keep}, case.arch, case.problem)
+    assert "psum_spad" in str(exc.value) and "401408 words" in str(exc.value)
+    assert "capacity of 16" in str(exc.value)
+    # one factor less and it fits: the check is not a blanket refusal
+    small = [{"target": "psum_spad", "type": "temporal", "factors": "M=16"}]
+    load_constraints({"mapspace_constraints": small + keep}, case.arch, case.problem)

@@ -79,6 +79,22 @@ def conflicts(c: Constraints, arch: Architecture, problem: Problem) -> None:
         if (c.keep[:, t] == 0).all():
             raise NaasError("data space is bypassed at every level", file=file,
                             field=f"keep.{ds.name}", value=ds.name)
+    # The smallest tiles the fixed factors allow (free factors at 1), of the tensors a level
+    # must keep: if they do not fit, no mapping does, and the search would only report that
+    # it found none.
+    from naas_tl.mapping.mapspace import _usage, level_capacities
+    fixed = np.maximum(c.temporal, 1) * np.maximum(c.spatial, 1)
+    ext = np.cumprod(fixed, axis=0)[None]                               # [1, L, D]
+    words = _usage(problem, ext.astype(np.int64), (c.keep == 1)[None])[0]
+    cap = level_capacities(arch)
+    over = np.flatnonzero(words > cap)
+    if len(over):
+        li = int(over[0])
+        kept = [ds.name for t, ds in enumerate(problem.data_spaces) if c.keep[li, t] == 1]
+        raise NaasError(f"the fixed factors at and below '{names[li]}' make its smallest tile "
+                        f"of {', '.join(kept)} {int(words[li])} words, above its capacity of "
+                        f"{int(cap[li])}, so no mapping fits", file=file,
+                        field=f"{names[li]}.factors", value=int(words[li]))
     if c.min_utilization > 1:
         raise NaasError("min utilization above 1", file=file, field="utilization.min",
                         value=c.min_utilization)
