@@ -141,8 +141,10 @@ def cmd_search_nas(args, budget) -> int:
         raise NaasError("--nas searches the network; it takes no --workload", field="--workload",
                         value=args.workload)
     if args.resume is not None:
-        raise NaasError("--nas has no --resume (a re-run with the same --out reuses the trained "
-                        "supernet and measured subnets)", field="--resume", value=args.resume)
+        raise NaasError("--nas has no --resume (a re-run in the same --out reuses the trained "
+                        "supernet and measured subnets until an accelerator search has "
+                        "started there; after that, copy its nas/ folder into a new --out)",
+                        field="--resume", value=args.resume)
     if args.executor != "local":
         raise NaasError("--nas runs on local processes only", field="--executor",
                         value=args.executor)
