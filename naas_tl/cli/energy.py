@@ -27,8 +27,6 @@ def cmd_energy(args) -> int:
             raise NaasError(f"would overwrite the input file with {target.name}", field="-o",
                             value=str(out_dir))
     arch = parse_architecture(load_yaml(arch_path), str(arch_path))
-    for note in arch.notes:
-        print(f"{PROG}: note: {note}", file=sys.stderr)
     try:
         table = energy_tables(arch)
     except NaasError as exc:     # name the architecture file (a lookup error names the level)
@@ -36,6 +34,8 @@ def cmd_energy(args) -> int:
             raise
         raise NaasError(exc.message, file=str(arch_path), field=exc.field,
                         value=exc.value) from None
+    for note in arch.notes:      # after the tables: a component they refuse is the error
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     texts = (ert_yaml(arch, table), art_yaml(arch, table))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
