@@ -230,3 +230,16 @@ def test_a_bound_of_another_shape_lists_this_shapes_dimensions():
                                    "C": 4, "M": 8, "N": 1}}, "p.yaml")
     assert "problem.M" in str(exc.value) and "its dimensions: " in str(exc.value)
     assert "K" in str(exc.value).split("its dimensions: ")[1]
+
+
+def test_two_data_spaces_of_one_name_are_the_problem_files_error():
+    from naas_tl.spec import parse_problem
+    doc = yaml.safe_load((Path(__file__).resolve().parents[1] / "naas_tl" / "data" /
+                          "reference" / "published" / "ex_eyeriss_like" / "problem.yaml")
+                         .read_text())
+    spaces = doc["problem"]["shape"]["data_spaces"]
+    spaces[1]["name"] = spaces[0]["name"]
+    with pytest.raises(NaasError) as exc:
+        parse_problem(doc, "problem.yaml")
+    assert "problem.yaml" in str(exc.value) and "data_spaces[1].name" in str(exc.value)
+    assert "duplicate data-space name" in str(exc.value)

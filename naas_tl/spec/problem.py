@@ -210,6 +210,9 @@ def parse_problem(data: dict, file: str = "<problem>",
         if not isinstance(ds["name"], str) or not ds["name"].strip():
             raise NaasError("expected a data-space name", file=sfile, field=f"{fld}.name",
                             value=ds["name"])
+        if any(sp.name == str(ds["name"]) for sp in spaces):
+            raise NaasError("duplicate data-space name (mappings and constraints name data "
+                            "spaces)", file=sfile, field=f"{fld}.name", value=ds["name"])
         if not isinstance(ds["projection"], list) or not ds["projection"]:
             raise NaasError("expected a list of projection expressions", file=sfile,
                             field=f"{fld}.projection", value=ds["projection"])
