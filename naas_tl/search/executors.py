@@ -93,7 +93,9 @@ def make_executor(spec: str, workers: int, *,
             return None, _noop
         from naas_tl.search.workers import process_pool
         pool = process_pool(n)
-        return pool, pool.shutdown
+        # Nothing is queued when a search ends; after Ctrl-C or an error, what is queued
+        # (up to a generation of layer jobs) is dropped rather than run to the end.
+        return pool, lambda: pool.shutdown(cancel_futures=True)
     distributed = _distributed(spec)
     cluster = None
     try:

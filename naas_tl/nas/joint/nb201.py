@@ -153,7 +153,7 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
             joint_rows.append(_row(f"(iii) joint NAAS, {what}", cell, acc[cell], best, folder))
     finally:
         if own_pool and executor is not None:
-            executor.shutdown()
+            executor.shutdown(cancel_futures=True)     # queued jobs only after Ctrl-C/errors
 
     rows = [_row(f"(i) {jc.budget} human design + most accurate cell", ref, acc[ref], human,
                  "fixed-network/design-baseline"),

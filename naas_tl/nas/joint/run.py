@@ -170,7 +170,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
             timings["breakdown_s"] = time.time() - t
     finally:
         if own_pool and executor is not None:
-            executor.shutdown()
+            executor.shutdown(cancel_futures=True)     # queued jobs only after Ctrl-C/errors
 
     # 4. Measured accuracies (test split: never used to choose) and the report.
     result = {"config": asdict(jc), "space": space.describe() if hasattr(space, "describe")
