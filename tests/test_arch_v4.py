@@ -93,6 +93,13 @@ def test_parallel_branches_bypass_what_they_do_not_keep():
      "networks are not modelled"),
     (lambda n: n[4].update(spatial={"meshX": 0}), "architecture.nodes[4].spatial.meshX",
      "positive"),
+    (lambda n: n[3].update(atributes=n[3].pop("attributes")), "architecture.nodes[3].atributes",
+     "did you mean 'attributes'"),
+    (lambda n: n[5].update(spacial=n[5].pop("spatial")), "architecture.nodes[5].spacial",
+     "did you mean 'spatial'"),
+    (lambda n: n[1].update(clas=n[1].pop("class")), "architecture.nodes[1].clas",
+     "did you mean 'class'"),
+    (lambda n: n[1].pop("class"), "architecture.nodes[1].class", "needs a class"),
 ])
 def test_what_is_not_read_is_a_one_line_error(edit, field, why):
     doc = load_yaml(V4 / "eyeriss_like.arch.yaml")
@@ -106,3 +113,22 @@ def test_tags_survive_a_round_trip_as_plain_yaml():
     doc = load_yaml(V4 / "simba_like.arch.yaml")
     again = yaml.safe_load(yaml.safe_dump(doc))
     assert again == doc and again["architecture"]["nodes"][0]["!"] == "Container"
+
+
+def test_disabled_nodes_and_container_groups_as_timeloopfe_reads_them():
+    """A node with `enabled: false` is no level; a container's temporal/dataspace groups are
+    dropped (only `spatial` reaches its inter_<name>_spatial level)."""
+    from naas_tl.mapping.constraints import load_constraints
+    doc = load_yaml(V4 / "eyeriss_like.arch.yaml")
+    nodes = doc["architecture"]["nodes"]
+    base = parse_architecture(doc, "arch.yaml")
+    nodes[4]["constraints"]["temporal"] = {"factors": "M=2"}       # PE_column container
+    nodes[4]["constraints"]["dataspace"] = {"keep": ["Weights"]}
+    c = case("published/ex_eyeriss_like")
+    cons = load_constraints(doc, c.arch, c.problem)
+    i = c.arch.level_index("inter_PE_column_spatial")
+    assert (cons.temporal[i] == 0).all() and (cons.keep[i] != 1).all()
+    nodes[3]["enabled"] = False                                   # shared_glb
+    arch = parse_architecture(doc, "arch.yaml")
+    assert arch.level_index("shared_glb") is None
+    assert len(arch.storage) == len(base.storage) - 1

@@ -360,3 +360,22 @@ def test_output_through_a_symlink_a_device_and_not_to_stdout(tmp_path, capsys):
     assert Path("/dev/null").is_char_device()
     rc, _, err = run(capsys, "map", NVDLA, "-o", "-", "--trials", "50")
     assert rc == 2 and "-o: give a file name" in err
+
+
+def test_a_named_constraint_set_next_to_constraints_in_the_arch(tmp_path, capsys):
+    """Timeloop's named form (`constraints: ws` + `constraints_ws: [...]`) in --constraints,
+    while arch.yaml carries a constraint section too: both apply."""
+    case = copy_case(tmp_path)
+    arch = yaml.safe_load((case / "arch.yaml").read_text())
+    arch["architecture_constraints"] = {"targets": [
+        {"target": "GlobalBuffer", "type": "bypass", "keep": ["Weights"],
+         "bypass": ["Inputs", "Outputs"]}]}
+    (case / "arch.yaml").write_text(yaml.safe_dump(arch, sort_keys=False))
+    named = _write(tmp_path / "named.yaml", {"constraints": "ws", "constraints_ws": [
+        {"target": "DRAM", "type": "temporal", "permutation": "MC"}]})
+    rc, _, err = run(capsys, "map", case, "--constraints", named, "-o", tmp_path / "m.yaml",
+                     "--trials", TRIALS)
+    assert rc == 0, err
+    both = {"mapspace_constraints": arch["architecture_constraints"]["targets"] +
+            [{"target": "DRAM", "type": "temporal", "permutation": "MC"}]}
+    assert _satisfies(case, tmp_path / "m.yaml", both)

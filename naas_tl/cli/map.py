@@ -41,8 +41,9 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
             [d / "mapper.yaml"] * (d / "mapper.yaml").is_file()
         if (d / "mapper.yaml").is_file():
             from naas_tl.spec import load_yaml
+            from naas_tl.spec.case import OTHER_KEYS
             for key in load_yaml(d / "mapper.yaml"):
-                if key != "mapper":
+                if key not in OTHER_KEYS:         # mapper and constraint sections are read
                     files["notes"].append(f"{d / 'mapper.yaml'}: top-level '{key}' is not read "
                                           f"by naas_tl; ignored")
         return files

@@ -86,8 +86,8 @@ def cmd_search(args) -> int:
     if args.resume is not None and not args.resume.strip():
         raise NaasError("expected the folder of the search to resume", field="--resume",
                         value=args.resume)
-    if args.resume is not None and args.out and Path(args.out) != Path(args.resume) and \
-            Path(args.resume).exists():
+    if args.resume is not None and args.out and Path(args.resume).exists() and \
+            Path(args.out).resolve() != Path(args.resume).resolve():
         raise NaasError(f"--resume continues in its own folder ({args.resume}); give --out "
                         f"the same folder or leave it out", field="--out", value=args.out)
     out = Path(args.resume or args.out or f"runs/{arch}-{workload.network}-seed{args.seed}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from naas_tl.errors import NaasError
 from naas_tl.spec.arch_v4 import is_v4_nodes, nodes_to_components, top_name
-from naas_tl.spec.values import _mapping, _num, _seq
+from naas_tl.spec.values import _check_keys, _mapping, _num, _seq, _typo
 
 # Timeloop's isBufferClass / isComputeClass (model/topology.cpp): a class is a buffer if its
 # name contains one of these, else compute if it contains one of those, else not a level.
@@ -34,28 +34,8 @@ _KNOWN_ATTRIBUTES = (
     "global_cycle_seconds", "latency", "min_utilization", "power_gated_at",
     "has_power_gating", "allow_overbooking", "network_read", "network_fill",
     "network_drain", "network_update", "metadata_storage_width", "metadata_storage_depth",
+    "metadata_datawidth", "metadata_word_bits", "metadata_counter_width",
     "bank_width", "bank_depth", "banks_wide", "banks_deep", "psum_bits", "version")
-
-
-def _typo(key: str, known) -> str | None:
-    """The known key `key` is probably a misspelling of, or None."""
-    import difflib
-    if key in known:
-        return None
-    hit = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-    return hit[0] if hit else None
-
-
-def _check_keys(node: dict, known, file: str, fld: str) -> None:
-    """A key one or two letters from a known one is an error: Timeloop would skip it, and
-    the component (or subtree) would silently lose what it says (its class, its
-    attributes)."""
-    for key in node:
-        if isinstance(key, str) and key != "!":
-            near = _typo(key, known)
-            if near is not None:
-                raise NaasError(f"unknown key (did you mean '{near}'?)", file=file,
-                                field=f"{fld}.{key}", value=key)
 
 
 _NAME_RANGE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")

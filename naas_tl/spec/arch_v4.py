@@ -19,9 +19,19 @@ them is not modelled here."""
 from __future__ import annotations
 
 from naas_tl.errors import NaasError
-from naas_tl.spec.values import TAG_KEY, _num
+from naas_tl.spec.values import TAG_KEY, _check_keys, _num
 
 _KNOWN = ("Container", "Component", "Parallel", "Hierarchical", "Nothing")
+# The keys timeloopfe's nodes take: one a letter or two from them is a misspelling, which
+# would silently drop a level's size, a container's fanout or its constraints.
+_KEYS = {
+    "Container": ("name", "attributes", "spatial", "constraints", "networks",
+                  "sparse_optimizations", "enabled"),
+    "Component": ("name", "class", "subclass", "attributes", "spatial", "constraints",
+                  "sparse_optimizations", "required_actions", "enabled", "area_scale",
+                  "energy_scale"),
+    "Parallel": ("nodes",), "Hierarchical": ("nodes",), "Nothing": ("constraints",),
+}
 
 
 def is_v4_nodes(root: dict) -> bool:
@@ -30,11 +40,12 @@ def is_v4_nodes(root: dict) -> bool:
 
 def top_name(root: dict) -> str:
     """The name timeloopfe gives the processed form's one subtree (the hierarchical names
-    Accelergy's ERT entries carry): the first container's, with `_top_level`."""
+    Accelergy's ERT entries carry): the first container's, with `_top_level`; `top_level`
+    when the first node is no container."""
     first = root["nodes"][0] if root["nodes"] else None
     name = first.get("name") if isinstance(first, dict) and first.get(TAG_KEY) == "Container" \
         else None
-    return f"{name}_top_level" if isinstance(name, str) and name else "system_top_level"
+    return f"{name}_top_level" if isinstance(name, str) and name else "top_level"
 
 
 def nodes_to_components(root: dict, file: str) -> list:
@@ -83,6 +94,9 @@ def _walk(nodes, fld: str, state: dict, local: list, file: str, parallel: bool) 
             raise NaasError("expected an architecture node (!Container, !Component, ...)",
                             file=file, field=f, value=node)
         tag = _tag(node, f, file)
+        _check_keys(node, _KEYS[tag], file, f)
+        if node.get("enabled", True) is False:
+            continue                     # timeloopfe leaves disabled nodes out
         if tag == "Nothing":
             continue
         if tag in ("Parallel", "Hierarchical"):
@@ -110,6 +124,9 @@ def _walk(nodes, fld: str, state: dict, local: list, file: str, parallel: bool) 
                 state["mx"] *= fx
                 state["my"] *= fy
             continue
+        if "class" not in node:
+            raise NaasError("a component needs a class (timeloopfe asserts)", file=file,
+                            field=f"{f}.class")
         if fx * fy > 1:
             raise NaasError("a component's own spatial fanout is not modelled by naas_tl; "
                             "put the component under a !Container with that spatial",

@@ -132,3 +132,24 @@ def _mapping(value: Any, *, file: str, fld: str, what: str = "a mapping") -> dic
     if not isinstance(value, dict):
         raise NaasError(f"expected {what}", file=file, field=fld, value=value)
     return value
+
+
+def _typo(key: str, known) -> str | None:
+    """The known key `key` is probably a misspelling of, or None."""
+    import difflib
+    if key in known:
+        return None
+    hit = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+    return hit[0] if hit else None
+
+
+def _check_keys(node: dict, known, file: str, fld: str) -> None:
+    """A key one or two letters from a known one is an error: Timeloop would skip it, and
+    the component (or subtree) would silently lose what it says (its class, its
+    attributes)."""
+    for key in node:
+        if isinstance(key, str) and key != TAG_KEY:
+            near = _typo(key, known)
+            if near is not None:
+                raise NaasError(f"unknown key (did you mean '{near}'?)", file=file,
+                                field=f"{fld}.{key}", value=key)

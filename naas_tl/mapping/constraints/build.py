@@ -339,33 +339,45 @@ class _Builder:
                          f"{fld}.{extra[0]}" if fld else extra[0], node[extra[0]])
 
     def arch_nodes(self, nodes, fld: str, parallel: bool = False) -> None:
-        """timeloopfe v4 un-processed architecture: per-node constraint groups. In a
-        `!Parallel` node each branch bypasses what it does not keep (timeloopfe's
-        dataspace-to-branch processing), unless it says what it bypasses."""
+        """timeloopfe v4 un-processed architecture: per-node constraint groups, attached as
+        timeloopfe attaches them. In a `!Parallel` node each component branch bypasses every
+        tensor it does not keep, besides what it says it bypasses (its dataspace-to-branch
+        processing). A container's `spatial` group goes to its `inter_<name>_spatial` level;
+        its other groups, and the groups of a container without a fanout (no level), are
+        not read, as timeloopfe drops them. Disabled nodes are no levels."""
         if not isinstance(nodes, list):
             self.err("expected a list of nodes", fld, type(nodes).__name__)
         for i, n in enumerate(nodes):
             f = f"{fld}[{i}]"
-            if not isinstance(n, dict):
+            if not isinstance(n, dict) or n.get("enabled", True) is False:
                 continue
+            tag = n.get(TAG_KEY) or ("Component" if "class" in n else "Container")
             if isinstance(n.get("nodes"), list):
-                self.arch_nodes(n["nodes"], f"{f}.nodes", parallel=n.get(TAG_KEY) == "Parallel")
+                self.arch_nodes(n["nodes"], f"{f}.nodes", parallel=tag == "Parallel")
             group = n.get("constraints")
-            if not group or n.get(TAG_KEY) == "Nothing":
+            if tag == "Nothing":
                 continue         # a !Nothing branch is no level: what it keeps, others bypass
-            if not isinstance(group, dict):
+            if group is not None and not isinstance(group, dict):
                 self.err("expected a mapping of constraint groups (temporal, spatial, "
                          "dataspace)", f"{f}.constraints", group)
-            ds = group.get("dataspace")
-            if parallel and n.get(TAG_KEY) != "Nothing" and isinstance(ds, dict) and \
-                    ds.get("keep") and "bypass" not in ds:
-                keep = ds["keep"] if isinstance(ds["keep"], list) else [ds["keep"]]
-                group = dict(group, dataspace=dict(ds, bypass=[
-                    d.name for d in self.problem.data_spaces if d.name not in keep]))
+            group = dict(group or {})
             name = str(n.get("name", ""))
-            if self.arch.level_index(name) is None and \
-                    self.arch.level_index(f"inter_{name}_spatial") is not None:
+            if tag == "Container":
                 name = f"inter_{name}_spatial"
+                if self.arch.level_index(name) is None:
+                    continue
+                group = {k: v for k, v in group.items() if k == "spatial"}
+            if parallel and tag == "Component":
+                ds = group.get("dataspace") or {}
+                if not isinstance(ds, dict):
+                    self.err("expected a mapping", f"{f}.constraints.dataspace", ds)
+
+                def names(v):
+                    return [v] if isinstance(v, str) else list(v or [])
+                keep = names(ds.get("keep"))
+                bypass = names(ds.get("bypass")) + [d.name for d in self.problem.data_spaces
+                                                    if d.name not in keep]
+                group["dataspace"] = dict(ds, keep=keep, bypass=list(dict.fromkeys(bypass)))
             for kind, body in group.items():
                 if body in (None, {}):
                     continue

@@ -222,6 +222,11 @@ def embedded_constraints(data) -> dict:
     if not isinstance(data, dict):
         return {}
     out = {k: data[k] for k in CONSTRAINT_KEYS if k in data}
+    for key in list(out):
+        if isinstance(out[key], str):   # a named set (`constraints: ws`): its list with it
+            named = data.get(f"constraints_{out[key]}")
+            if named is not None:
+                out[f"constraints_{out[key]}"] = named
     arch_node = data.get("architecture")
     if isinstance(arch_node, dict) and "constraints" in arch_node:
         out.setdefault("architecture_constraints", arch_node["constraints"])
