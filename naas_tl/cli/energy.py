@@ -1,6 +1,7 @@
 """`naas-tl energy`: ERT.yaml and ART.yaml for a Timeloop architecture, as `accelergy` writes them."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -43,9 +44,11 @@ def cmd_energy(args) -> int:
         raise NaasError(f"cannot create the directory ({exc.strerror or exc})", field="-o",
                         value=str(out_dir)) from None
     for target in targets:      # both or neither: what would stop the second, before the first
-        if target.is_dir():
-            raise NaasError("is a directory, so the ERT/ART pair cannot be written", field="-o",
-                            value=str(target))
+        real = Path(os.path.realpath(target))
+        if real.is_dir() or not real.parent.is_dir() or not os.access(real.parent, os.W_OK):
+            raise NaasError("cannot be written there (a directory, or a link into a folder "
+                            "that is missing or read-only), so the ERT/ART pair is not written",
+                            field="-o", value=str(target))
     for target, text in zip(targets, texts):
         write_atomically(target, text)
     print(f"{PROG}: wrote {targets[0]} ({len(table.energy)} components) and {targets[1]} "

@@ -47,9 +47,24 @@ def _check_output(path: str) -> Path:
     out = Path(path)
     if out.is_dir():
         raise NaasError("is a directory, expected a file path", field="-o", value=path)
+    if _is_stdout(out):
+        raise NaasError("is the standard output, where the summary goes; give a file name",
+                        field="-o", value=path)
     if not out.parent.is_dir():
         raise NaasError(f"no such directory: {out.parent}", field="-o", value=path)
     return out
+
+
+def _is_stdout(path: Path) -> bool:
+    """path is the file or pipe stdout writes to (/dev/stdout, or the file it is redirected
+    to): the mapping would replace the summary. A device (/dev/null) may be both."""
+    import stat
+    import sys
+    try:
+        st, out = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return os.path.samestat(st, out) and not stat.S_ISCHR(st.st_mode)
 
 
 def _new_file_mode(path: Path) -> int:
@@ -67,9 +82,8 @@ def write_atomically(path: Path, text: str) -> None:
     to, not replaced by a file."""
     import stat
     import tempfile
-    path = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
-        mode = path.stat().st_mode
+        mode = os.stat(path).st_mode              # through links, e.g. /dev/stdout
     except OSError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
@@ -80,6 +94,8 @@ def write_atomically(path: Path, text: str) -> None:
             raise NaasError(f"cannot write the file: {exc.strerror or exc}", field="-o",
                             value=str(path)) from None
         return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))   # replace the link's file, keep the link
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

@@ -108,11 +108,13 @@ def cmd_search(args) -> int:
         return (f"; {out / CHECKPOINT_FILE} keeps every finished generation: continue by "
                 f"running the same command with --resume {out}")
     args.on_interrupt = on_interrupt
+    failed = True
     try:
         stages = run_search(cfg, out, resume=args.resume is not None, progress=not args.quiet,
                             executor=executor)
+        failed = False
     finally:
-        close_executor()
+        close_executor(failed)
     result = write_outputs(out, cfg, stages, budget, workload)
     for name, st in result["stages"].items():
         if "edp_J_cycles" in st:

@@ -49,7 +49,7 @@ _HOSTPORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-
                        r":(?P<port>[0-9]{1,5})$")
 
 
-def _noop() -> None:
+def _noop(failed: bool = False) -> None:
     pass
 
 
@@ -81,8 +81,9 @@ def _distributed(spec: str):
 
 def make_executor(spec: str, workers: int, *,
                   connect_timeout: float = CONNECT_TIMEOUT_S) -> tuple[Executor | None,
-                                                                       Callable[[], None]]:
-    """(executor, close) for an --executor spec; close() releases it (always call it).
+                                                                       Callable[..., None]]:
+    """(executor, close) for an --executor spec; close() releases it (always call it;
+    close(failed=True) after an error or Ctrl-C stops the local workers first).
 
     The executor is None for `local` with a single worker: run_search then evaluates in this
     process."""
@@ -91,11 +92,9 @@ def make_executor(spec: str, workers: int, *,
     if kind == "local":
         if n <= 1:
             return None, _noop
-        from naas_tl.search.workers import process_pool
+        from naas_tl.search.workers import process_pool, shutdown
         pool = process_pool(n)
-        # Nothing is queued when a search ends; after Ctrl-C or an error, what is queued
-        # (up to a generation of layer jobs) is dropped rather than run to the end.
-        return pool, lambda: pool.shutdown(cancel_futures=True)
+        return pool, lambda failed=False: shutdown(pool, failed)
     distributed = _distributed(spec)
     cluster = None
     try:
@@ -116,7 +115,7 @@ def make_executor(spec: str, workers: int, *,
                         field="--executor", value=spec) from None
     executor = client.get_executor(retries=RETRIES, pure=False)
 
-    def close() -> None:
+    def close(failed: bool = False) -> None:
         try:
             executor.shutdown(wait=False)
         finally:

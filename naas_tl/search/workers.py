@@ -20,11 +20,17 @@ def process_pool(workers: int):
 
 
 def shutdown(executor, failed: bool) -> None:
-    """Shut the pool down; after an error or Ctrl-C, without waiting for what is queued."""
-    if failed:
-        executor.shutdown(wait=False, cancel_futures=True)
-    else:
+    """Shut the pool down. After an error or Ctrl-C its workers are stopped first: what they
+    run is thrown away anyway (the checkpoint holds whole generations only), and a pool
+    left to finish it kept the process alive for a job's length, hung it on a second
+    Ctrl-C. concurrent.futures has no public way to stop workers before Python 3.14
+    (terminate_workers); its `_processes` map is the one in use since 3.3."""
+    if not failed:
         executor.shutdown()
+        return
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
+        proc.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _ignore_interrupts() -> None:
