@@ -12,7 +12,9 @@ optimizers, and that probe cost about 0.18 s of every process that runs a kernel
 `arraymath._get_inner_prod`); no kernel here calls them, and without BLAS numba computes
 them with its own loop (same results). So arraymath is imported once, here, with scipy out
 of sight, unless scipy.linalg is loaded already (then the probe costs nothing). numba's
-`np.dot` and `np.linalg` still find BLAS: they probe again when compiled, after this."""
+`np.dot` and `np.linalg` still find BLAS: they probe again when compiled, after this.
+While arraymath is imported (about 0.1 s, at the first import of a kernel module, which in
+naas_tl happens before any thread starts) scipy cannot be imported by another thread."""
 from __future__ import annotations
 
 import importlib.abc

@@ -137,8 +137,9 @@ def cmd_map(args) -> int:
     constraints = load_case_constraints(arch, problem, files["constraints"],
                                         documents=tuple(documents))
     metrics, note = _mapper_metrics(documents)
-    for n in files["notes"] + list(arch.notes) + ([note] if note else []) + \
-            timeloop_env_notes():
+    for n in files["notes"] + list(arch.notes) + \
+            list(constraints.notes if constraints is not None else ()) + \
+            ([note] if note else []) + timeloop_env_notes():
         print(f"{PROG}: note: {n}", file=sys.stderr)
     search_table = table
     if not ert_path:

@@ -310,6 +310,10 @@ class _Builder:
         if not isinstance(node, dict):
             self.err("expected a list of constraints or a mapping with 'targets'", fld,
                      type(node).__name__)
+        template = node.get("template")
+        if template not in (None, "uber"):
+            self.notes.append(f"{fld + '.' if fld else ''}template: {template}: naas-tl map "
+                              f"searches uber's mapspace (whole factors only)")
         if "constraints" in node:
             val = node["constraints"]
             if isinstance(val, list):
