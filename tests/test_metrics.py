@@ -170,3 +170,15 @@ def test_a_case_folders_mapper_yaml_is_read(tmp_path, capsys, monkeypatch):
     assert main(["map", str(folder), "--json", "-o", "b.yaml"]) == 0
     energy = json.loads(capsys.readouterr().out)
     assert energy["energy_pJ"] < 0.95 * edp["energy_pJ"]
+
+
+def test_a_case_folders_mapper_yaml_names_what_it_does_not_read(tmp_path, capsys):
+    import shutil
+    folder = tmp_path / "case"
+    shutil.copytree(REF / CONV, folder)
+    (folder / "mapper.yaml").write_text("mappr:\n  optimization_metrics: [energy]\n"
+                                        "mapspace_constraints: []\n")
+    assert main(["map", str(folder), "--trials", "50", "-o", str(tmp_path / "a.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "top-level 'mappr' is not read" in err
+    assert "mapspace_constraints" not in err              # a constraint section is read

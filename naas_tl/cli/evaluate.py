@@ -14,14 +14,13 @@ from naas_tl.spec.case import case_folder, load_case_files
 def _load_from_paths(paths: list[str]):
     folder = case_folder(paths)
     if folder is not None:
-        case = load_case_dir(folder)
-        for note in case.arch.notes:
-            print(f"{PROG}: note: {note}", file=sys.stderr)
-        return case, folder.name
-    case, notes = load_case_files(paths)
-    for note in notes:
+        case, notes, title = load_case_dir(folder), [], folder.name
+    else:
+        case, notes = load_case_files(paths)
+        title = case.name
+    for note in notes + list(case.arch.notes):
         print(f"{PROG}: note: {note}", file=sys.stderr)
-    return case, case.name
+    return case, title
 
 
 def cmd_evaluate(args) -> int:

@@ -39,13 +39,7 @@ def _map_paths(paths: list[str], constraints: str | None) -> dict:
         # a mapper.yaml there is read for its metrics, as timeloop-mapper would take it
         files["documents"] = [files["arch"], files["problem"]] + \
             [d / "mapper.yaml"] * (d / "mapper.yaml").is_file()
-        if (d / "mapper.yaml").is_file():
-            from naas_tl.spec import load_yaml
-            from naas_tl.spec.case import OTHER_KEYS
-            for key in load_yaml(d / "mapper.yaml"):
-                if key not in OTHER_KEYS:         # mapper and constraint sections are read
-                    files["notes"].append(f"{d / 'mapper.yaml'}: top-level '{key}' is not read "
-                                          f"by naas_tl; ignored")
+        files["mapper_yaml"] = d / "mapper.yaml"      # its unread keys are noted once read
         return files
     found, files["notes"] = input_files(paths)   # one file may hold every input
     require(found, ("arch.yaml", "problem.yaml"), paths)
@@ -119,6 +113,11 @@ def cmd_map(args) -> int:
     )
     documents = [(str(f), load_yaml(f)) for f in files["documents"]]
     docs = {name: data for name, data in documents}
+    if str(files.get("mapper_yaml")) in docs:     # its mapper and constraint sections are read
+        from naas_tl.spec.case import OTHER_KEYS
+        files["notes"] += [f"{files['mapper_yaml']}: top-level '{key}' is not read by "
+                           f"naas_tl; ignored" for key in docs[str(files["mapper_yaml"])]
+                           if key not in OTHER_KEYS]
     from naas_tl.spec.case import check_dense
     for name, data in documents:
         check_dense(data, name)

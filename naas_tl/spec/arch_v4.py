@@ -19,7 +19,7 @@ them is not modelled here."""
 from __future__ import annotations
 
 from naas_tl.errors import NaasError
-from naas_tl.spec.values import TAG_KEY, _check_keys, _num
+from naas_tl.spec.values import TAG_KEY, _check_keys, _mapping, _num
 
 _KNOWN = ("Container", "Component", "Parallel", "Hierarchical", "Nothing")
 # The keys timeloopfe's nodes take: one a letter or two from them is a misspelling, which
@@ -58,7 +58,9 @@ def nodes_to_components(root: dict, file: str) -> list:
     return local
 
 
-def _tag(node: dict, fld: str, file: str) -> str:
+def node_kind(node: dict, fld: str, file: str) -> str:
+    """The node's tag without its '!' (Container, Component, ...); an untagged node is a
+    component when it has a class, else a container. An unknown tag is an error."""
     tag = node.get(TAG_KEY)
     if tag is None:
         # an untagged node: a component when it has a class, else a container
@@ -70,16 +72,8 @@ def _tag(node: dict, fld: str, file: str) -> str:
     return tag
 
 
-def _mapping(value, fld: str, file: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise NaasError("expected a mapping", file=file, field=fld, value=value)
-    return value
-
-
 def _fanout(node: dict, fld: str, file: str) -> tuple[int, int]:
-    sp = _mapping(node.get("spatial"), f"{fld}.spatial", file)
+    sp = _mapping(node.get("spatial"), file=file, fld=f"{fld}.spatial")
     return tuple(_num(sp.get(k, 1), file=file, fld=f"{fld}.spatial.{k}", integer=True)
                  for k in ("meshX", "meshY"))
 
@@ -93,7 +87,7 @@ def _walk(nodes, fld: str, state: dict, local: list, file: str, parallel: bool) 
         if not isinstance(node, dict):
             raise NaasError("expected an architecture node (!Container, !Component, ...)",
                             file=file, field=f, value=node)
-        tag = _tag(node, f, file)
+        tag = node_kind(node, f, file)
         _check_keys(node, _KEYS[tag], file, f)
         if node.get("enabled", True) is False:
             continue                     # timeloopfe leaves disabled nodes out
@@ -107,7 +101,7 @@ def _walk(nodes, fld: str, state: dict, local: list, file: str, parallel: bool) 
         name = node.get("name")
         if not isinstance(name, str) or not name.strip():
             raise NaasError("expected a node name", file=file, field=f"{f}.name", value=name)
-        attrs = _mapping(node.get("attributes"), f"{f}.attributes", file)
+        attrs = _mapping(node.get("attributes"), file=file, fld=f"{f}.attributes")
         fx, fy = _fanout(node, f, file)
         if tag == "Container":
             if node.get("networks"):

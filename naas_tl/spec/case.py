@@ -166,4 +166,4 @@ def load_case_files(paths: Sequence[str | Path]) -> tuple[Case, list[str]]:
     require(files, ("arch.yaml", "problem.yaml", "map.yaml"), paths)
     case = load_case(files["arch.yaml"], files["problem.yaml"], files["map.yaml"],
                      files.get("ERT.yaml"), files.get("ART.yaml"), name=files["map.yaml"].name)
-    return case, notes + list(case.arch.notes)
+    return case, notes

@@ -46,7 +46,9 @@ _Loader = type("_Loader", (_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLo
 TAG_KEY = "!"
 
 
-def _tagged(loader, suffix, node):
+def construct_tagged(loader, suffix, node):
+    """A PyYAML multi-constructor for local tags: mappings keep the tag's name under
+    TAG_KEY; sequences and scalars are read as if untagged."""
     if isinstance(node, yaml.MappingNode):
         out = loader.construct_mapping(node, deep=True)
         out[TAG_KEY] = suffix
@@ -56,7 +58,7 @@ def _tagged(loader, suffix, node):
     return loader.construct_scalar(node)
 
 
-_Loader.add_multi_constructor("!", _tagged)
+_Loader.add_multi_constructor("!", construct_tagged)
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -8,7 +8,8 @@ import numpy as np
 
 from naas_tl.errors import NaasError
 from naas_tl.mapping.constraints.model import Constraints, _context
-from naas_tl.spec import TAG_KEY, Architecture, Problem, parse_factors, parse_permutation
+from naas_tl.spec import Architecture, Problem, parse_factors, parse_permutation
+from naas_tl.spec.arch_v4 import node_kind
 
 _KEEP_TYPES = ("datatype", "bypass", "bypassing", "dataspace")
 _NO_TYPES = ("no_link_transfer", "no_multicast", "no_reduction", "no_multicast_no_reduction",
@@ -355,7 +356,7 @@ class _Builder:
             f = f"{fld}[{i}]"
             if not isinstance(n, dict) or n.get("enabled", True) is False:
                 continue
-            tag = n.get(TAG_KEY) or ("Component" if "class" in n else "Container")
+            tag = node_kind(n, f, self.file)
             if isinstance(n.get("nodes"), list):
                 self.arch_nodes(n["nodes"], f"{f}.nodes", parallel=tag == "Parallel")
             group = n.get("constraints")

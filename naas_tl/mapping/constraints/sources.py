@@ -11,23 +11,16 @@ from naas_tl.errors import NaasError
 from naas_tl.mapping.constraints.build import _OPTIONAL_KEY, _Builder
 from naas_tl.mapping.constraints.check import conflicts
 from naas_tl.mapping.constraints.model import Constraints
-from naas_tl.spec import TAG_KEY, Architecture, Problem
+from naas_tl.spec import Architecture, Problem
+from naas_tl.spec.values import construct_tagged
 
 
 class _AnyTagLoader(yaml.SafeLoader):
-    """SafeLoader that reads timeloopfe's tags (!Container, !Component, ...) as plain
-    sequences/scalars and mappings (which keep the tag's name under spec.TAG_KEY)."""
+    """SafeLoader that reads timeloopfe's tags (!Container, !Component, ...) as spec's
+    loader does (spec.values.construct_tagged)."""
 
 
-def _any_tag(loader, suffix, node):
-    if isinstance(node, yaml.MappingNode):
-        return {**loader.construct_mapping(node, deep=True), TAG_KEY: suffix}
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
-
-
-_AnyTagLoader.add_multi_constructor("!", _any_tag)
+_AnyTagLoader.add_multi_constructor("!", construct_tagged)
 
 
 def read_yaml(path: Path) -> Any:

@@ -29,7 +29,7 @@ from naas_tl.nas.joint.run import (design_dir, json_default, search_config, sear
                                    write_workload)
 from naas_tl.search.design import child_seed
 from naas_tl.search.progress import progress_bar
-from naas_tl.search.workers import process_pool
+from naas_tl.search.workers import process_pool, shutdown
 from naas_tl.search.stages import run_search
 
 #: Default floors below the most accurate cell's accuracy (issue 13: 0.5 pp and 1 pp).
@@ -102,6 +102,7 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
     if own_pool and n_workers > 1:
         executor = process_pool(n_workers)
     joint_rows, choices = [], []
+    failed = True
     try:
         t = time.time()
         fixed_cfg = search_config(jc, ref_path, (), 0)
@@ -151,9 +152,10 @@ def run_joint_nb201(jc: JointConfig, out_dir, *, progress: bool = True,
             what = (f"accuracy >= {100 * floor:.2f} %" if floor is not None else
                     f"acc - {weight} x log2(EDP/EDP_ref)")
             joint_rows.append(_row(f"(iii) joint NAAS, {what}", cell, acc[cell], best, folder))
+        failed = False
     finally:
         if own_pool and executor is not None:
-            executor.shutdown(cancel_futures=True)     # queued jobs only after Ctrl-C/errors
+            shutdown(executor, failed)
 
     rows = [_row(f"(i) {jc.budget} human design + most accurate cell", ref, acc[ref], human,
                  "fixed-network/design-baseline"),

@@ -23,7 +23,7 @@ from naas_tl.nas.joint.networks import (
 from naas_tl.search.state import SearchConfig
 from naas_tl.search.design import child_seed
 from naas_tl.search.nevergrad_opt import check_optimizer
-from naas_tl.search.workers import process_pool
+from naas_tl.search.workers import process_pool, shutdown
 from naas_tl.search.stages import run_search
 
 
@@ -106,6 +106,7 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
     n_workers = jc.workers or (os.cpu_count() or 1)
     if own_pool and n_workers > 1:
         executor = process_pool(n_workers)
+    failed = True
     try:
         # 2. Fixed-network NAAS on the reference network (also gives the human baseline).
         t = time.time()
@@ -168,9 +169,10 @@ def run_joint(jc: JointConfig, out_dir, *, progress: bool = True, executor=None)
                                       LayerCache(jc.map_trials, child_seed(jc.seed, 13)),
                                       human_hybrid, chosen.arch, executor, n_workers)
             timings["breakdown_s"] = time.time() - t
+        failed = False
     finally:
         if own_pool and executor is not None:
-            executor.shutdown(cancel_futures=True)     # queued jobs only after Ctrl-C/errors
+            shutdown(executor, failed)
 
     # 4. Measured accuracies (test split: never used to choose) and the report.
     result = {"config": asdict(jc), "space": space.describe() if hasattr(space, "describe")
