@@ -308,7 +308,9 @@ def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatc
         searched.append(hw)
         return real(hw, *a, **k)
     monkeypatch.setattr(stages_mod, "evaluate_design", counting)
-    c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2)
+    # prune=False: every distinct design is mapped (none ruled out by its bound), so the
+    # searches counted are the distinct designs
+    c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, prune=False)
     st = run_search(c, tmp_path / "run", progress=False)["sizing"]
     assert len(st.scored()) == distinct
     sizing_searched = searched[2:]                 # after the dataflow and baseline designs
@@ -326,6 +328,80 @@ def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatc
     from naas_tl.search.report import _stage_dict, _tried
     d = _stage_dict(st)
     assert d["designs"] == distinct and _tried(d) == f"{distinct} ({st.asked} asked)"
+
+
+def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path,
+                                                                   monkeypatch):
+    """A design whose EDP bound is above the stage's best EDP so far is not searched: it is
+    told its bound, counts as scored, and the report says so. With --no-prune the same
+    designs are searched: the ruled-out one's EDP is above its bound and above the best, so
+    the stage ends with the same best either way."""
+    import math
+    import naas_tl.search.stages as stages_mod
+    from naas_tl.search import design as design_mod
+    from naas_tl.search.bounds import design_edp_bound
+    from naas_tl.search.design import layers_of
+    from naas_tl.search.report import _stage_dict, _tried
+    from naas_tl.workload import load_workload
+    budget = load_budget("eyeriss")
+    human = budget.human_design()
+    space = stage_space_of("sizing")
+    genomes = [space.encode(human.with_(array_x=4, array_y=4)), _sizing_genomes(2)[1],
+               space.encode(human)]
+    small = space.decode(genomes[0])                 # the design the stage decodes
+    assert small.num_pes < human.num_pes and not budget.violations(small)
+    runs = {}
+    for prune in (True, False):
+        monkeypatch.setattr(stages_mod, "make_optimizer", lambda *a, **k: _Cycling(genomes))
+        searched = []
+        real = design_mod.evaluate_design
+
+        def counting(hw, *a, **k):
+            searched.append(hw)
+            return real(hw, *a, **k)
+        monkeypatch.setattr(stages_mod, "evaluate_design", counting)
+        c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=3, prune=prune)
+        runs[prune] = (run_search(c, tmp_path / f"run{prune}", progress=False)["sizing"],
+                       searched[2:])
+    (cut, cut_searched), (every, every_searched) = runs[True], runs[False]
+    bound = design_edp_bound(budget, layers_of(load_workload(tiny)))(small)
+    assert list(cut.bounded) == [0] and cut.bounded[0] == pytest.approx(bound)
+    assert cut.told[0][1] == pytest.approx(math.log(bound)) and cut.history[0][1] == math.inf
+    assert small not in cut_searched and len(cut_searched) == 2
+    assert small in every_searched and len(every_searched) == 3 and not every.bounded
+    assert every.history[0][1] >= bound > every.best.edp   # the bound holds, above the best
+    assert cut.best.edp == every.best.edp and cut.best.hw == every.best.hw
+    assert len(cut.scored()) == len(every.scored()) == 3
+    d = _stage_dict(cut)
+    assert d["ruled_out_by_bound"] == 1 and _tried(d) == "3 (1 ruled out by their bound)"
+    assert d["history"][0]["edp_at_least_J_cycles"] == pytest.approx(bound)
+    assert _tried(_stage_dict(every)) == "3"
+
+
+def stage_space_of(name):
+    from naas_tl.search.stages import stage_space
+    budget = load_budget("eyeriss")
+    return stage_space(budget, budget.human_design(), name)
+
+
+def test_a_checkpoint_written_before_pruning_resumes_with_no_prune(tiny, tmp_path):
+    """Such a search mapped every design: resuming it continues that search (--no-prune);
+    resuming it with pruning would mix two searches, and says how to resume instead."""
+    from naas_tl.errors import NaasError
+    from naas_tl.search.checkpoint import Checkpoint
+    c = cfg(tiny, mode="sizing", prune=False)
+    run_search(c, tmp_path / "r", progress=False)
+    path = tmp_path / "r" / "checkpoint.json"
+    doc = json.loads(path.read_text())
+    del doc["config"]["prune"]                           # what an older version wrote
+    for st in doc["stages"].values():
+        del st["bounded"]
+    path.write_text(json.dumps(doc))
+    assert Checkpoint(path).load()["config"].prune is False
+    with pytest.raises(NaasError, match="--no-prune"):
+        run_search(cfg(tiny, mode="sizing"), tmp_path / "r", resume=True, progress=False)
+    st = run_search(c, tmp_path / "r", resume=True, progress=False)
+    assert st["sizing"].done and st["sizing"].best.valid
 
 
 class _Generational(_Cycling):

@@ -11,7 +11,7 @@ from naas_tl.errors import NaasError
 # with the value that means "not given".
 _NASA_UNUSED = {"mode": "full", "hw_population": 0, "es_share": 0.0, "population": None,
                 "optimizer": None, "hw_optimizer": "CMA", "encoding": "importance",
-                "workers": 0, "executor": "local", "verify_with": None}
+                "workers": 0, "executor": "local", "verify_with": None, "no_prune": False}
 
 
 def _reject_unused_for_nasa(args) -> None:
@@ -95,7 +95,8 @@ def cmd_search(args) -> int:
                        hw_trials=args.hw_trials, hw_population=args.hw_population,
                        map_trials=args.map_trials, population=args.population,
                        seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
-                       encoding=args.encoding, workers=args.workers, es_share=args.es_share)
+                       encoding=args.encoding, workers=args.workers, es_share=args.es_share,
+                       prune=not args.no_prune)
     from naas_tl.search.out_folder import check_out_folder
     check_out_folder(out, resume=args.resume is not None)
     from naas_tl.search.executors import make_executor
@@ -150,6 +151,9 @@ def cmd_search_nas(args, budget) -> int:
     if args.executor != "local":
         raise NaasError("--nas runs on local processes only", field="--executor",
                         value=args.executor)
+    if args.no_prune:
+        raise NaasError("--nas's accelerator searches rule designs out by their bound; the "
+                        "flag applies to the one-network search only", field="--no-prune")
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -64,11 +64,18 @@ def design_edp_bounds(budget, layers, designs) -> list:
     """Per design (HardwareConfig), the fewest J*cycles any mapping of the layers could
     reach on it: the budget's network energy bound times its array's bound cycles. Both are
     lower bounds for every design of the budget, so their product is one for its EDP."""
+    bound = design_edp_bound(budget, layers)
+    return [bound(hw) for hw in designs]
+
+
+def design_edp_bound(budget, layers):
+    """design_edp_bounds as a function of one design, with the layers' bounds computed
+    once: a stage asks it for every generation's designs."""
     per = _layer_bounds(budget, layers)
     energy = sum(count * b.energy_pJ for count, _p, b in per) * 1e-12
     cycles = _array_cycles(budget, layers, per)
-    return [energy * cycles(hw.array_x, hw.array_y, hw.parallel_x.split(","),
-                            hw.parallel_y.split(","))[0] for hw in designs]
+    return lambda hw: energy * cycles(hw.array_x, hw.array_y, hw.parallel_x.split(","),
+                                      hw.parallel_y.split(","))[0]
 
 
 def _array_cycles(budget, layers, per=None):

@@ -76,7 +76,9 @@ class Checkpoint:
                             f"reads version {VERSION}", file=str(self.path))
         try:
             cfg = doc["config"]
-            config = SearchConfig(**{**cfg, "ops": tuple(cfg["ops"])})
+            # A checkpoint written before bound pruning searched every design: resuming
+            # it continues that search (prune=False), or says the settings differ.
+            config = SearchConfig(**{"prune": False, **cfg, "ops": tuple(cfg["ops"])})
             stages = {n: _unstage(d) for n, d in doc["stages"].items()}
             for n, st in stages.items():
                 if n != st.name or n not in STAGE_NAMES:
@@ -108,7 +110,7 @@ def _fsync_dir(path: Path) -> None:
 def _stage(st: StageState) -> dict:
     return {"name": st.name, "history": st.history, "best": _outcome(st.best),
             "asked": st.asked, "done": st.done, "screen": st.screen, "told": st.told,
-            "invalid": st.invalid}
+            "invalid": st.invalid, "bounded": st.bounded}
 
 
 def _unstage(d: dict) -> StageState:
@@ -118,7 +120,8 @@ def _unstage(d: dict) -> StageState:
                       screen=None if d["screen"] is None else _rows(d["screen"]),
                       told=[(list(map(float, g)), float(loss)) for g, loss in d["told"]],
                       invalid={str(k): [str(m), int(n)]
-                               for k, (m, n) in d.get("invalid", {}).items()})
+                               for k, (m, n) in d.get("invalid", {}).items()},
+                      bounded={int(k): float(b) for k, b in d.get("bounded", {}).items()})
 
 
 def _rows(rows: list) -> list:

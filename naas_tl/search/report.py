@@ -10,6 +10,7 @@ import numpy as np
 from naas_tl.errors import NaasError
 from naas_tl.model.batched import evaluate_batch
 from naas_tl.mapping.batch import MappingBatch
+from naas_tl.search.state import design_key
 
 STAGE_TITLES = {"dataflow": "(a) human design, its own dataflow (tiling searched)",
                 "baseline": "(b) human design, full mapping search",
@@ -38,8 +39,12 @@ def _stage_dict(st) -> dict:
     b = st.best
     d = {"stage": st.name, "title": STAGE_TITLES[st.name], "candidates": st.asked,
          "designs": len(st.scored()),
+         "ruled_out_by_bound": len({design_key(hw) for i, _e, hw in st.history
+                                    if i in st.bounded}),
          "history": [{"candidate": i, "edp_J_cycles": (None if not math.isfinite(e) else e),
-                      "hw": hw} for i, e, hw in st.history],
+                      "hw": hw, **({"edp_at_least_J_cycles": st.bounded[i]}
+                                   if i in st.bounded else {})}
+                     for i, e, hw in st.history],
          "invalid_reasons": [{"reason": m, "designs": n} for m, n in st.invalid.values()]}
     if b is not None and b.valid:
         d.update({"edp_J_cycles": b.edp, "energy_pJ": b.energy_pJ, "cycles": b.cycles,
@@ -54,7 +59,10 @@ def _tried(st: dict) -> str:
     """Distinct designs scored, and how many asks that took when the optimizer repeated
     itself (a repeat is told its first score, not searched again)."""
     designs, asked = st.get("designs", st["candidates"]), st["candidates"]
-    return f"{designs}" if designs == asked else f"{designs} ({asked} asked)"
+    notes = [] if designs == asked else [f"{asked} asked"]
+    if st.get("ruled_out_by_bound"):
+        notes.append(f"{st['ruled_out_by_bound']} ruled out by their bound")
+    return f"{designs}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def write_outputs(out_dir, cfg, stages: dict, budget, workload) -> dict:
@@ -185,6 +193,12 @@ def format_report(result: dict) -> str:
     lines += _bound_lines(result)
     for line in no_valid_lines(result):
         lines += ["", f"**{line}**"]
+    if any(st.get("ruled_out_by_bound") for st in result["stages"].values()):
+        lines += ["", "A design \"ruled out by its bound\" was not mapped: its EDP bound (its "
+                      "array's bound cycles times the budget's energy bound) was above the "
+                      "stage's best EDP when it was asked, so no mapping could make it the "
+                      "best; the optimizer was told the bound (`--no-prune` maps every "
+                      "design)."]
     full = result["stages"].get("full", {})
     if "edp_improvement_vs_sizing" in full:
         lines += ["", f"Full NAAS vs sizing only: {full['edp_improvement_vs_sizing']:.2f}x "

@@ -26,7 +26,7 @@ import numpy as np
 from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
 from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
-from naas_tl.search.bounds import design_edp_bounds
+from naas_tl.search.bounds import design_edp_bound, design_edp_bounds
 from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
 from naas_tl.search.design import (child_seed, design_outcome, evaluate_design,
@@ -163,6 +163,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 _replay(st, cfg, space.size, ckpt.path, written)
             seen = st.scored()
             pop = hw_population(cfg, space.size)
+            bound = design_edp_bound(budget, layers) if cfg.prune else None
             while len(seen) < cfg.hw_trials and st.asked < MAX_ASKS * cfg.hw_trials:
                 n = min(pop, cfg.hw_trials - len(seen), MAX_ASKS * cfg.hw_trials - st.asked)
                 cands = [st.optimizer.ask() for _ in range(n)]
@@ -184,15 +185,23 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                         designs.append(hw)
                         tags.append((name, st.asked + j))
                         new.append(j)
+                cut = _ruled_out(bound, st.best, new, designs)
+                keep = [k for k, j in enumerate(new) if j not in cut]
                 warm = _warm_start(stages["baseline"].best)
-                outcomes = dict(zip(new, _run_designs(designs, layers, cfg, tags, executor,
-                                                      warm)))
+                outcomes = dict(zip([new[k] for k in keep],
+                                    _run_designs([designs[k] for k in keep], layers, cfg,
+                                                 [tags[k] for k in keep], executor, warm)))
                 for j, why in undecodable.items():
                     outcomes[j] = DesignOutcome(None, [], error="not decodable within the "
                                                                 f"budget: {why}")
                 st.note_invalid(outcomes.values())
                 for j, c in enumerate(cands):
-                    if j in outcomes:
+                    if j in cut:                       # cannot become the best
+                        loss = math.log(cut[j])
+                        entry = (st.asked + j, math.inf,
+                                 designs[new.index(j)].to_dict())
+                        st.bounded[st.asked + j] = cut[j]
+                    elif j in outcomes:
                         o = outcomes[j]
                         loss = math.log(o.edp) if o.valid and o.edp > 0 else INVALID_LOSS
                         entry = (st.asked + j, o.edp, o.hw.to_dict() if o.hw else None)
@@ -202,6 +211,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                         first = seen[keys[j]]
                         loss = st.told[first][1]
                         entry = (st.asked + j, st.history[first][1], st.history[first][2])
+                        if st.history[first][0] in st.bounded:
+                            st.bounded[st.asked + j] = st.bounded[st.history[first][0]]
                     st.optimizer.tell(c, loss)
                     st.told.append(([float(x) for x in c.value], loss))
                     st.history.append(entry)
@@ -221,6 +232,24 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     return stages
 
 
+def _ruled_out(bound, best, new: list, designs: list) -> dict:
+    """{candidate position: EDP bound} of the designs whose bound (search.bounds) is above
+    the best EDP the stage had when their generation was asked: no mapping can bring them
+    below it, so they are told their bound instead of being searched (about half of a
+    default NVDLA stage's designs: fewer PEs, or arrays their dims do not fill). Decided per
+    generation, from numbers the run's seed fixes, so the results do not depend on workers
+    or on timing."""
+    if bound is None or best is None or not best.valid:
+        return {}
+    reach = best.edp * (1 + 1e-9)
+    out = {}
+    for j, hw in zip(new, designs):
+        b = bound(hw)
+        if b > reach:
+            out[j] = b
+    return out
+
+
 def _check_resume(cfg: SearchConfig, state: dict, ckpt: Checkpoint) -> None:
     """The settings and the workload's layers must be the checkpoint's. The workload is
     compared by its layers, not by how its file was named: the same file by another path
@@ -235,8 +264,9 @@ def _check_resume(cfg: SearchConfig, state: dict, ckpt: Checkpoint) -> None:
             and not (k == "workload" and same_layers)]
     if diff:
         k = diff[0]
+        hint = "; resume it with --no-prune" if k == "prune" and not stored.prune else ""
         raise NaasError(f"--resume with different settings than the checkpoint (it holds "
-                        f"{getattr(stored, k)!r})", file=str(ckpt.path), field=k,
+                        f"{getattr(stored, k)!r}{hint})", file=str(ckpt.path), field=k,
                         value=getattr(cfg, k))
 
 

@@ -88,6 +88,9 @@ class SearchConfig:
     screen_trials: int = 256
     screen_keep: int = 8
     es_share: float = 0.0        # share of each layer's mappings for the genome search
+    # A design whose EDP bound (search.bounds.design_edp_bound) is above the stage's best
+    # EDP so far cannot become the best: it is told its bound instead of being searched.
+    prune: bool = True
 
     @property
     def screens(self) -> bool:
@@ -120,6 +123,9 @@ class StageState:
     # Why designs were invalid: {cause: [first message, designs]}. A cause is the message
     # with its numbers blanked, so 200 budget overruns by different amounts read as one.
     invalid: dict = field(default_factory=dict)
+    # {candidate index: EDP bound} of the designs ruled out by their bound (SearchConfig.prune):
+    # not searched, told the bound; their history EDP is inf.
+    bounded: dict = field(default_factory=dict)
 
     def scored(self) -> dict:
         """{design key: position in history of its first score}: the distinct designs the
