@@ -41,11 +41,15 @@ def _files(folder) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def _resume_argv(c, folder) -> list:
+    return ["search", "--arch", c.arch, "--workload", c.workload, "--mode", c.mode,
+            "--hw-trials", str(c.hw_trials), "--hw-population", str(c.hw_population),
+            "--map-trials", str(c.map_trials), "--population", str(c.population),
+            "--seed", str(c.seed), "--workers", "1", "--quiet", "--resume", str(folder)]
+
+
 def _resume_cli(c, folder):
-    return _cli("search", "--arch", c.arch, "--workload", c.workload, "--mode", c.mode,
-                "--hw-trials", str(c.hw_trials), "--hw-population", str(c.hw_population),
-                "--map-trials", str(c.map_trials), "--population", str(c.population),
-                "--seed", str(c.seed), "--workers", "1", "--quiet", "--resume", str(folder))
+    return _cli(*_resume_argv(c, folder))
 
 
 def _damaged(text: bytes) -> dict:
@@ -73,17 +77,24 @@ def _damaged(text: bytes) -> dict:
 @pytest.mark.parametrize("case", ["garbage", "binary", "truncated", "empty", "wrong version",
                                   "foreign JSON", "JSON list", "missing stages", "bad stage",
                                   "renamed stage", "unknown stage", "bad workload digest"])
-def test_a_bad_checkpoint_is_a_one_line_error_that_changes_nothing(runs, case, tmp_path):
+def test_a_bad_checkpoint_is_a_one_line_error_that_changes_nothing(runs, case, tmp_path,
+                                                                  capsys):
     root, c, _stages, snaps = runs
     folder = tmp_path / "run"
     shutil.copytree(root / "whole", folder)
     (folder / "checkpoint.json").write_bytes(_damaged(snaps[-1])[case])
     before = _files(folder)
-    r = _resume_cli(c, folder)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(folder / "checkpoint.json") in lines[0], r.stderr
-    assert "Traceback" not in r.stderr
+    if case == "garbage":              # one case through a real process, the rest in this one
+        r = _resume_cli(c, folder)
+        code, err = r.returncode, r.stderr
+    else:
+        from naas_tl.cli.main import main
+        code = main(_resume_argv(c, folder))
+        err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(folder / "checkpoint.json") in lines[0], err
+    assert "Traceback" not in err
     assert _files(folder) == before
 
 
