@@ -170,6 +170,36 @@ def test_resume_replays_the_optimizer_to_the_uninterrupted_result(runs, tmp_path
         assert got[name].best.edp == stages[name].best.edp, name
 
 
+def test_resume_after_a_ruled_out_design_gives_the_uninterrupted_result(tmp_path):
+    """A kill in the full stage after a design was ruled out by its bound: the checkpoint
+    holds it (int keys back from JSON), and the resumed search ends as the whole one."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    c = cfg(str(tmp_path / "tiny.yaml"), hw_trials=6, seed=5)
+    snaps = []
+    save = Checkpoint.save
+
+    def keep(self, state):
+        save(self, state)
+        snaps.append(self.path.read_bytes())
+    Checkpoint.save = keep
+    try:
+        whole = run_search(c, tmp_path / "whole", progress=False)
+    finally:
+        Checkpoint.save = save
+    assert whole["full"].bounded
+    state = Checkpoint(tmp_path / "whole" / "checkpoint.json").load()
+    assert all(state["stages"][n].bounded == whole[n].bounded for n in whole)
+    mid = next(s for s in snaps if json.loads(s)["stages"]["full"]["bounded"]
+               and not json.loads(s)["stages"]["full"]["done"])
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "checkpoint.json").write_bytes(mid)
+    got = run_search(c, tmp_path / "r", resume=True, progress=False)
+    for name in whole:
+        assert (got[name].history, got[name].told, got[name].bounded) == \
+            (whole[name].history, whole[name].told, whole[name].bounded), name
+        assert got[name].best.edp == whole[name].best.edp, name
+
+
 def test_a_checkpoint_the_optimizer_does_not_repeat_is_refused(runs, tmp_path):
     root, c, _stages, snaps = runs
     doc = json.loads(_mid_sizing(snaps))

@@ -55,20 +55,21 @@ def test_a_pool_gives_the_inline_search(tiny, tmp_path):
     whole. Every stage's designs, EDPs, mappings and evaluation counts must agree."""
     def run(workers, out):
         cfg = SearchConfig(arch="eyeriss", budget="eyeriss", workload=tiny, mode="full",
-                           hw_trials=4, hw_population=2, map_trials=32, population=16,
-                           seed=3, workers=workers, screen_trials=16, screen_keep=2)
+                           hw_trials=6, hw_population=2, map_trials=32, population=16,
+                           seed=5, workers=workers, screen_trials=16, screen_keep=2)
         return run_search(cfg, tmp_path / out, progress=False)
 
     def key(st):
         layers = [(l.name, l.energy_pJ, l.cycles, l.evaluations, l.mapping.levels)
                   for l in st.best.layers]
-        return st.history, st.best.edp, st.best.hw, layers, st.screen
+        return st.history, st.told, st.bounded, st.best.edp, st.best.hw, layers, st.screen
 
     inline, pool = run(1, "inline"), run(2, "pool")
     assert list(pool) == ["dataflow", "baseline", "sizing", "full"]
     assert pool["full"].screen and any(e is None for _i, e, _hw in pool["full"].screen)
     for name in inline:
         assert key(pool[name]) == key(inline[name]), name
+    assert any(st.bounded for st in pool.values())      # designs ruled out by their bound
 
 
 def test_a_design_whose_second_layer_fails_is_the_same_error_in_a_pool(tiny):

@@ -151,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--hw-optimizer", default="CMA", help="nevergrad optimizer for hardware")
     se.add_argument("--encoding", choices=["importance", "index"], default="importance")
     se.add_argument("--no-prune", action="store_true",
-                    help="search the mappings of every design; by default a design whose EDP "
+                    help="map every design a stage scores; by default a design whose EDP "
                          "bound is above the stage's best EDP so far is told its bound "
-                         "instead (it cannot become the best)")
+                         "instead (it cannot become the best). The full stage's screen "
+                         "skips connectivities by the same bound either way")
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
     se.add_argument("--executor", default="local", metavar="SPEC",

@@ -264,7 +264,8 @@ def _check_resume(cfg: SearchConfig, state: dict, ckpt: Checkpoint) -> None:
             and not (k == "workload" and same_layers)]
     if diff:
         k = diff[0]
-        hint = "; resume it with --no-prune" if k == "prune" and not stored.prune else ""
+        hint = "" if k != "prune" else \
+            "; resume it with --no-prune" if not stored.prune else "; resume it without --no-prune"
         raise NaasError(f"--resume with different settings than the checkpoint (it holds "
                         f"{getattr(stored, k)!r}{hint})", file=str(ckpt.path), field=k,
                         value=getattr(cfg, k))
