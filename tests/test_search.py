@@ -335,7 +335,8 @@ def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatc
 def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path,
                                                                    monkeypatch):
     """A design whose EDP bound is above the stage's best EDP so far is not searched: it is
-    told its bound, counts as scored, and the report says so. With --no-prune the same
+    told its bound scaled by the best design's EDP over its own bound (an EDP as efficient
+    as the best's), counts as scored, and the report says so. With --no-prune the same
     designs are searched: the ruled-out one's EDP is above its bound and above the best, so
     the stage ends with the same best either way."""
     import math
@@ -348,7 +349,7 @@ def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path
     budget = load_budget("eyeriss")
     human = budget.human_design()
     space = stage_space_of("sizing")
-    # the small design twice: its repeat, in the next generation, is told its bound again
+    # the small design twice: its repeat, in the next generation, is told the same again
     genomes = [space.encode(human.with_(array_x=4, array_y=4)), _sizing_genomes(2)[1]]
     genomes += [genomes[0], space.encode(human)]
     small = space.decode(genomes[0])                 # the design the stage decodes
@@ -364,13 +365,17 @@ def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path
             return real(hw, *a, **k)
         monkeypatch.setattr(stages_mod, "evaluate_design", counting)
         c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, prune=prune)
-        runs[prune] = (run_search(c, tmp_path / f"run{prune}", progress=False)["sizing"],
-                       searched[2:])
+        stages = run_search(c, tmp_path / f"run{prune}", progress=False)
+        runs[prune] = (stages["sizing"], searched[2:])
     (cut, cut_searched), (every, every_searched) = runs[True], runs[False]
-    bound = design_edp_bound(budget, layers_of(load_workload(tiny)))(small)
+    bound_of = design_edp_bound(budget, layers_of(load_workload(tiny)))
+    bound = bound_of(small)
+    base = stages["baseline"].best                 # the stage's best when small was asked
     assert list(cut.bounded) == [0, 2] and cut.bounded[0] == cut.bounded[2]
     assert cut.bounded[0] == pytest.approx(bound)
-    assert cut.told[0][1] == cut.told[2][1] == pytest.approx(math.log(bound))
+    told = bound * base.edp / bound_of(base.hw)
+    assert told > bound and base.edp / bound_of(base.hw) > 1.05
+    assert cut.told[0][1] == cut.told[2][1] == pytest.approx(math.log(told))
     assert cut.history[0][1] == cut.history[2][1] == math.inf
     assert small not in cut_searched and len(cut_searched) == 2
     assert small in every_searched and len(every_searched) == 3 and not every.bounded

@@ -152,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--encoding", choices=["importance", "index"], default="importance")
     se.add_argument("--no-prune", action="store_true",
                     help="map every design a stage scores; by default a design whose EDP "
-                         "bound is above the stage's best EDP so far is told its bound "
-                         "instead (it cannot become the best). The full stage's screen "
+                         "bound is above the stage's best EDP so far is not mapped (it "
+                         "cannot become the best). The full stage's screen "
                          "skips connectivities by the same bound either way")
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")

@@ -89,7 +89,7 @@ class SearchConfig:
     screen_keep: int = 8
     es_share: float = 0.0        # share of each layer's mappings for the genome search
     # A design whose EDP bound (search.bounds.design_edp_bound) is above the stage's best
-    # EDP so far cannot become the best: it is told its bound instead of being searched.
+    # EDP so far cannot become the best: it is not mapped (search.stages._ruled_out).
     prune: bool = True
 
     @property
@@ -124,7 +124,7 @@ class StageState:
     # with its numbers blanked, so 200 budget overruns by different amounts read as one.
     invalid: dict = field(default_factory=dict)
     # {candidate index: EDP bound} of the designs ruled out by their bound (SearchConfig.prune):
-    # not searched, told the bound; their history EDP is inf.
+    # not mapped; their history EDP is inf.
     bounded: dict = field(default_factory=dict)
 
     def scored(self) -> dict:
