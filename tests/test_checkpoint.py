@@ -23,6 +23,12 @@ def runs(tmp_path_factory):
     (root / "tiny.yaml").write_text(TINY)
     c = cfg(str(root / "tiny.yaml"), mode="sizing", hw_trials=4, hw_population=2,
             map_trials=16)
+    stages, snaps = _run_keeping_checkpoints(c, root / "whole")
+    return root, c, stages, snaps
+
+
+def _run_keeping_checkpoints(c, out):
+    """run_search's stages, and a copy of every checkpoint it wrote, in order."""
     snaps = []
     save = Checkpoint.save
 
@@ -31,10 +37,9 @@ def runs(tmp_path_factory):
         snaps.append(self.path.read_bytes())
     Checkpoint.save = keep
     try:
-        stages = run_search(c, root / "whole", progress=False)
+        return run_search(c, out, progress=False), snaps
     finally:
         Checkpoint.save = save
-    return root, c, stages, snaps
 
 
 def _files(folder) -> dict:
@@ -175,17 +180,7 @@ def test_resume_after_a_ruled_out_design_gives_the_uninterrupted_result(tmp_path
     holds it (int keys back from JSON), and the resumed search ends as the whole one."""
     (tmp_path / "tiny.yaml").write_text(TINY)
     c = cfg(str(tmp_path / "tiny.yaml"), hw_trials=6, seed=5)
-    snaps = []
-    save = Checkpoint.save
-
-    def keep(self, state):
-        save(self, state)
-        snaps.append(self.path.read_bytes())
-    Checkpoint.save = keep
-    try:
-        whole = run_search(c, tmp_path / "whole", progress=False)
-    finally:
-        Checkpoint.save = save
+    whole, snaps = _run_keeping_checkpoints(c, tmp_path / "whole")
     assert whole["full"].bounded
     state = Checkpoint(tmp_path / "whole" / "checkpoint.json").load()
     assert all(state["stages"][n].bounded == whole[n].bounded for n in whole)

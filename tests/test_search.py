@@ -292,17 +292,10 @@ def _sizing_genomes(n):
     return out
 
 
-@pytest.mark.parametrize("order,distinct", [([0, 0, 1, 0, 2, 1, 2], 3), ([0], 1)])
-def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatch, order,
-                                                       distinct):
-    """A stage scores hw_trials distinct designs: a repeat (within a generation or across
-    generations) is told its first score and not searched again; an optimizer that only
-    repeats itself ends the stage after MAX_ASKS asks per design, and the report says so."""
+def _count_searches(monkeypatch) -> list:
+    """The designs the stages map from now on (inline: evaluate_design), in order."""
     import naas_tl.search.stages as stages_mod
     from naas_tl.search import design as design_mod
-    genomes = _sizing_genomes(3)
-    monkeypatch.setattr(stages_mod, "make_optimizer",
-                        lambda *a, **k: _Cycling([genomes[i] for i in order]))
     searched = []
     real = design_mod.evaluate_design
 
@@ -310,6 +303,20 @@ def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatc
         searched.append(hw)
         return real(hw, *a, **k)
     monkeypatch.setattr(stages_mod, "evaluate_design", counting)
+    return searched
+
+
+@pytest.mark.parametrize("order,distinct", [([0, 0, 1, 0, 2, 1, 2], 3), ([0], 1)])
+def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatch, order,
+                                                       distinct):
+    """A stage scores hw_trials distinct designs: a repeat (within a generation or across
+    generations) is told its first score and not searched again; an optimizer that only
+    repeats itself ends the stage after MAX_ASKS asks per design, and the report says so."""
+    import naas_tl.search.stages as stages_mod
+    genomes = _sizing_genomes(3)
+    monkeypatch.setattr(stages_mod, "make_optimizer",
+                        lambda *a, **k: _Cycling([genomes[i] for i in order]))
+    searched = _count_searches(monkeypatch)
     # prune=False: every distinct design is mapped (none ruled out by its bound), so the
     # searches counted are the distinct designs
     c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, prune=False)
@@ -341,7 +348,6 @@ def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path
     the stage ends with the same best either way."""
     import math
     import naas_tl.search.stages as stages_mod
-    from naas_tl.search import design as design_mod
     from naas_tl.search.bounds import design_edp_bound
     from naas_tl.search.design import layers_of
     from naas_tl.search.report import _stage_dict, _tried
@@ -357,13 +363,7 @@ def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path
     runs = {}
     for prune in (True, False):
         monkeypatch.setattr(stages_mod, "make_optimizer", lambda *a, **k: _Cycling(genomes))
-        searched = []
-        real = design_mod.evaluate_design
-
-        def counting(hw, *a, **k):
-            searched.append(hw)
-            return real(hw, *a, **k)
-        monkeypatch.setattr(stages_mod, "evaluate_design", counting)
+        searched = _count_searches(monkeypatch)
         c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, prune=prune)
         stages = run_search(c, tmp_path / f"run{prune}", progress=False)
         runs[prune] = (stages["sizing"], searched[2:])
