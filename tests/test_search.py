@@ -342,10 +342,10 @@ def test_a_design_asked_again_is_told_its_first_score(tiny, tmp_path, monkeypatc
 def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path,
                                                                    monkeypatch):
     """A design whose EDP bound is above the stage's best EDP so far is not searched: it is
-    told its bound scaled by the best design's EDP over its own bound (an EDP as efficient
-    as the best's), counts as scored, and the report says so. With --no-prune the same
-    designs are searched: the ruled-out one's EDP is above its bound and above the best, so
-    the stage ends with the same best either way."""
+    told its bound times the median EDP over bound of the designs the stage has mapped and of
+    its best (an EDP mapped as well as a typical design), counts as scored, and the report
+    says so. With --no-prune the same designs are searched: the ruled-out ones' EDPs are
+    above their bounds and above the best, so the stage ends with the same best either way."""
     import math
     import naas_tl.search.stages as stages_mod
     from naas_tl.search.bounds import design_edp_bound
@@ -355,39 +355,51 @@ def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path
     budget = load_budget("eyeriss")
     human = budget.human_design()
     space = stage_space_of("sizing")
-    # the small design twice: its repeat, in the next generation, is told the same again
+    # generations of two: [small, other], [small again, smaller], [human]. The repeat is
+    # told the same again; smaller is told against other's ratio as well as the best's.
     genomes = [space.encode(human.with_(array_x=4, array_y=4)), _sizing_genomes(2)[1]]
-    genomes += [genomes[0], space.encode(human)]
-    small = space.decode(genomes[0])                 # the design the stage decodes
-    assert small.num_pes < human.num_pes and not budget.violations(small)
+    genomes += [genomes[0], space.encode(human.with_(array_x=4, array_y=2)),
+                space.encode(human)]
+    small, other, _, smaller = [space.decode(g) for g in genomes[:4]]
+    for hw in (small, smaller):
+        assert hw.num_pes < human.num_pes and not budget.violations(hw)
     runs = {}
     for prune in (True, False):
         monkeypatch.setattr(stages_mod, "make_optimizer", lambda *a, **k: _Cycling(genomes))
         searched = _count_searches(monkeypatch)
-        c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, prune=prune)
+        c = cfg(tiny, mode="sizing", hw_trials=4, hw_population=2, prune=prune)
         stages = run_search(c, tmp_path / f"run{prune}", progress=False)
         runs[prune] = (stages["sizing"], searched[2:])
     (cut, cut_searched), (every, every_searched) = runs[True], runs[False]
     bound_of = design_edp_bound(budget, layers_of(load_workload(tiny)))
-    bound = bound_of(small)
     base = stages["baseline"].best                 # the stage's best when small was asked
-    assert list(cut.bounded) == [0, 2] and cut.bounded[0] == cut.bounded[2]
-    assert cut.bounded[0] == pytest.approx(bound)
-    told = bound * base.edp / bound_of(base.hw)
-    assert told > bound and base.edp / bound_of(base.hw) > 1.05
-    assert cut.told[0][1] == cut.told[2][1] == pytest.approx(math.log(told))
-    assert cut.history[0][1] == cut.history[2][1] == math.inf
-    assert small not in cut_searched and len(cut_searched) == 2
-    assert small in every_searched and len(every_searched) == 3 and not every.bounded
-    assert every.history[0][1] >= bound > every.best.edp   # the bound holds, above the best
+    assert list(cut.bounded) == [0, 2, 3] and cut.bounded[0] == cut.bounded[2]
+    assert cut.bounded[0] == pytest.approx(bound_of(small))
+    assert cut.bounded[3] == pytest.approx(bound_of(smaller))
+    ratio = base.edp / bound_of(base.hw)
+    assert ratio > 1.05
+    assert cut.told[0][1] == cut.told[2][1] == pytest.approx(math.log(bound_of(small) * ratio))
+    # smaller's generation came after other's: the median of other's ratio and the best's
+    other_ratio = cut.history[1][1] / bound_of(other)
+    best_ratio = ratio if base.edp <= cut.history[1][1] else other_ratio
+    median = (other_ratio + best_ratio) / 2
+    # other's ratio changes what is told, far beyond approx's 1e-6
+    assert abs(median - ratio) > 1e-3 * ratio
+    assert cut.told[3][1] == pytest.approx(math.log(bound_of(smaller) * median))
+    assert cut.history[0][1] == cut.history[2][1] == cut.history[3][1] == math.inf
+    assert small not in cut_searched and smaller not in cut_searched
+    assert len(cut_searched) == 2
+    assert small in every_searched and len(every_searched) == 4 and not every.bounded
+    for i, hw in ((0, small), (3, smaller)):     # the bound holds, above the best
+        assert every.history[i][1] >= bound_of(hw) > every.best.edp
     assert cut.best.edp == every.best.edp and cut.best.hw == every.best.hw
-    assert len(cut.scored()) == len(every.scored()) == 3
+    assert len(cut.scored()) == len(every.scored()) == 4
     d = _stage_dict(cut)
-    assert d["ruled_out_by_bound"] == 1
-    assert _tried(d) == "3 (4 asked; 1 ruled out by their bound)"
-    assert d["history"][2]["edp_at_least_J_cycles"] == pytest.approx(bound)
+    assert d["ruled_out_by_bound"] == 2
+    assert _tried(d) == "4 (5 asked; 2 ruled out by their bound)"
+    assert d["history"][2]["edp_at_least_J_cycles"] == pytest.approx(bound_of(small))
     assert "edp_at_least_J_cycles" not in d["history"][1]
-    assert _tried(_stage_dict(every)) == "3 (4 asked)"
+    assert _tried(_stage_dict(every)) == "4 (5 asked)"
 
 
 def stage_space_of(name):
