@@ -197,8 +197,9 @@ def format_report(result: dict) -> str:
         lines += ["", "A design \"ruled out by its bound\" was not mapped: its EDP bound (its "
                       "array's bound cycles times the budget's energy bound) was above the "
                       "stage's best EDP when it was asked, so no mapping could make it the "
-                      "best; the optimizer was told that bound times the best design's EDP "
-                      "over its own bound (`--no-prune` maps every design)."]
+                      "best; the optimizer was told that bound times the median EDP over "
+                      "bound of the designs the stage had mapped (`--no-prune` maps every "
+                      "design)."]
     full = result["stages"].get("full", {})
     if "edp_improvement_vs_sizing" in full:
         lines += ["", f"Full NAAS vs sizing only: {full['edp_improvement_vs_sizing']:.2f}x "
