@@ -402,6 +402,39 @@ def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path
     assert _tried(_stage_dict(every)) == "4 (5 asked)"
 
 
+class _Swallowing(_Cycling):
+    """An optimizer whose tell swallows a Ctrl-C, as pycma's bare `except:` clauses do."""
+
+    def tell(self, cand, loss):
+        super().tell(cand, loss)
+        if len(self.told) == 1:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)             # the handler runs here, inside the try
+            except:                          # noqa: E722 -- what is being imitated
+                pass
+
+
+def test_a_ctrl_c_a_library_swallows_still_ends_the_search(tiny, tmp_path, monkeypatch):
+    """The search goes on after its optimizer swallowed the KeyboardInterrupt, but stops
+    before saving that generation, and gives the process its own SIGINT handler back."""
+    import naas_tl.search.stages as stages_mod
+    from naas_tl.search.checkpoint import Checkpoint
+    genomes = _sizing_genomes(3)
+    monkeypatch.setattr(stages_mod, "make_optimizer", lambda *a, **k: _Swallowing(genomes))
+    before = signal.getsignal(signal.SIGINT)
+    c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(c, tmp_path / "run", progress=False)
+    assert signal.getsignal(signal.SIGINT) is before
+    saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert saved["stages"]["baseline"]["done"]
+    assert saved["stages"]["sizing"]["history"] == []     # the swallowed generation is not saved
+    monkeypatch.setattr(stages_mod, "make_optimizer", lambda *a, **k: _Cycling(genomes))
+    resumed = run_search(c, tmp_path / "run", resume=True, progress=False)["sizing"]
+    assert len(resumed.scored()) == 3
+
+
 def stage_space_of(name):
     from naas_tl.search.stages import stage_space
     budget = load_budget("eyeriss")

@@ -31,6 +31,7 @@ from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
 from naas_tl.search.design import (child_seed, design_outcome, evaluate_design,
                                    evaluate_layer, layers_of, workload_digest)
+from naas_tl.search.interrupts import Interrupts
 from naas_tl.search.mapper.inner import INVALID_LOSS
 from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
 from naas_tl.search.progress import progress_bar
@@ -83,6 +84,11 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
         executor = process_pool(n) if n > 1 else None
     bar = progress_bar(progress, total=sum(_stage_total(cfg, s) for s in cfg.stages()),
                     initial=sum(len(st.scored()) for st in stages.values()))
+    interrupts = Interrupts.install()
+
+    def save():
+        interrupts.check()                  # a Ctrl-C a library swallowed ends it here
+        ckpt.save({"config": cfg, "stages": stages})
     failed = True
     try:
         # The human design, with its own dataflow and with the full mapping search, both
@@ -108,7 +114,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             st.asked = 1
             st.done = True
             bar.update(1)
-            ckpt.save({"config": cfg, "stages": stages})
+            save()
         for name in cfg.stages():
             st = stages[name]
             if st.done:
@@ -118,7 +124,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 st.screen = _screen(space, budget, layers, cfg, executor,
                                     _warm_start(stages["baseline"].best), st)
                 bar.update(len(connectivities()))   # budget-breaking ones count as done
-                ckpt.save({"config": cfg, "stages": stages})
+                save()
             if st.optimizer is None:
                 # The human design lies in this stage's space too; the search starts from it
                 # (its genome seeds the optimizer), so the stage never reports worse.
@@ -224,11 +230,12 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 st.asked += n
                 bar.update(len(new))
                 bar.set_postfix_str(f"{name} best EDP {st.best.edp:.3g}" if st.best else name)
-                ckpt.save({"config": cfg, "stages": stages})
+                save()
             st.done = True
-            ckpt.save({"config": cfg, "stages": stages})
+            save()
         failed = False
     finally:
+        interrupts.restore()
         bar.close()
         if own_pool and executor is not None:
             shutdown(executor, failed)
