@@ -16,6 +16,7 @@ A stage scores cfg.hw_trials distinct designs: a design its optimizer asks again
 first score (the search is a function of the design, not of how often it is asked)."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 from concurrent.futures import Executor
@@ -169,8 +170,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 _replay(st, cfg, space.size, ckpt.path, written)
             seen = st.scored()
             pop = hw_population(cfg, space.size)
-            bound = design_edp_bound(budget, layers) if cfg.prune else None
-            ratios: dict = {}                  # history index -> its EDP over its bound
+            # cached: a mapped design's bound is asked again for its EDP/bound each generation
+            bound = functools.cache(design_edp_bound(budget, layers)) if cfg.prune else None
             while len(seen) < cfg.hw_trials and st.asked < MAX_ASKS * cfg.hw_trials:
                 n = min(pop, cfg.hw_trials - len(seen), MAX_ASKS * cfg.hw_trials - st.asked)
                 cands = [st.optimizer.ask() for _ in range(n)]
@@ -193,7 +194,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                         tags.append((name, st.asked + j))
                         new.append(j)
                 cut = _ruled_out(bound, st.best, new, designs,
-                                 _mapped_ratios(st, seen, bound, ratios))
+                                 _mapped_ratios(st, seen, bound))
                 keep = [k for k, j in enumerate(new) if j not in cut]
                 warm = _warm_start(stages["baseline"].best)
                 outcomes = dict(zip([new[k] for k in keep],
@@ -271,20 +272,17 @@ def _ruled_out(bound, best, new: list, designs: list, ratios: list) -> dict:
     return out
 
 
-def _mapped_ratios(st: StageState, seen: dict, bound, memo: dict) -> list:
+def _mapped_ratios(st: StageState, seen: dict, bound) -> list:
     """EDP over bound of each distinct design the stage has mapped with a valid result
     (seen: design key -> history index of its first ask), from the history alone, so a
-    resumed stage computes the same; memo keeps each ratio across generations."""
+    resumed stage computes the same."""
     if bound is None:
         return []
     out = []
-    for i in sorted(seen.values()):
+    for i in seen.values():
         idx, edp, hw = st.history[i]
-        if idx in st.bounded or hw is None or not (0 < edp < math.inf):
-            continue
-        if i not in memo:
-            memo[i] = edp / bound(HardwareConfig.from_dict(hw))
-        out.append(memo[i])
+        if idx not in st.bounded and hw is not None and 0 < edp < math.inf:
+            out.append(edp / bound(HardwareConfig.from_dict(hw)))
     return out
 
 
