@@ -155,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "bound is above the stage's best EDP so far is not mapped (it "
                          "cannot become the best). The full stage's screen "
                          "skips connectivities by the same bound either way")
+    se.add_argument("--polish-trials", type=int,
+                    help="of each searched stage's --hw-trials, the last ones set one per-PE "
+                         "buffer of the best design at a time to another power of two words, "
+                         "the GLB taking the rest (default: a quarter from 40 designs up; "
+                         "0: none)")
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
     se.add_argument("--executor", default="local", metavar="SPEC",

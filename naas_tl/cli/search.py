@@ -11,7 +11,8 @@ from naas_tl.errors import NaasError
 # with the value that means "not given".
 _NASA_UNUSED = {"mode": "full", "hw_population": 0, "es_share": 0.0, "population": None,
                 "optimizer": None, "hw_optimizer": "CMA", "encoding": "importance",
-                "workers": 0, "executor": "local", "verify_with": None, "no_prune": False}
+                "workers": 0, "executor": "local", "verify_with": None, "no_prune": False,
+                "polish_trials": None}
 
 
 def _reject_unused_for_nasa(args) -> None:
@@ -81,6 +82,12 @@ def cmd_search(args) -> int:
                                    ("hw_population", 0, MAX_TRIALS),
                                    ("workers", 0, MAX_WORKERS), ("seed", 0, 2**32 - 1)):
         check_count(getattr(args, name), "--" + name.replace("_", "-"), minimum, maximum)
+    if args.polish_trials is not None:
+        check_count(args.polish_trials, "--polish-trials", 0, MAX_TRIALS)
+        if args.polish_trials > args.hw_trials:
+            raise NaasError(f"must be at most --hw-trials ({args.hw_trials}): the polish "
+                            "scores the last of a stage's designs", field="--polish-trials",
+                            value=args.polish_trials)
     if not 0.0 <= args.es_share <= 1.0:
         raise NaasError("expected a fraction in [0, 1]", field="--es-share", value=args.es_share)
     if args.resume is not None and not args.resume.strip():
@@ -96,7 +103,9 @@ def cmd_search(args) -> int:
                        map_trials=args.map_trials, population=args.population,
                        seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
                        encoding=args.encoding, workers=args.workers, es_share=args.es_share,
-                       prune=not args.no_prune)
+                       prune=not args.no_prune,
+                       polish_trials=(SearchConfig.polish_trials if args.polish_trials is None
+                                      else args.polish_trials))
     from naas_tl.search.out_folder import check_out_folder
     check_out_folder(out, resume=args.resume is not None)
     from naas_tl.search.executors import make_executor
@@ -154,6 +163,10 @@ def cmd_search_nas(args, budget) -> int:
     if args.no_prune:
         raise NaasError("--nas's accelerator searches rule designs out by their bound; the "
                         "flag applies to the one-network search only", field="--no-prune")
+    if args.polish_trials is not None:
+        raise NaasError("--nas's accelerator searches score too few designs per stage to "
+                        "polish; the flag applies to the one-network search only",
+                        field="--polish-trials", value=args.polish_trials)
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -78,7 +78,9 @@ class Checkpoint:
             cfg = doc["config"]
             # A checkpoint written before bound pruning searched every design: resuming
             # it continues that search (prune=False), or says the settings differ.
-            config = SearchConfig(**{"prune": False, **cfg, "ops": tuple(cfg["ops"])})
+            # So does one written before the polish, without it (polish_trials=0).
+            config = SearchConfig(**{"prune": False, "polish_trials": 0, **cfg,
+                                     "ops": tuple(cfg["ops"])})
             stages = {n: _unstage(d) for n, d in doc["stages"].items()}
             for n, st in stages.items():
                 if n != st.name or n not in STAGE_NAMES:
@@ -110,7 +112,7 @@ def _fsync_dir(path: Path) -> None:
 def _stage(st: StageState) -> dict:
     return {"name": st.name, "history": st.history, "best": _outcome(st.best),
             "asked": st.asked, "done": st.done, "screen": st.screen, "told": st.told,
-            "invalid": st.invalid, "bounded": st.bounded}
+            "invalid": st.invalid, "bounded": st.bounded, "polished": st.polished}
 
 
 def _unstage(d: dict) -> StageState:
@@ -121,7 +123,8 @@ def _unstage(d: dict) -> StageState:
                       told=[(list(map(float, g)), float(loss)) for g, loss in d["told"]],
                       invalid={str(k): [str(m), int(n)]
                                for k, (m, n) in d.get("invalid", {}).items()},
-                      bounded={int(k): float(b) for k, b in d.get("bounded", {}).items()})
+                      bounded={int(k): float(b) for k, b in d.get("bounded", {}).items()},
+                      polished=int(d.get("polished", 0)))
 
 
 def _rows(rows: list) -> list:

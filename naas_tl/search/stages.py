@@ -8,7 +8,8 @@ layer cycles) with its searched mappings.
 Stages: dataflow (a) = the human design running its published dataflow (mapspace
 constraints, tiling searched); baseline (b) = the human design, full mapping search;
 sizing = sizes searched, human connectivity kept; full = sizes and connectivity, after a
-screening of every connectivity on the human sizes.
+screening of every connectivity on the human sizes. A searched stage's last designs (a
+quarter by default) polish its best's per-PE buffers (search.polish).
 
 Everything is seeded: a candidate's inner searches use a seed derived from the run seed, the
 stage and the candidate's index, so results do not depend on which worker evaluates what.
@@ -36,6 +37,7 @@ from naas_tl.search.interrupts import Interrupts
 from naas_tl.search.mapper.inner import INVALID_LOSS
 from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
 from naas_tl.search.progress import progress_bar
+from naas_tl.search.polish import buffer_moves, polish_trials
 from naas_tl.search.state import DesignOutcome, SearchConfig, StageState, design_key
 from naas_tl.search.workers import in_worker, process_pool, shutdown
 
@@ -172,8 +174,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             pop = hw_population(cfg, space.size)
             # cached: a mapped design's bound is asked again for its EDP/bound each generation
             bound = functools.cache(design_edp_bound(budget, layers)) if cfg.prune else None
-            while len(seen) < cfg.hw_trials and st.asked < MAX_ASKS * cfg.hw_trials:
-                n = min(pop, cfg.hw_trials - len(seen), MAX_ASKS * cfg.hw_trials - st.asked)
+            target = _optimizer_trials(cfg)
+            while len(seen) < target and st.asked < MAX_ASKS * target:
+                n = min(pop, target - len(seen), MAX_ASKS * target - st.asked)
                 cands = [st.optimizer.ask() for _ in range(n)]
                 designs, tags, new, undecodable, keys, pending = [], [], [], {}, {}, set()
                 for j, c in enumerate(cands):
@@ -232,6 +235,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                 bar.update(len(new))
                 bar.set_postfix_str(f"{name} best EDP {st.best.edp:.3g}" if st.best else name)
                 save()
+            _polish(st, seen, budget, layers, cfg, executor,
+                    _warm_start(stages["baseline"].best), bound, bar, save)
             st.done = True
             save()
         failed = False
@@ -300,8 +305,10 @@ def _check_resume(cfg: SearchConfig, state: dict, ckpt: Checkpoint) -> None:
             and not (k == "workload" and same_layers)]
     if diff:
         k = diff[0]
-        hint = "" if k != "prune" else \
-            "; resume it with --no-prune" if not stored.prune else "; resume it without --no-prune"
+        hint = ("; resume it with --no-prune" if not stored.prune else
+                "; resume it without --no-prune") if k == "prune" else \
+            f"; resume it with --polish-trials {stored.polish_trials}" \
+            if k == "polish_trials" and stored.polish_trials >= 0 else ""
         raise NaasError(f"--resume with different settings than the checkpoint (it holds "
                         f"{getattr(stored, k)!r}{hint})", file=str(ckpt.path), field=k,
                         value=getattr(cfg, k))
@@ -318,20 +325,20 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
     asks and tells, generation by generation, as the run that wrote it. The optimizer is
     seeded, so each ask must return the recorded genome; a different one (another nevergrad
     version, an optimizer that is not deterministic) would continue a different search."""
-    if not len(st.told) == len(st.history) == st.asked:
+    if not len(st.told) == len(st.history) - st.polished == st.asked:
         raise NaasError(f"checkpoint is damaged (stage {st.name}: {st.asked} designs asked, "
-                        f"{len(st.told)} told, {len(st.history)} in its history)",
-                        file=str(path))
+                        f"{len(st.told)} told, {len(st.history)} in its history, "
+                        f"{st.polished} of them polished)", file=str(path))
+    target = _optimizer_trials(cfg)
     done = 0
     seen: set = set()
     while done < len(st.told):
         # the generations run_search asked: sized by the designs still to score
-        n = min(hw_population(cfg, dim), cfg.hw_trials - len(seen),
-                MAX_ASKS * cfg.hw_trials - done)
+        n = min(hw_population(cfg, dim), target - len(seen), MAX_ASKS * target - done)
         if n <= 0 or done + n > len(st.told):
             raise NaasError(f"checkpoint is damaged (stage {st.name}: {len(st.told)} designs "
-                            "told, not whole generations of a stage that ends after "
-                            f"{cfg.hw_trials} designs)", file=str(path))
+                            "told, not whole generations of an optimizer that asks for "
+                            f"{target} designs)", file=str(path))
         cands = [st.optimizer.ask() for _ in range(n)]
         for c, (genome, loss) in zip(cands, st.told[done:done + n]):
             if not np.array_equal(np.asarray(c.value, float), genome):
@@ -429,6 +436,48 @@ def hw_population(cfg: SearchConfig, dim: int) -> int:
     dimension (4 + 3 ln d: 9 for sizing's 6 genes, 11 for the full stage's 14). It depends
     on the genome only, never on the worker count, so results do not either."""
     return cfg.hw_population or 4 + int(3 * math.log(max(dim, 1)))
+
+
+def _optimizer_trials(cfg: SearchConfig) -> int:
+    """The designs a searched stage's optimizer scores; the polish scores the rest."""
+    return cfg.hw_trials - polish_trials(cfg)
+
+
+def _polish(st: StageState, seen: dict, budget, layers, cfg: SearchConfig, executor, warm,
+            bound, bar, save) -> None:
+    """The stage's last designs: rounds of search.polish.buffer_moves of its best, until it
+    has scored cfg.hw_trials designs (those an optimizer that ended short left too) or its
+    best has no move left unscored (a round that found nothing better leaves none). A move
+    whose bound is above the best is not mapped, as in the optimizer's generations. Its
+    designs' seeds follow their history index."""
+    if not polish_trials(cfg):
+        return
+    while len(seen) < cfg.hw_trials and st.best is not None and st.best.valid:
+        moves = [hw for hw in buffer_moves(st.best.hw, budget)
+                 if design_key(hw.to_dict()) not in seen][:cfg.hw_trials - len(seen)]
+        if not moves:
+            return
+        cut = _ruled_out(bound, st.best, list(range(len(moves))), moves, [])
+        keep = [k for k in range(len(moves)) if k not in cut]
+        base = len(st.history)
+        outcomes = dict(zip(keep, _run_designs([moves[k] for k in keep], layers, cfg,
+                                               [(st.name, base + k) for k in keep],
+                                               executor, warm)))
+        st.note_invalid(outcomes.values())
+        for k, hw in enumerate(moves):
+            if k in cut:
+                st.bounded[base + k] = cut[k][0]
+                st.history.append((base + k, math.inf, hw.to_dict()))
+            else:
+                o = outcomes[k]
+                st.history.append((base + k, o.edp, hw.to_dict()))
+                if o.valid and o.edp < st.best.edp:
+                    st.best = o
+            seen.setdefault(design_key(hw.to_dict()), len(st.history) - 1)
+        st.polished += len(moves)
+        bar.update(len(moves))
+        bar.set_postfix_str(f"{st.name} polish, best EDP {st.best.edp:.3g}")
+        save()
 
 
 # A stage asks its optimizer at most this many times per design it is to score: an

@@ -1,0 +1,61 @@
+"""The last designs of a searched stage: a coordinate search on the best design's per-PE
+buffers.
+
+Why: the hardware optimizer finds the array but leaves the buffer split to chance. On
+Eyeriss with SqueezeNet, sizing's best over four seeds had Inputs/Weights words per PE of
+4/34, 86/1, 1/32 and 1/34 (EDP 9948 to 1.135e4 J*cycles), and the full stage, which starts
+from sizing's sizes, kept each seed's split. Setting one buffer at a time to another power of
+two, the GLB taking the bytes the PE buffers leave, took each of them to 9779-9918 in 40-74
+designs, and the full stage's best from 7073-7649 to 6814-6866.
+
+A round maps every move of the best not yet scored, nearest first, so that a round cut short
+by the stage's design count drops the far ones; the next round starts from the new best.
+Moves are a function of the best and the designs scored, so a resumed stage asks the same.
+"""
+from __future__ import annotations
+
+from naas_tl.hardware.config import HardwareConfig
+
+# The powers of two a per-PE buffer may take: up to 2**15 words, more than any budget gives.
+_MAX_DOUBLINGS = 15
+
+
+def buffer_moves(hw: HardwareConfig, budget) -> list:
+    """hw with one per-PE buffer at another power of two words and the GLB filled to the
+    budget's on-chip bytes, nearest first (by doublings); within the budget only. The first
+    move, when hw leaves on-chip bytes unused, is hw with its GLB filled."""
+    moves = []
+    filled = _fill(hw, budget)
+    if filled is not None and filled != hw:
+        moves.append(filled)
+    words = dict(hw.pe_words)
+    for d in range(1, _MAX_DOUBLINGS + 1):
+        for t, w in hw.pe_words:
+            p = w.bit_length() - 1                 # w's power of two, rounded down
+            for q in (p - d + (w != 1 << p), p + d):  # a w between powers: both sides
+                if 0 <= q <= _MAX_DOUBLINGS:
+                    cand = _fill(hw.with_(pe_words=tuple(
+                        (u, 1 << q if u == t else words[u]) for u, _ in hw.pe_words)), budget)
+                    if cand is not None and cand not in moves and cand != hw:
+                        moves.append(cand)
+    return moves
+
+
+def _fill(hw: HardwareConfig, budget) -> HardwareConfig | None:
+    """hw with the GLB taking every on-chip byte its PE buffers leave (in buffer steps), or
+    None when that leaves less GLB than a design decodes to (16 steps) or breaks the budget."""
+    step = budget.buffer_step_bytes
+    glb = (budget.max_onchip_bytes - hw.with_(glb_bytes=0).onchip_bytes()) // step * step
+    if glb < 16 * step:
+        return None
+    out = hw.with_(glb_bytes=glb)
+    return None if budget.violations(out) else out
+
+
+def polish_trials(cfg) -> int:
+    """Designs of a searched stage kept for the polish: cfg.polish_trials, or by default (-1)
+    a quarter of cfg.hw_trials from 40 designs up. Below that the optimizer needs them all
+    (the joint NAS scores 24 per stage)."""
+    if cfg.polish_trials >= 0:
+        return min(cfg.polish_trials, cfg.hw_trials)
+    return cfg.hw_trials // 4 if cfg.hw_trials >= 40 else 0

@@ -1,0 +1,166 @@
+"""The polish: a searched stage's last designs set one per-PE buffer of its best at a time to
+another power of two words, the GLB taking the rest; it resumes exactly and is refused where
+it does not apply."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from naas_tl.hardware.budget import load_budget
+from naas_tl.search.checkpoint import Checkpoint
+from naas_tl.search.polish import buffer_moves, polish_trials
+from naas_tl.search.stages import run_search
+from test_checkpoint import _run_keeping_checkpoints
+from test_search import TINY, _cli, _Cycling, _sizing_genomes, cfg
+
+
+@pytest.mark.parametrize("name", ["eyeriss", "nvdla-256", "shidiannao", "edgetpu"])
+def test_buffer_moves_change_one_pe_buffer_and_fill_the_glb(name):
+    budget = load_budget(name)
+    human = budget.human_design()
+    # a design that leaves on-chip bytes unused, with a buffer between powers of two
+    base = human.with_(glb_bytes=human.glb_bytes // 2 // 16 * 16,
+                       pe_words=tuple((t, 3 if k == 0 else w)
+                                      for k, (t, w) in enumerate(human.pe_words)))
+    assert not budget.violations(base)
+    moves = buffer_moves(base, budget)
+    assert moves[0].pe_words == base.pe_words and moves[0].glb_bytes > base.glb_bytes
+    words = dict(base.pe_words)
+    last = 0
+    for hw in moves:
+        assert not budget.violations(hw)
+        spare = budget.max_onchip_bytes - hw.onchip_bytes()
+        assert 0 <= spare < budget.buffer_step_bytes          # the GLB took the rest
+        if hw is moves[0]:
+            continue
+        changed = [(t, w) for t, w in hw.pe_words if w != words[t]]
+        assert len(changed) == 1
+        t, w = changed[0]
+        assert w & (w - 1) == 0                                 # a power of two
+        # nearest first: doublings from the old size (3 lies between 2 and 4)
+        d = abs(w.bit_length() - words[t].bit_length()) + (w < words[t] and
+                                                          words[t] & (words[t] - 1) != 0)
+        assert d >= last
+        last = d
+    assert len({(h.pe_words, h.glb_bytes) for h in moves}) == len(moves)
+    assert base not in moves
+    # both neighbours of the 3-word buffer come first among its moves
+    t0 = base.pe_words[0][0]
+    firsts = [dict(h.pe_words)[t0] for h in moves[1:] if dict(h.pe_words)[t0] != 3][:2]
+    assert sorted(firsts) == [2, 4]
+
+
+def test_the_default_polish_is_a_quarter_from_40_designs():
+    from naas_tl.search.state import SearchConfig
+    c = SearchConfig(arch="eyeriss", budget="eyeriss", workload="squeezenet")
+    assert polish_trials(c) == 50                       # of the default 200
+    import dataclasses
+    assert polish_trials(dataclasses.replace(c, hw_trials=39)) == 0
+    assert polish_trials(dataclasses.replace(c, polish_trials=7)) == 7
+
+
+@pytest.fixture(scope="module")
+def polished(tmp_path_factory):
+    """A sizing stage whose optimizer only asks the human design: every other design it
+    scores is the polish's."""
+    import naas_tl.search.stages as stages_mod
+    root = tmp_path_factory.mktemp("polish")
+    (root / "tiny.yaml").write_text(TINY)
+    human = _sizing_genomes(1)
+    c = cfg(str(root / "tiny.yaml"), mode="sizing", hw_trials=40, polish_trials=36,
+            map_trials=32)
+    real = stages_mod.make_optimizer
+    stages_mod.make_optimizer = lambda *a, **k: _Cycling(human)
+    try:
+        stages, snaps = _run_keeping_checkpoints(c, root / "whole")
+    finally:
+        stages_mod.make_optimizer = real
+    return root, c, stages, snaps, human
+
+
+def test_the_polish_scores_the_designs_the_optimizer_leaves(polished):
+    """The optimizer repeated one design until it ran out of asks; the polish scored the
+    rest in rounds, each round the unscored buffer moves of the best when it began, nearest
+    first, and found a better split than the human design's."""
+    from naas_tl.hardware.config import HardwareConfig
+    from naas_tl.search.state import design_key
+    _root, c, stages, _snaps, _human = polished
+    st = stages["sizing"]
+    budget = load_budget("eyeriss")
+    assert len(st.told) == st.asked == len(st.history) - st.polished
+    assert len(st.scored()) == c.hw_trials and st.polished == c.hw_trials - 1
+    best = stages["baseline"].best
+    best_edp, best_hw = best.edp, best.hw
+    for _i, edp, hw in st.history[:st.asked]:          # the optimizer's one design
+        if edp < best_edp:
+            best_edp, best_hw = edp, HardwareConfig.from_dict(hw)
+    before = best_edp
+    seen = {design_key(hw) for _i, _e, hw in st.history[:st.asked]}
+    pos, rounds = st.asked, 0
+    while pos < len(st.history):
+        moves = [h for h in buffer_moves(best_hw, budget)
+                 if design_key(h.to_dict()) not in seen][:c.hw_trials - len(seen)]
+        got = st.history[pos:pos + len(moves)]
+        assert [design_key(hw) for _i, _e, hw in got] == \
+            [design_key(h.to_dict()) for h in moves]
+        for i, edp, hw in got:
+            assert i == pos                              # its seed follows its place
+            seen.add(design_key(hw))
+            if edp < best_edp:
+                best_edp, best_hw = edp, HardwareConfig.from_dict(hw)
+            pos += 1
+        rounds += 1
+    assert rounds >= 2                                   # the resume test needs a second
+    assert st.best.edp == best_edp < before
+    assert st.best.hw == best_hw
+
+
+def test_resume_in_the_polish_gives_the_uninterrupted_result(polished, tmp_path):
+    import naas_tl.search.stages as stages_mod
+    _root, c, stages, snaps, human = polished
+    mid = next(s for s in snaps if 0 < json.loads(s)["stages"]["sizing"].get("polished", 0)
+               and not json.loads(s)["stages"]["sizing"]["done"])
+    (tmp_path / "checkpoint.json").write_bytes(mid)
+    real = stages_mod.make_optimizer
+    stages_mod.make_optimizer = lambda *a, **k: _Cycling(human)
+    try:
+        got = run_search(c, tmp_path, resume=True, progress=False)
+    finally:
+        stages_mod.make_optimizer = real
+    st, whole = got["sizing"], stages["sizing"]
+    assert (st.history, st.told, st.polished, st.best.edp) == \
+        (whole.history, whole.told, whole.polished, whole.best.edp)
+
+
+def test_a_checkpoint_written_before_the_polish_resumes_without_it(tmp_path):
+    """Such a search gave the optimizer every design: resuming it continues that search
+    (--polish-trials 0), and another setting says so."""
+    from naas_tl.errors import NaasError
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    c = cfg(str(tmp_path / "tiny.yaml"), mode="sizing", polish_trials=0)
+    run_search(c, tmp_path / "r", progress=False)
+    path = tmp_path / "r" / "checkpoint.json"
+    doc = json.loads(path.read_text())
+    del doc["config"]["polish_trials"]                    # what an older version wrote
+    for st in doc["stages"].values():
+        del st["polished"]
+    path.write_text(json.dumps(doc))
+    assert Checkpoint(path).load()["config"].polish_trials == 0
+    with pytest.raises(NaasError, match="--polish-trials 0"):
+        run_search(cfg(c.workload, mode="sizing"), tmp_path / "r", resume=True,
+                   progress=False)
+    assert run_search(c, tmp_path / "r", resume=True, progress=False)["sizing"].done
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--hw-trials", "10", "--polish-trials", "11"], "at most --hw-trials (10)"),
+    (["--polish-trials", "-1"], "at least 0"),
+    (["--nas", "--polish-trials", "4"], "one-network search only"),
+])
+def test_polish_errors_are_one_line(args, needle, tmp_path):
+    r = _cli("search", "--arch", "eyeriss", *args, "--out", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "--polish-trials" in lines[0], r.stderr
+    assert not (tmp_path / "o").exists()
