@@ -37,8 +37,9 @@ def level_energies(outcome) -> dict:
 
 def _stage_dict(st) -> dict:
     b = st.best
-    d = {"stage": st.name, "title": STAGE_TITLES[st.name], "candidates": st.asked,
-         "designs": len(st.scored()),
+    d = {"stage": st.name, "title": STAGE_TITLES[st.name],
+         "candidates": st.asked + st.polished, "designs": len(st.scored()),
+         "polished": st.polished,
          "ruled_out_by_bound": len({design_key(hw) for i, _e, hw in st.history
                                     if i in st.bounded}),
          "history": [{"candidate": i, "edp_J_cycles": (None if not math.isfinite(e) else e),
@@ -62,6 +63,8 @@ def _tried(st: dict) -> str:
     notes = [] if designs == asked else [f"{asked} asked"]
     if st.get("ruled_out_by_bound"):
         notes.append(f"{st['ruled_out_by_bound']} ruled out by their bound")
+    if st.get("polished"):
+        notes.append(f"the last {st['polished']} polishing the best's buffers")
     return f"{designs}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
@@ -200,6 +203,10 @@ def format_report(result: dict) -> str:
                       "best; the optimizer was told that bound times the median EDP over "
                       "bound of the designs the stage had mapped (`--no-prune` maps every "
                       "design)."]
+    if any(st.get("polished") for st in result["stages"].values()):
+        lines += ["", "A stage's last designs polish its best: one per-PE buffer at a time "
+                      "set to another power of two words, the global buffer taking the bytes "
+                      "left, in rounds from the best so far (`--polish-trials`)."]
     full = result["stages"].get("full", {})
     if "edp_improvement_vs_sizing" in full:
         lines += ["", f"Full NAAS vs sizing only: {full['edp_improvement_vs_sizing']:.2f}x "
