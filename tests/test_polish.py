@@ -164,3 +164,13 @@ def test_polish_errors_are_one_line(args, needle, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "--polish-trials" in lines[0], r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_report_says_how_many_designs_polished(polished):
+    from naas_tl.search.report import _stage_dict, _tried
+    _root, c, stages, _snaps, _human = polished
+    d = _stage_dict(stages["sizing"])
+    assert d["polished"] == stages["sizing"].polished > 0
+    assert d["candidates"] == stages["sizing"].asked + stages["sizing"].polished
+    assert f"the last {d['polished']} polishing the best's buffers" in _tried(d)
+    assert "polishing" not in _tried(_stage_dict(stages["baseline"]))
