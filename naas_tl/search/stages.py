@@ -9,7 +9,7 @@ Stages: dataflow (a) = the human design running its published dataflow (mapspace
 constraints, tiling searched); baseline (b) = the human design, full mapping search;
 sizing = sizes searched, human connectivity kept; full = sizes and connectivity, after a
 screening of every connectivity on the human sizes. A searched stage's last designs (a
-quarter by default) polish its best's per-PE buffers (search.polish).
+quarter by default) polish its best's per-PE buffers (search.buffer_polish).
 
 Everything is seeded: a candidate's inner searches use a seed derived from the run seed, the
 stage and the candidate's index, so results do not depend on which worker evaluates what.
@@ -29,6 +29,7 @@ from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
 from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
 from naas_tl.search.bounds import design_edp_bound, design_edp_bounds
+from naas_tl.search.buffer_polish import buffer_moves, polish_trials
 from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
 from naas_tl.search.design import (child_seed, design_outcome, evaluate_design,
@@ -37,7 +38,6 @@ from naas_tl.search.interrupts import Interrupts
 from naas_tl.search.mapper.inner import INVALID_LOSS
 from naas_tl.search.nevergrad_opt import check_optimizer, load_nevergrad, make_optimizer
 from naas_tl.search.progress import progress_bar
-from naas_tl.search.polish import buffer_moves, polish_trials
 from naas_tl.search.state import DesignOutcome, SearchConfig, StageState, design_key
 from naas_tl.search.workers import in_worker, process_pool, shutdown
 
@@ -445,7 +445,7 @@ def _optimizer_trials(cfg: SearchConfig) -> int:
 
 def _polish(st: StageState, seen: dict, budget, layers, cfg: SearchConfig, executor, warm,
             bound, bar, save) -> None:
-    """The stage's last designs: rounds of search.polish.buffer_moves of its best, until it
+    """The stage's last designs: rounds of search.buffer_polish.buffer_moves of its best, until it
     has scored cfg.hw_trials designs (those an optimizer that ended short left too) or its
     best has no move left unscored (a round that found nothing better leaves none). A move
     whose bound is above the best is not mapped, as in the optimizer's generations. Its

@@ -91,7 +91,7 @@ class SearchConfig:
     # A design whose EDP bound (search.bounds.design_edp_bound) is above the stage's best
     # EDP so far cannot become the best: it is not mapped (search.stages._ruled_out).
     prune: bool = True
-    # The last designs of a searched stage polish the best's per-PE buffers (search.polish);
+    # The last designs of a searched stage polish the best's per-PE buffers (search.buffer_polish);
     # -1: a quarter of hw_trials from 40 up, else none.
     polish_trials: int = -1
 
@@ -129,7 +129,7 @@ class StageState:
     # {candidate index: EDP bound} of the designs ruled out by their bound (SearchConfig.prune):
     # not mapped; their history EDP is inf.
     bounded: dict = field(default_factory=dict)
-    # history entries of the polish (search.polish), after the optimizer's: not told to it
+    # history entries of the polish (search.buffer_polish), after the optimizer's: not told to it
     polished: int = 0
 
     def scored(self) -> dict:

@@ -9,7 +9,7 @@ import pytest
 
 from naas_tl.hardware.budget import load_budget
 from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.search.polish import buffer_moves, polish_trials
+from naas_tl.search.buffer_polish import buffer_moves, polish_trials
 from naas_tl.search.stages import run_search
 from test_checkpoint import _run_keeping_checkpoints
 from test_search import TINY, _cli, _Cycling, _sizing_genomes, cfg
