@@ -9,7 +9,7 @@ import pytest
 
 from naas_tl.hardware.budget import load_budget
 from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.search.buffer_polish import buffer_moves, polish_trials
+from naas_tl.search.buffer_polish import buffer_moves, next_round, polish_trials, ranked_designs
 from naas_tl.search.stages import run_search
 from test_checkpoint import _run_keeping_checkpoints
 from test_search import TINY, _cli, _Cycling, _sizing_genomes, cfg
@@ -49,6 +49,29 @@ def test_buffer_moves_change_one_pe_buffer_and_fill_the_glb(name):
     t0 = base.pe_words[0][0]
     firsts = [dict(h.pe_words)[t0] for h in moves[1:] if dict(h.pe_words)[t0] != 3][:2]
     assert sorted(firsts) == [2, 4]
+
+
+def test_a_round_polishes_the_best_design_that_has_a_move_left():
+    """The best first, then the stage's designs by EDP (each once, unscored ones and
+    infinite EDPs left out); a design whose moves were all scored is passed over."""
+    from naas_tl.search.state import design_key
+    budget = load_budget("eyeriss")
+    human = budget.human_design()
+    moves = buffer_moves(human, budget)
+    a, b, c = moves[0], moves[1], moves[2]
+    history = [(0, 5.0, b.to_dict()), (1, float("inf"), c.to_dict()), (2, 3.0, a.to_dict()),
+               (3, 5.0, b.to_dict()), (4, 1.0, None)]
+    assert list(ranked_designs(human, history)) == [human, a, b]
+    seen = {design_key(h.to_dict()) for h in moves}          # all the human's moves
+    got = next_round(ranked_designs(human, history), budget, seen, 5)
+    assert got == [m for m in buffer_moves(a, budget)
+                   if design_key(m.to_dict()) not in seen][:5]
+    assert len(got) == 5
+    seen |= {design_key(h.to_dict()) for h in buffer_moves(a, budget)}
+    assert next_round(ranked_designs(human, history), budget, seen, 99) == \
+        [m for m in buffer_moves(b, budget) if design_key(m.to_dict()) not in seen]
+    seen |= {design_key(h.to_dict()) for h in buffer_moves(b, budget)}
+    assert next_round(ranked_designs(human, history), budget, seen, 99) == []
 
 
 def test_the_default_polish_is_a_quarter_from_40_designs():
@@ -99,8 +122,8 @@ def test_the_polish_scores_the_designs_the_optimizer_leaves(polished):
     seen = {design_key(hw) for _i, _e, hw in st.history[:st.asked]}
     pos, rounds = st.asked, 0
     while pos < len(st.history):
-        moves = [h for h in buffer_moves(best_hw, budget)
-                 if design_key(h.to_dict()) not in seen][:c.hw_trials - len(seen)]
+        moves = next_round(ranked_designs(best_hw, st.history[:pos]), budget, seen,
+                           c.hw_trials - len(seen))
         got = st.history[pos:pos + len(moves)]
         assert [design_key(hw) for _i, _e, hw in got] == \
             [design_key(h.to_dict()) for h in moves]

@@ -10,11 +10,17 @@ designs, and the full stage's best from 7073-7649 to 6814-6866.
 
 A round maps every move of the best not yet scored, nearest first, so that a round cut short
 by the stage's design count drops the far ones; the next round starts from the new best.
-Moves are a function of the best and the designs scored, so a resumed stage asks the same.
+When the best has no move left (a round found nothing better), the next round polishes the
+runner-up, and so on down the stage's designs by EDP: the stage still scores its designs
+(on NVDLA-256 with ResNet-50 the best's moves ran out after 19 of sizing's 50). Rounds are
+a function of the designs scored, so a resumed stage asks the same.
 """
 from __future__ import annotations
 
+import math
+
 from naas_tl.hardware.config import HardwareConfig
+from naas_tl.search.state import design_key
 
 # The powers of two a per-PE buffer may take: up to 2**15 words, more than any budget gives.
 _MAX_DOUBLINGS = 15
@@ -39,6 +45,31 @@ def buffer_moves(hw: HardwareConfig, budget) -> list:
                     if cand is not None and cand not in moves and cand != hw:
                         moves.append(cand)
     return moves
+
+
+def next_round(ranked, budget, seen, room: int) -> list:
+    """The next round's designs: the unscored moves (not in `seen`, design keys) of the
+    first design of `ranked` (the best, then the others by EDP; an iterable, read only as
+    far as needed) that has any, nearest first, at most `room`; [] when none has."""
+    for hw in ranked:
+        moves = [m for m in buffer_moves(hw, budget) if design_key(m.to_dict()) not in seen]
+        if moves:
+            return moves[:room]
+    return []
+
+
+def ranked_designs(best: HardwareConfig, history: list):
+    """best, then the distinct designs of a stage's history (index, EDP, hw dict) with a
+    finite EDP, lowest first (ties: first scored), lazily."""
+    done = {design_key(best.to_dict())}
+    rows = sorted((e, pos) for pos, (_i, e, hw) in enumerate(history)
+                  if hw is not None and math.isfinite(e))
+    yield best
+    for _e, pos in rows:
+        hw = history[pos][2]
+        if design_key(hw) not in done:
+            done.add(design_key(hw))
+            yield HardwareConfig.from_dict(hw)
 
 
 def _fill(hw: HardwareConfig, budget) -> HardwareConfig | None:

@@ -29,7 +29,7 @@ from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
 from naas_tl.hardware.space import EncodingError, HardwareSpace, connectivities
 from naas_tl.search.bounds import design_edp_bound, design_edp_bounds
-from naas_tl.search.buffer_polish import buffer_moves, polish_trials
+from naas_tl.search.buffer_polish import next_round, polish_trials, ranked_designs
 from naas_tl.search.checkpoint import FILE as CHECKPOINT_FILE
 from naas_tl.search.checkpoint import Checkpoint
 from naas_tl.search.design import (child_seed, design_outcome, evaluate_design,
@@ -445,16 +445,16 @@ def _optimizer_trials(cfg: SearchConfig) -> int:
 
 def _polish(st: StageState, seen: dict, budget, layers, cfg: SearchConfig, executor, warm,
             bound, bar, save) -> None:
-    """The stage's last designs: rounds of search.buffer_polish.buffer_moves of its best, until it
-    has scored cfg.hw_trials designs (those an optimizer that ended short left too) or its
-    best has no move left unscored (a round that found nothing better leaves none). A move
-    whose bound is above the best is not mapped, as in the optimizer's generations. Its
-    designs' seeds follow their history index."""
+    """The stage's last designs (those an optimizer that ended short left too): rounds of
+    search.buffer_polish.next_round from its best, until it has scored cfg.hw_trials
+    designs or no design it scored has a move left. A move whose bound is above the best is
+    not mapped, as in the optimizer's generations. Its designs' seeds follow their history
+    index."""
     if not polish_trials(cfg):
         return
     while len(seen) < cfg.hw_trials and st.best is not None and st.best.valid:
-        moves = [hw for hw in buffer_moves(st.best.hw, budget)
-                 if design_key(hw.to_dict()) not in seen][:cfg.hw_trials - len(seen)]
+        moves = next_round(ranked_designs(st.best.hw, st.history), budget, seen,
+                           cfg.hw_trials - len(seen))
         if not moves:
             return
         cut = _ruled_out(bound, st.best, list(range(len(moves))), moves, [])
