@@ -4,9 +4,10 @@ buffers.
 Why: the hardware optimizer finds the array but leaves the buffer split to chance. On
 Eyeriss with SqueezeNet, sizing's best over four seeds had Inputs/Weights words per PE of
 4/34, 86/1, 1/32 and 1/34 (EDP 9948 to 1.135e4 J*cycles), and the full stage, which starts
-from sizing's sizes, kept each seed's split. Setting one buffer at a time to another power of
-two, the GLB taking the bytes the PE buffers leave, took each of them to 9779-9918 in 40-74
-designs, and the full stage's best from 7073-7649 to 6814-6866.
+from sizing's sizes, kept each seed's split (7073-8498). With the last 50 of each stage's 200
+designs given to this polish, one buffer at a time set to another power of two words and the
+GLB taking the bytes the PE buffers leave, the same seeds end sizing at 9774-9917 and full at
+6801-6897 (README, "NAAS table").
 
 A round maps every move of the best not yet scored, nearest first, so that a round cut short
 by the stage's design count drops the far ones; the next round starts from the new best.
