@@ -176,6 +176,16 @@ def test_a_checkpoint_written_before_the_polish_resumes_without_it(tmp_path):
     assert run_search(c, tmp_path / "r", resume=True, progress=False)["sizing"].done
 
 
+def test_resuming_a_default_polish_with_another_says_how(tmp_path):
+    from naas_tl.errors import NaasError
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    c = cfg(str(tmp_path / "tiny.yaml"), mode="baseline")
+    run_search(c, tmp_path / "r", progress=False)
+    with pytest.raises(NaasError, match="without --polish-trials"):
+        run_search(cfg(c.workload, mode="baseline", polish_trials=0), tmp_path / "r",
+                   resume=True, progress=False)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--hw-trials", "10", "--polish-trials", "11"], "at most --hw-trials (10)"),
     (["--polish-trials", "-1"], "at least 0"),

@@ -305,10 +305,13 @@ def _check_resume(cfg: SearchConfig, state: dict, ckpt: Checkpoint) -> None:
             and not (k == "workload" and same_layers)]
     if diff:
         k = diff[0]
-        hint = ("; resume it with --no-prune" if not stored.prune else
-                "; resume it without --no-prune") if k == "prune" else \
-            f"; resume it with --polish-trials {stored.polish_trials}" \
-            if k == "polish_trials" and stored.polish_trials >= 0 else ""
+        hint = ""
+        if k == "prune":
+            hint = "; resume it " + ("with" if not stored.prune else "without") + " --no-prune"
+        elif k == "polish_trials":
+            hint = "; resume it " + (f"with --polish-trials {stored.polish_trials}"
+                                     if stored.polish_trials >= 0 else
+                                     "without --polish-trials")
         raise NaasError(f"--resume with different settings than the checkpoint (it holds "
                         f"{getattr(stored, k)!r}{hint})", file=str(ckpt.path), field=k,
                         value=getattr(cfg, k))
