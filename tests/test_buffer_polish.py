@@ -12,7 +12,7 @@ from naas_tl.search.checkpoint import Checkpoint
 from naas_tl.search.buffer_polish import buffer_moves, next_round, polish_trials, ranked_designs
 from naas_tl.search.stages import run_search
 from test_checkpoint import _run_keeping_checkpoints
-from test_search import TINY, _cli, _Cycling, _sizing_genomes, cfg
+from test_search import TINY, _as_written_before, _cli, _Cycling, _sizing_genomes, cfg
 
 
 @pytest.mark.parametrize("name", ["eyeriss", "nvdla-256", "shidiannao", "edgetpu"])
@@ -163,12 +163,8 @@ def test_a_checkpoint_written_before_the_polish_resumes_without_it(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
     c = cfg(str(tmp_path / "tiny.yaml"), mode="sizing", polish_trials=0)
     run_search(c, tmp_path / "r", progress=False)
-    path = tmp_path / "r" / "checkpoint.json"
-    doc = json.loads(path.read_text())
-    del doc["config"]["polish_trials"]                    # what an older version wrote
-    for st in doc["stages"].values():
-        del st["polished"]
-    path.write_text(json.dumps(doc))
+    path = _as_written_before(tmp_path / "r" / "checkpoint.json", "polish_trials",
+                              "polished")
     assert Checkpoint(path).load()["config"].polish_trials == 0
     with pytest.raises(NaasError, match="--polish-trials 0"):
         run_search(cfg(c.workload, mode="sizing"), tmp_path / "r", resume=True,

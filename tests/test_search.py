@@ -441,6 +441,16 @@ def stage_space_of(name):
     return stage_space(budget, budget.human_design(), name)
 
 
+def _as_written_before(path, setting: str, stage_field: str):
+    """The checkpoint at path as a naas_tl older than `setting` and `stage_field` wrote it."""
+    doc = json.loads(path.read_text())
+    del doc["config"][setting]
+    for st in doc["stages"].values():
+        del st[stage_field]
+    path.write_text(json.dumps(doc))
+    return path
+
+
 def test_a_checkpoint_written_before_pruning_resumes_with_no_prune(tiny, tmp_path):
     """Such a search mapped every design: resuming it continues that search (--no-prune);
     resuming it with pruning would mix two searches, and says how to resume instead."""
@@ -448,12 +458,7 @@ def test_a_checkpoint_written_before_pruning_resumes_with_no_prune(tiny, tmp_pat
     from naas_tl.search.checkpoint import Checkpoint
     c = cfg(tiny, mode="sizing", prune=False)
     run_search(c, tmp_path / "r", progress=False)
-    path = tmp_path / "r" / "checkpoint.json"
-    doc = json.loads(path.read_text())
-    del doc["config"]["prune"]                           # what an older version wrote
-    for st in doc["stages"].values():
-        del st["bounded"]
-    path.write_text(json.dumps(doc))
+    path = _as_written_before(tmp_path / "r" / "checkpoint.json", "prune", "bounded")
     assert Checkpoint(path).load()["config"].prune is False
     with pytest.raises(NaasError, match="--no-prune"):
         run_search(cfg(tiny, mode="sizing"), tmp_path / "r", resume=True, progress=False)
