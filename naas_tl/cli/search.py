@@ -164,9 +164,10 @@ def cmd_search_nas(args, budget) -> int:
         raise NaasError("--nas's accelerator searches rule designs out by their bound; the "
                         "flag applies to the one-network search only", field="--no-prune")
     if args.polish_trials is not None:
-        raise NaasError("--nas's accelerator searches score too few designs per stage to "
-                        "polish; the flag applies to the one-network search only",
-                        field="--polish-trials", value=args.polish_trials)
+        raise NaasError("--nas's accelerator searches keep the default polish (a quarter "
+                        "of --hw-trials from 40 designs up, none at its default 24); the flag "
+                        "applies to the one-network search only", field="--polish-trials",
+                        value=args.polish_trials)
     try:
         import torch  # noqa: F401
     except ImportError:
