@@ -441,12 +441,13 @@ def stage_space_of(name):
     return stage_space(budget, budget.human_design(), name)
 
 
-def _as_written_before(path, setting: str, stage_field: str):
-    """The checkpoint at path as a naas_tl older than `setting` and `stage_field` wrote it."""
+def _as_written_before(path, setting: str, stage_field: str | None = None):
+    """The checkpoint at path as a naas_tl older than `setting` (and `stage_field`) wrote it."""
     doc = json.loads(path.read_text())
     del doc["config"][setting]
     for st in doc["stages"].values():
-        del st[stage_field]
+        if stage_field is not None:
+            del st[stage_field]
     path.write_text(json.dumps(doc))
     return path
 

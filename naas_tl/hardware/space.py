@@ -20,6 +20,10 @@ from naas_tl.errors import NaasError
 from naas_tl.hardware.config import PARALLEL_DIMS, HardwareConfig
 
 
+# The smallest global buffer a design may have, in buffer steps.
+MIN_GLB_STEPS = 16
+
+
 class EncodingError(NaasError):
     """A genome that cannot be decoded into a valid design (with the reason)."""
 
@@ -84,7 +88,7 @@ class HardwareSpace:
         spads = self.base.with_(array_x=ax, array_y=ay, pe_words=tuple(pe_words),
                                 glb_bytes=0).onchip_bytes()
         glb = min(int(budget * shares[-1]), budget - spads) // step_b * step_b
-        if glb < step_b * 16:
+        if glb < step_b * MIN_GLB_STEPS:
             raise EncodingError("no room left for the global buffer", value=glb)
         px, py = self.base.parallel_x, self.base.parallel_y
         if self.search_connectivity:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from naas_tl.hardware.config import HardwareConfig
+from naas_tl.hardware.space import MIN_GLB_STEPS
 from naas_tl.search.state import design_key
 
 # The powers of two a per-PE buffer may take: up to 2**15 words, more than any budget gives.
@@ -35,14 +36,13 @@ def buffer_moves(hw: HardwareConfig, budget) -> list:
     filled = _fill(hw, budget)
     if filled is not None and filled != hw:
         moves.append(filled)
-    words = dict(hw.pe_words)
     for d in range(1, _MAX_DOUBLINGS + 1):
         for t, w in hw.pe_words:
             p = w.bit_length() - 1                 # w's power of two, rounded down
             for q in (p - d + (w != 1 << p), p + d):  # a w between powers: both sides
                 if 0 <= q <= _MAX_DOUBLINGS:
                     cand = _fill(hw.with_(pe_words=tuple(
-                        (u, 1 << q if u == t else words[u]) for u, _ in hw.pe_words)), budget)
+                        (u, 1 << q if u == t else v) for u, v in hw.pe_words)), budget)
                     if cand is not None and cand not in moves and cand != hw:
                         moves.append(cand)
     return moves
@@ -75,10 +75,10 @@ def ranked_designs(best: HardwareConfig, history: list):
 
 def _fill(hw: HardwareConfig, budget) -> HardwareConfig | None:
     """hw with the GLB taking every on-chip byte its PE buffers leave (in buffer steps), or
-    None when that leaves less GLB than a design decodes to (16 steps) or breaks the budget."""
+    None when that leaves less GLB than a design decodes to or breaks the budget."""
     step = budget.buffer_step_bytes
     glb = (budget.max_onchip_bytes - hw.with_(glb_bytes=0).onchip_bytes()) // step * step
-    if glb < 16 * step:
+    if glb < MIN_GLB_STEPS * step:
         return None
     out = hw.with_(glb_bytes=glb)
     return None if budget.violations(out) else out

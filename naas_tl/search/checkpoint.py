@@ -112,7 +112,7 @@ def _fsync_dir(path: Path) -> None:
 def _stage(st: StageState) -> dict:
     return {"name": st.name, "history": st.history, "best": _outcome(st.best),
             "asked": st.asked, "done": st.done, "screen": st.screen, "told": st.told,
-            "invalid": st.invalid, "bounded": st.bounded, "polished": st.polished}
+            "invalid": st.invalid, "bounded": st.bounded}
 
 
 def _unstage(d: dict) -> StageState:
@@ -123,8 +123,7 @@ def _unstage(d: dict) -> StageState:
                       told=[(list(map(float, g)), float(loss)) for g, loss in d["told"]],
                       invalid={str(k): [str(m), int(n)]
                                for k, (m, n) in d.get("invalid", {}).items()},
-                      bounded={int(k): float(b) for k, b in d.get("bounded", {}).items()},
-                      polished=int(d.get("polished", 0)))
+                      bounded={int(k): float(b) for k, b in d.get("bounded", {}).items()})
 
 
 def _rows(rows: list) -> list:

@@ -38,7 +38,7 @@ def level_energies(outcome) -> dict:
 def _stage_dict(st) -> dict:
     b = st.best
     d = {"stage": st.name, "title": STAGE_TITLES[st.name],
-         "candidates": st.asked + st.polished, "designs": len(st.scored()),
+         "candidates": len(st.history), "designs": len(st.scored()),
          "polished": st.polished,
          "ruled_out_by_bound": len({design_key(hw) for i, _e, hw in st.history
                                     if i in st.bounded}),

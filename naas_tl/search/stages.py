@@ -328,10 +328,10 @@ def _replay(st: StageState, cfg: SearchConfig, dim: int, path: Path, written: di
     asks and tells, generation by generation, as the run that wrote it. The optimizer is
     seeded, so each ask must return the recorded genome; a different one (another nevergrad
     version, an optimizer that is not deterministic) would continue a different search."""
-    if not len(st.told) == len(st.history) - st.polished == st.asked:
+    if not len(st.told) == st.asked <= len(st.history):
         raise NaasError(f"checkpoint is damaged (stage {st.name}: {st.asked} designs asked, "
-                        f"{len(st.told)} told, {len(st.history)} in its history, "
-                        f"{st.polished} of them polished)", file=str(path))
+                        f"{len(st.told)} told, {len(st.history)} in its history)",
+                        file=str(path))
     target = _optimizer_trials(cfg)
     done = 0
     seen: set = set()
@@ -477,7 +477,6 @@ def _polish(st: StageState, seen: dict, budget, layers, cfg: SearchConfig, execu
                 if o.valid and o.edp < st.best.edp:
                     st.best = o
             seen.setdefault(design_key(hw.to_dict()), len(st.history) - 1)
-        st.polished += len(moves)
         bar.update(len(moves))
         bar.set_postfix_str(f"{st.name} polish, best EDP {st.best.edp:.3g}")
         save()

@@ -129,8 +129,12 @@ class StageState:
     # {candidate index: EDP bound} of the designs ruled out by their bound (SearchConfig.prune):
     # not mapped; their history EDP is inf.
     bounded: dict = field(default_factory=dict)
-    # history entries of the polish (search.buffer_polish), after the optimizer's: not told to it
-    polished: int = 0
+
+    @property
+    def polished(self) -> int:
+        """History entries of the polish (search.buffer_polish): those after the optimizer's
+        asks, never told to it."""
+        return len(self.history) - self.asked
 
     def scored(self) -> dict:
         """{design key: position in history of its first score}: the distinct designs the
