@@ -60,7 +60,8 @@ def _bound(budget: str, net: str) -> dict:
     return budget_bound(load_budget(budget), layers_of(load_workload(net)))
 
 
-def run_pair(budget: str, net: str, out: Path, quick: bool, seed: int) -> dict:
+def run_pair(budget: str, net: str, out: Path, quick: bool, seed: int,
+             workers: int = 0) -> dict:
     from naas_tl.hardware.budget import load_budget
     from naas_tl.search.state import SearchConfig
     from naas_tl.search.stages import run_search
@@ -70,7 +71,8 @@ def run_pair(budget: str, net: str, out: Path, quick: bool, seed: int) -> dict:
         return json.loads((out / "result.json").read_text())
     b = load_budget(budget)
     kw = dict(hw_trials=8, map_trials=256, screen_trials=64) if quick else {}
-    cfg = SearchConfig(arch=b.template, budget=budget, workload=net, seed=seed, **kw)
+    cfg = SearchConfig(arch=b.template, budget=budget, workload=net, seed=seed,
+                       workers=workers, **kw)
     resume = (out / "checkpoint.json").exists()
     stages = run_search(cfg, out, resume=resume, progress=False)
     return write_outputs(out, cfg, stages, b, load_workload(net))
@@ -84,6 +86,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", help="comma-separated budgets to run (default: all five)")
     ap.add_argument("--nets", help="comma-separated networks to run (default: all)")
+    # The figures are the same for any worker count (the search's promise); fewer workers
+    # leave cores free for other work while the table runs.
+    ap.add_argument("--workers", type=int, default=0,
+                    help="search processes per pair (default: one per core)")
     args = ap.parse_args(argv)
     out = Path(args.out) / ("quick" if args.quick else f"seed{args.seed}")
     only = set(args.only.split(",")) if args.only else None
@@ -93,7 +99,8 @@ def main(argv=None) -> int:
         if (only and budget not in only) or (nets and net not in nets):
             continue
         t0 = time.perf_counter()
-        res = run_pair(budget, net, out / f"{budget}-{net}", args.quick, args.seed)
+        res = run_pair(budget, net, out / f"{budget}-{net}", args.quick, args.seed,
+                       args.workers)
         st = res["stages"]
         full, a, b, sizing = st["full"], st["dataflow"], st["baseline"], st["sizing"]
         bound = res.get("bound") or _bound(budget, net)
