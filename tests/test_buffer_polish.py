@@ -9,7 +9,8 @@ import pytest
 
 from naas_tl.hardware.budget import load_budget
 from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.search.buffer_polish import buffer_moves, next_round, polish_trials, ranked_designs
+from naas_tl.search.buffer_polish import (ARRAY_MOVES, array_moves, buffer_moves, next_round,
+                                          polish_trials, ranked_designs)
 from naas_tl.search.stages import run_search
 from test_checkpoint import _run_keeping_checkpoints
 from test_search import TINY, _as_written_before, _cli, _Cycling, _sizing_genomes, cfg
@@ -38,9 +39,7 @@ def test_buffer_moves_change_one_pe_buffer_and_fill_the_glb(name):
         assert len(changed) == 1
         t, w = changed[0]
         assert w & (w - 1) == 0                                 # a power of two
-        # nearest first: doublings from the old size (3 lies between 2 and 4)
-        d = abs(w.bit_length() - words[t].bit_length()) + (w < words[t] and
-                                                          words[t] & (words[t] - 1) != 0)
+        d = _doublings(base, hw)        # nearest first (3 words lies between 2 and 4)
         assert d >= last
         last = d
     assert len({(h.pe_words, h.glb_bytes) for h in moves}) == len(moves)
@@ -51,9 +50,18 @@ def test_buffer_moves_change_one_pe_buffer_and_fill_the_glb(name):
     assert sorted(firsts) == [2, 4]
 
 
+def _doublings(old, new) -> int:
+    """Doublings between two designs' per-PE buffers (the polish's distance): a buffer
+    between powers of two is one from each neighbour (12 words: 8 and 16)."""
+    words = dict(old.pe_words)
+    return max(abs(w.bit_length() - words[t].bit_length()) +
+               (w < words[t] and words[t] & (words[t] - 1) != 0) for t, w in new.pe_words)
+
+
 def test_a_round_polishes_the_best_design_that_has_a_move_left():
     """The best first, then the stage's designs by EDP (each once, unscored ones and
-    infinite EDPs left out); a design whose moves were all scored is passed over."""
+    infinite EDPs left out); a round holds one design's unscored moves at their nearest
+    distance only, and a design whose moves were all scored is passed over."""
     from naas_tl.search.state import design_key
     budget = load_budget("eyeriss")
     human = budget.human_design()
@@ -63,15 +71,77 @@ def test_a_round_polishes_the_best_design_that_has_a_move_left():
                (3, 5.0, b.to_dict()), (4, 1.0, None)]
     assert list(ranked_designs(human, history)) == [human, a, b]
     seen = {design_key(h.to_dict()) for h in moves}          # all the human's moves
-    got = next_round(ranked_designs(human, history), budget, seen, 5)
-    assert got == [m for m in buffer_moves(a, budget)
-                   if design_key(m.to_dict()) not in seen][:5]
-    assert len(got) == 5
-    seen |= {design_key(h.to_dict()) for h in buffer_moves(a, budget)}
-    assert next_round(ranked_designs(human, history), budget, seen, 99) == \
-        [m for m in buffer_moves(b, budget) if design_key(m.to_dict()) not in seen]
-    seen |= {design_key(h.to_dict()) for h in buffer_moves(b, budget)}
-    assert next_round(ranked_designs(human, history), budget, seen, 99) == []
+    for hw in (a, b):
+        own = buffer_moves(hw, budget)
+        dists = []
+        while True:
+            got = next_round(ranked_designs(human, history), budget, seen, 99)
+            if not got or not all(m in own for m in got):
+                break
+            fresh = [m for m in own if design_key(m.to_dict()) not in seen]
+            assert got == fresh[:len(got)]                    # nearest first
+            ds = {_doublings(hw, m) for m in got}
+            assert ds == {min(_doublings(hw, m) for m in fresh)}
+            assert next_round(ranked_designs(human, history), budget, seen, 2) == got[:2]
+            dists.append(ds.pop())
+            seen |= {design_key(m.to_dict()) for m in got}
+        assert dists == sorted(dists) and len(dists) >= 3     # farther once nearer are done
+        assert all(design_key(m.to_dict()) in seen for m in own)
+    assert got == []
+
+
+def _other_arrays(budget, hw, n):
+    """n designs on arrays other than hw's (two of them one array, one of them hw's), with
+    buffers of their own."""
+    shapes = [(12, 14, "C", "M"), (12, 14, "C", "M"), (hw.array_x, hw.array_y, hw.parallel_x,
+                                                        hw.parallel_y),
+              (8, 16, "P", "Q"), (14, 12, "Q,M", "S,C"), (10, 16, "P,M", "Q,C"),
+              (4, 42, "C", "P,M")][:n]
+    return [hw.with_(array_x=x, array_y=y, parallel_x=px, parallel_y=py,
+                     pe_words=tuple((t, 1) for t, _w in hw.pe_words), glb_bytes=4096)
+            for x, y, px, py in shapes]
+
+
+def test_array_moves_put_the_buffers_on_the_next_arrays():
+    """hw's per-PE buffers, GLB filled, on each of the next ARRAY_MOVES distinct arrays
+    other than its own, in the order given."""
+    budget = load_budget("eyeriss")
+    human = budget.human_design()
+    others = _other_arrays(budget, human, 7)
+    moves = array_moves(human, others, budget)
+    arrays = [(o.array_x, o.array_y, o.parallel_x, o.parallel_y) for o in others]
+    want = list(dict.fromkeys(a for a in arrays
+                              if a != (human.array_x, human.array_y, human.parallel_x,
+                                       human.parallel_y)))[:ARRAY_MOVES]
+    assert [(m.array_x, m.array_y, m.parallel_x, m.parallel_y) for m in moves] == want
+    for m in moves:
+        assert m.pe_words == human.pe_words and not budget.violations(m)
+        assert 0 <= budget.max_onchip_bytes - m.onchip_bytes() < budget.buffer_step_bytes
+    assert array_moves(human, [human, human.with_(glb_bytes=1024)], budget) == []
+
+
+def test_a_round_tries_the_next_arrays_after_the_nearest_buffer_moves():
+    """Rounds from the human design, each scored in turn: its one-doubling buffer moves,
+    then its buffers on the next arrays, then the two-doubling moves."""
+    from naas_tl.search.state import design_key
+    budget = load_budget("eyeriss")
+    human = budget.human_design()
+    others = _other_arrays(budget, human, 5)
+    history = [(i, 10.0 + i, o.to_dict()) for i, o in enumerate(others)]
+    arr = array_moves(human, others, budget)
+    assert arr
+    seen, rounds = set(), []
+    for _ in range(3):
+        rounds.append(next_round(ranked_designs(human, history), budget, seen, 999))
+        seen |= {design_key(m.to_dict()) for m in rounds[-1]}
+    one, arrays, two = rounds
+    assert one and {_doublings(human, m) for m in one} == {1}
+    assert arrays == arr
+    assert two and {_doublings(human, m) for m in two} == {2}
+    assert all(m.array_x == human.array_x for m in one + two)
+    # a scored array move is left out of its round
+    seen -= {design_key(m.to_dict()) for m in arr[1:]}
+    assert next_round(ranked_designs(human, history), budget, seen, 999) == arr[1:]
 
 
 def test_the_default_polish_is_a_quarter_from_40_designs():

@@ -9,12 +9,16 @@ designs given to this polish, one buffer at a time set to another power of two w
 GLB taking the bytes the PE buffers leave, the same seeds end sizing at 9774-9917 and full at
 6801-6897 (README, "NAAS table").
 
-A round maps every move of the best not yet scored, nearest first, so that a round cut short
-by the stage's design count drops the far ones; the next round starts from the new best.
-When the best has no move left (a round found nothing better), the next round polishes the
-runner-up, and so on down the stage's designs by EDP: the stage still scores its designs
-(on NVDLA-256 with ResNet-50 the best's moves ran out after 19 of sizing's 50). Rounds are
-a function of the designs scored, so a resumed stage asks the same.
+A round maps the best's unscored moves at their nearest distance only: its one-doubling
+moves first, then its buffers on the arrays (shape and connectivity) of the stage's next
+best designs, then its two-doubling moves, and so on; the next round starts from the new
+best. A first version mapped every move of the best in one round, nearest first, and spent
+most of a stage's 50 designs on far moves (Inputs at 512 words per PE) that never won;
+every improvement it found was one doubling away. When the best has no move left, the
+next round polishes the runner-up, and so on down the stage's designs by EDP: the stage
+still scores its designs (on NVDLA-256 with ResNet-50 the best's moves ran out after 19 of
+sizing's 50). Rounds are a function of the designs scored, so a resumed stage asks the
+same.
 """
 from __future__ import annotations
 
@@ -26,16 +30,25 @@ from naas_tl.search.state import design_key
 
 # The powers of two a per-PE buffer may take: up to 2**15 words, more than any budget gives.
 _MAX_DOUBLINGS = 15
+# Arrays a polished design's buffers are tried on: those of the stage's next best designs,
+# ranked after the one-doubling buffer moves and before the two-doubling ones.
+ARRAY_MOVES = 3
+_ARRAY_MOVE_DOUBLINGS = 1.5
 
 
 def buffer_moves(hw: HardwareConfig, budget) -> list:
     """hw with one per-PE buffer at another power of two words and the GLB filled to the
     budget's on-chip bytes, nearest first (by doublings); within the budget only. The first
     move, when hw leaves on-chip bytes unused, is hw with its GLB filled."""
+    return [m for _d, m in _buffer_moves(hw, budget)]
+
+
+def _buffer_moves(hw: HardwareConfig, budget) -> list:
+    """buffer_moves as (doublings, design): the GLB fill counts as 0."""
     moves = []
     filled = _fill(hw, budget)
     if filled is not None and filled != hw:
-        moves.append(filled)
+        moves.append((0, filled))
     for d in range(1, _MAX_DOUBLINGS + 1):
         for t, w in hw.pe_words:
             p = w.bit_length() - 1                 # w's power of two, rounded down
@@ -43,19 +56,56 @@ def buffer_moves(hw: HardwareConfig, budget) -> list:
                 if 0 <= q <= _MAX_DOUBLINGS:
                     cand = _fill(hw.with_(pe_words=tuple(
                         (u, 1 << q if u == t else v) for u, v in hw.pe_words)), budget)
-                    if cand is not None and cand not in moves and cand != hw:
-                        moves.append(cand)
+                    if cand is not None and cand != hw and \
+                            all(cand != m for _e, m in moves):
+                        moves.append((d, cand))
     return moves
+
+
+def array_moves(hw: HardwareConfig, others, budget, k: int = ARRAY_MOVES) -> list:
+    """hw's per-PE buffers on the arrays (shape and connectivity) of the first k designs of
+    `others` whose array differs from hw's and from each other's, the GLB filled to the
+    budget; a move the budget cannot hold (too little GLB left) is passed over."""
+    out, arrays = [], {_array(hw)}
+    for o in others:
+        if len(arrays) > k:
+            break
+        if _array(o) in arrays:
+            continue
+        arrays.add(_array(o))
+        cand = _fill(hw.with_(array_x=o.array_x, array_y=o.array_y,
+                              parallel_x=o.parallel_x, parallel_y=o.parallel_y), budget)
+        if cand is not None:
+            out.append(cand)
+    return out
+
+
+def _array(hw: HardwareConfig) -> tuple:
+    return hw.array_x, hw.array_y, hw.parallel_x, hw.parallel_y
 
 
 def next_round(ranked, budget, seen, room: int) -> list:
     """The next round's designs: the unscored moves (not in `seen`, design keys) of the
-    first design of `ranked` (the best, then the others by EDP; an iterable, read only as
-    far as needed) that has any, nearest first, at most `room`; [] when none has."""
-    for hw in ranked:
-        moves = [m for m in buffer_moves(hw, budget) if design_key(m.to_dict()) not in seen]
-        if moves:
-            return moves[:room]
+    first design of `ranked` (the best, then the others by EDP) that has any, those of its
+    nearest distance only, at most `room`; [] when none has. A design's moves are its
+    buffer moves by doublings, and its buffers on the arrays of the next designs of
+    `ranked` (array_moves) between the one-doubling moves and the two-doubling ones."""
+    ranked = list(ranked)
+    for n, hw in enumerate(ranked):
+        moves = _buffer_moves(hw, budget) + \
+            [(_ARRAY_MOVE_DOUBLINGS, m)
+             for m in array_moves(hw, ranked[:n] + ranked[n + 1:], budget)]
+        fresh, keys = [], set()
+        for d, m in sorted(moves, key=lambda dm: dm[0]):     # stable
+            if fresh and d > fresh[0][0]:
+                break
+            key = design_key(m.to_dict())
+            if key in seen or key in keys:
+                continue
+            keys.add(key)
+            fresh.append((d, m))
+        if fresh:
+            return [m for _d, m in fresh[:room]]
     return []
 
 

@@ -206,8 +206,9 @@ def format_report(result: dict) -> str:
     if any(st.get("polished") for st in result["stages"].values()):
         lines += ["", "A stage's last designs polish its best: one per-PE buffer at a time "
                       "set to another power of two words, the global buffer taking the bytes "
-                      "left, in rounds from the best so far (from the runner-up when the best "
-                      "has no move left; `--polish-trials`)."]
+                      "left, or its buffers on the arrays of the stage's next best designs, "
+                      "nearest moves first, in rounds from the best so far (from the "
+                      "runner-up when the best has no move left; `--polish-trials`)."]
     full = result["stages"].get("full", {})
     if "edp_improvement_vs_sizing" in full:
         lines += ["", f"Full NAAS vs sizing only: {full['edp_improvement_vs_sizing']:.2f}x "
