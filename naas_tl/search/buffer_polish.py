@@ -17,8 +17,8 @@ Eyeriss/SqueezeNet seed 0 sizing's first round held 27 designs, 22 of them two o
 doublings away (up to 8.6x the best's EDP), and it took 30 designs to reach the split that
 nearest-only rounds reach in 9. When the best has no move left, the
 next round polishes the runner-up, and so on down the stage's designs by EDP: the stage
-still scores its designs (on NVDLA-256 with ResNet-50 the best's moves ran out after 19 of
-sizing's 50). Rounds are a function of the designs scored, so a resumed stage asks the
+still scores its designs (with the first version's rounds, on NVDLA-256 with ResNet-50 the
+best's moves ran out after 19 of sizing's 50). Rounds are a function of the designs scored, so a resumed stage asks the
 same.
 """
 from __future__ import annotations
