@@ -90,7 +90,7 @@ def test_a_round_polishes_the_best_design_that_has_a_move_left():
     assert got == []
 
 
-def _other_arrays(budget, hw, n):
+def _other_arrays(hw, n):
     """n designs on arrays other than hw's (two of them one array, one of them hw's), with
     buffers of their own."""
     shapes = [(12, 14, "C", "M"), (12, 14, "C", "M"), (hw.array_x, hw.array_y, hw.parallel_x,
@@ -107,7 +107,7 @@ def test_array_moves_put_the_buffers_on_the_next_arrays():
     other than its own, in the order given."""
     budget = load_budget("eyeriss")
     human = budget.human_design()
-    others = _other_arrays(budget, human, 7)
+    others = _other_arrays(human, 7)
     moves = array_moves(human, others, budget)
     arrays = [(o.array_x, o.array_y, o.parallel_x, o.parallel_y) for o in others]
     want = list(dict.fromkeys(a for a in arrays
@@ -126,7 +126,7 @@ def test_a_round_tries_the_next_arrays_after_the_nearest_buffer_moves():
     from naas_tl.search.state import design_key
     budget = load_budget("eyeriss")
     human = budget.human_design()
-    others = _other_arrays(budget, human, 5)
+    others = _other_arrays(human, 5)
     history = [(i, 10.0 + i, o.to_dict()) for i, o in enumerate(others)]
     arr = array_moves(human, others, budget)
     assert arr

@@ -15,11 +15,11 @@ best designs, then its two-doubling moves, and so on; the next round starts from
 best. A first version mapped every move of the best in one round, nearest first: on
 Eyeriss/SqueezeNet seed 0 sizing's first round held 27 designs, 22 of them two or more
 doublings away (up to 8.6x the best's EDP), and it took 30 designs to reach the split that
-nearest-only rounds reach in 9. When the best has no move left, the
-next round polishes the runner-up, and so on down the stage's designs by EDP: the stage
-still scores its designs (with the first version's rounds, on NVDLA-256 with ResNet-50 the
-best's moves ran out after 19 of sizing's 50). Rounds are a function of the designs scored, so a resumed stage asks the
-same.
+nearest-only rounds reach in 9. When the best has no move left, the next round polishes
+the runner-up, and so on down the stage's designs by EDP: the stage still scores its
+designs (with the first version's rounds, on NVDLA-256 with ResNet-50 the best's moves ran
+out after 19 of sizing's 50). Rounds are a function of the designs scored, so a resumed
+stage asks the same.
 """
 from __future__ import annotations
 
@@ -85,13 +85,12 @@ def _array(hw: HardwareConfig) -> tuple:
     return hw.array_x, hw.array_y, hw.parallel_x, hw.parallel_y
 
 
-def next_round(ranked, budget, seen, room: int) -> list:
+def next_round(ranked: list, budget, seen, room: int) -> list:
     """The next round's designs: the unscored moves (not in `seen`, design keys) of the
-    first design of `ranked` (the best, then the others by EDP) that has any, those of its
-    nearest distance only, at most `room`; [] when none has. A design's moves are its
-    buffer moves by doublings, and its buffers on the arrays of the next designs of
-    `ranked` (array_moves) between the one-doubling moves and the two-doubling ones."""
-    ranked = list(ranked)
+    first design of `ranked` (ranked_designs: the best, then the others by EDP) that has
+    any, those of its nearest distance only, at most `room`; [] when none has. A design's
+    moves are its buffer moves by doublings, and its buffers on the arrays of the next
+    designs of `ranked` (array_moves) between the one-doubling and two-doubling moves."""
     for n, hw in enumerate(ranked):
         moves = _buffer_moves(hw, budget) + \
             [(_ARRAY_MOVE_DOUBLINGS, m)
@@ -110,18 +109,17 @@ def next_round(ranked, budget, seen, room: int) -> list:
     return []
 
 
-def ranked_designs(best: HardwareConfig, history: list):
+def ranked_designs(best: HardwareConfig, history: list) -> list:
     """best, then the distinct designs of a stage's history (index, EDP, hw dict) with a
-    finite EDP, lowest first (ties: first scored), lazily."""
-    done = {design_key(best.to_dict())}
-    rows = sorted((e, pos) for pos, (_i, e, hw) in enumerate(history)
-                  if hw is not None and math.isfinite(e))
-    yield best
-    for _e, pos in rows:
+    finite EDP, lowest first (ties: first scored)."""
+    out, done = [best], {design_key(best.to_dict())}
+    for _e, pos in sorted((e, pos) for pos, (_i, e, hw) in enumerate(history)
+                          if hw is not None and math.isfinite(e)):
         hw = history[pos][2]
         if design_key(hw) not in done:
             done.add(design_key(hw))
-            yield HardwareConfig.from_dict(hw)
+            out.append(HardwareConfig.from_dict(hw))
+    return out
 
 
 def _fill(hw: HardwareConfig, budget) -> HardwareConfig | None:
