@@ -10,9 +10,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "naas_tl"
 
-#: docs/architecture.md, top to bottom. errors, resources and jit are the shared base.
-ORDER = ("errors", "resources", "jit", "spec", "energy", "workload", "hardware", "mapping",
-         "model", "search", "nas", "nasa", "cli")
+#: docs/architecture.md, top to bottom. errors, resources, jit and allocator are the shared
+#: base.
+ORDER = ("errors", "resources", "jit", "allocator", "spec", "energy", "workload", "hardware",
+         "mapping", "model", "search", "nas", "nasa", "cli")
 
 
 def _modules() -> dict[str, Path]:

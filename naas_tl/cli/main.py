@@ -7,6 +7,7 @@ import sys
 
 import yaml
 
+from naas_tl.allocator import keep_freed_memory
 from naas_tl.cli.output import PROG, _one_line
 from naas_tl.cli.parser import build_parser
 from naas_tl.errors import NaasError
@@ -15,6 +16,7 @@ from naas_tl.errors import NaasError
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()        # this process evaluates mappings when it runs without a pool
     try:
         return _run(args)
     except BaseException as exc:

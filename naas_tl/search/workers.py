@@ -1,6 +1,8 @@
 """Worker processes and threads for evaluating designs side by side."""
 from __future__ import annotations
 
+from naas_tl.allocator import keep_freed_memory
+
 
 def process_context():
     """Worker processes are spawned, not forked: a fork after the compiled kernels have
@@ -16,7 +18,7 @@ def process_pool(workers: int):
     the workers finish their current job and exit when the pool is shut down."""
     from concurrent.futures import ProcessPoolExecutor
     return ProcessPoolExecutor(max_workers=workers, mp_context=process_context(),
-                               initializer=_ignore_interrupts)
+                               initializer=_start_worker)
 
 
 def shutdown(executor, failed: bool) -> None:
@@ -33,9 +35,10 @@ def shutdown(executor, failed: bool) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _ignore_interrupts() -> None:
+def _start_worker() -> None:
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
 
 
 def in_worker(fn, *args, **kwargs):
@@ -43,7 +46,10 @@ def in_worker(fn, *args, **kwargs):
     puts one process on each core; letting every worker's kernels also start a thread per
     core oversubscribes the machine, and OpenMP's spin-waiting threads then run several
     times slower (benchmarks/pool_threads.py: 6.9x on 2 cores). The kernels' parallel loops
-    write one row each, so the thread count cannot change a number."""
+    write one row each, so the thread count cannot change a number. It also keeps freed
+    memory in the worker (naas_tl.allocator), for executors whose workers this package did
+    not start (dask's)."""
+    keep_freed_memory()
     try:
         import numba
         numba.set_num_threads(1)     # per calling thread: also right for dask's task threads
