@@ -195,6 +195,30 @@ def test_resume_after_a_ruled_out_design_gives_the_uninterrupted_result(tmp_path
         assert got[name].best.edp == whole[name].best.edp, name
 
 
+def test_resume_after_a_screen_that_skipped_connectivities(tmp_path):
+    """A kill in the full stage after its screen skipped connectivities by their bound (their
+    EDP is None, as in every default search): the checkpoint loads, with the skipped ones
+    still unscored, and the resumed search ends as the whole one. (The screen's None once
+    made every such checkpoint 'damaged', so no default search could resume its full stage.)"""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    c = cfg(str(tmp_path / "tiny.yaml"), hw_trials=8, map_trials=8, screen_trials=8,
+            screen_keep=4)
+    whole, snaps = _run_keeping_checkpoints(c, tmp_path / "whole")
+    skipped = [i for i, e, _hw in whole["full"].screen if e is None]
+    assert skipped
+    state = Checkpoint(tmp_path / "whole" / "checkpoint.json").load()
+    assert state["stages"]["full"].screen == whole["full"].screen
+    mid = next(s for s in snaps if json.loads(s)["stages"]["full"]["screen"] is not None)
+    assert json.loads(mid)["stages"]["full"]["asked"] == 0
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "checkpoint.json").write_bytes(mid)
+    got = run_search(c, tmp_path / "r", resume=True, progress=False)
+    for name in whole:
+        assert (got[name].history, got[name].told, got[name].screen) == \
+            (whole[name].history, whole[name].told, whole[name].screen), name
+        assert got[name].best.edp == whole[name].best.edp, name
+
+
 def test_a_checkpoint_the_optimizer_does_not_repeat_is_refused(runs, tmp_path):
     root, c, _stages, snaps = runs
     doc = json.loads(_mid_sizing(snaps))

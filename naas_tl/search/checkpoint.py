@@ -119,16 +119,18 @@ def _unstage(d: dict) -> StageState:
     return StageState(name=str(d["name"]), history=_rows(d["history"]),
                       best=_unoutcome(d["best"]), asked=int(d["asked"]),
                       done=bool(d["done"]),
-                      screen=None if d["screen"] is None else _rows(d["screen"]),
+                      screen=None if d["screen"] is None else _rows(d["screen"],
+                                                                    unscored=True),
                       told=[(list(map(float, g)), float(loss)) for g, loss in d["told"]],
                       invalid={str(k): [str(m), int(n)]
                                for k, (m, n) in d.get("invalid", {}).items()},
                       bounded={int(k): float(b) for k, b in d.get("bounded", {}).items()})
 
 
-def _rows(rows: list) -> list:
-    """(index, EDP, hw dict) rows of a stage's history or screening."""
-    return [(int(i), float(e), hw) for i, e, hw in rows]
+def _rows(rows: list, unscored: bool = False) -> list:
+    """(index, EDP, hw dict) rows of a stage's history or screening. unscored: the EDP may
+    be None (the screen's connectivities its bound skipped, search.stages._screen)."""
+    return [(int(i), None if unscored and e is None else float(e), hw) for i, e, hw in rows]
 
 
 def _outcome(o: DesignOutcome | None) -> dict | None:
