@@ -44,7 +44,9 @@ class Checkpoint:
                "workload": self.workload,
                "config": dataclasses.asdict(state["config"]),
                "stages": {n: _stage(st) for n, st in state["stages"].items()}}
-        data = json.dumps(doc, indent=0, default=_plain).encode()
+        # One line: json's C encoder runs only without indent, 4x faster than indent=0 on a
+        # finished NVDLA search's 0.7 MB, and the pool waits for every save.
+        data = json.dumps(doc, separators=(",", ":"), default=_plain).encode()
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(data)
