@@ -17,7 +17,6 @@ themselves). Elsewhere than glibc (macOS, musl) it does nothing."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import sys
 
@@ -38,8 +37,8 @@ def keep_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # the symbols the interpreter is linked with, libc's among them: no library search
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):       # not glibc (musl has no mallopt)
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
