@@ -5,9 +5,10 @@ layer. glibc's defaults hand the top of the heap back to the kernel whenever 128
 free (the trim threshold, raised only by the sizes of freed mmap'd blocks) and mmap every
 block above its dynamic threshold, so nearly every batch touches fresh pages: the kernel
 zeroes each one on its first write. On one NVDLA-256 design with ResNet-50's 24 unique layers
-that was 61k page faults and 4.0 s; with the settings below, 1k faults and 3.4 s (-15 %),
-the same numbers and the same peak memory (benchmarks/allocator.py measures it). The whole
-default `make search ARCH=nvdla` took 26x fewer page faults.
+that was 54k page faults and 3.7 s; with the settings below, 1.1k faults and 3.2 s (medians
+of benchmarks/allocator.py), the same numbers and the same peak memory. The default
+`make search ARCH=nvdla` took 97x fewer page faults and 12 % less wall time
+(docs/search_time.md).
 
 What it costs: freed memory stays with the process up to its peak use instead of going back
 to the kernel in between. A search's workers reach that peak on every layer anyway.
