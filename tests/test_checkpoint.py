@@ -175,6 +175,21 @@ def test_resume_replays_the_optimizer_to_the_uninterrupted_result(runs, tmp_path
         assert got[name].best.edp == stages[name].best.edp, name
 
 
+def _resumed_from(c, snapshot: bytes, folder):
+    """run_search resumed from a checkpoint snapshot, in a new folder."""
+    folder.mkdir()
+    (folder / "checkpoint.json").write_bytes(snapshot)
+    return run_search(c, folder, resume=True, progress=False)
+
+
+def _assert_same_search(got, whole, *fields):
+    """Every stage of got equals whole's in these StageState fields and its best EDP."""
+    for name in whole:
+        assert [getattr(got[name], f) for f in fields] == \
+            [getattr(whole[name], f) for f in fields], name
+        assert got[name].best.edp == whole[name].best.edp, name
+
+
 def test_resume_after_a_ruled_out_design_gives_the_uninterrupted_result(tmp_path):
     """A kill in the full stage after a design was ruled out by its bound: the checkpoint
     holds it (int keys back from JSON), and the resumed search ends as the whole one."""
@@ -186,13 +201,8 @@ def test_resume_after_a_ruled_out_design_gives_the_uninterrupted_result(tmp_path
     assert all(state["stages"][n].bounded == whole[n].bounded for n in whole)
     mid = next(s for s in snaps if json.loads(s)["stages"]["full"]["bounded"]
                and not json.loads(s)["stages"]["full"]["done"])
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "checkpoint.json").write_bytes(mid)
-    got = run_search(c, tmp_path / "r", resume=True, progress=False)
-    for name in whole:
-        assert (got[name].history, got[name].told, got[name].bounded) == \
-            (whole[name].history, whole[name].told, whole[name].bounded), name
-        assert got[name].best.edp == whole[name].best.edp, name
+    got = _resumed_from(c, mid, tmp_path / "r")
+    _assert_same_search(got, whole, "history", "told", "bounded")
 
 
 def test_resume_after_a_screen_that_skipped_connectivities(tmp_path):
@@ -210,13 +220,8 @@ def test_resume_after_a_screen_that_skipped_connectivities(tmp_path):
     assert state["stages"]["full"].screen == whole["full"].screen
     mid = next(s for s in snaps if json.loads(s)["stages"]["full"]["screen"] is not None)
     assert json.loads(mid)["stages"]["full"]["asked"] == 0
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "checkpoint.json").write_bytes(mid)
-    got = run_search(c, tmp_path / "r", resume=True, progress=False)
-    for name in whole:
-        assert (got[name].history, got[name].told, got[name].screen) == \
-            (whole[name].history, whole[name].told, whole[name].screen), name
-        assert got[name].best.edp == whole[name].best.edp, name
+    got = _resumed_from(c, mid, tmp_path / "r")
+    _assert_same_search(got, whole, "history", "told", "screen")
 
 
 def test_a_checkpoint_the_optimizer_does_not_repeat_is_refused(runs, tmp_path):
