@@ -26,14 +26,18 @@ def _env_with_probe() -> dict:
         [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
 
 
+def _faults_in_fresh_process(setup: str = "") -> int:
+    """The probe's page faults in a new interpreter that runs `setup` first."""
+    code = f"{setup}\nfrom allocator_probe import page_faults_of_repeated_batches as f\nprint(f())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=_env_with_probe())
+    return int(out.stdout.split()[-1])
+
+
 def test_freed_memory_is_reused_instead_of_faulted_in_again():
-    code = "from allocator_probe import page_faults_of_repeated_batches as f\n"
-    plain = subprocess.run([sys.executable, "-c", code + "print(f())"], capture_output=True,
-                           text=True, check=True, env=_env_with_probe())
-    kept = subprocess.run([sys.executable, "-c", "from naas_tl.allocator import "
-                           "keep_freed_memory as k\nassert k()\n" + code + "print(f())"],
-                          capture_output=True, text=True, check=True, env=_env_with_probe())
-    plain, kept = int(plain.stdout.split()[-1]), int(kept.stdout.split()[-1])
+    plain = _faults_in_fresh_process()
+    kept = _faults_in_fresh_process("from naas_tl.allocator import keep_freed_memory as k\n"
+                                    "assert k()")
     # glibc's defaults: 15k faults measured (the kept settings: 0)
     assert plain > 5_000
     assert kept < plain / 100
