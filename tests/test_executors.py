@@ -3,9 +3,12 @@ are re-run; bad specs are one-line errors."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -114,6 +117,39 @@ def test_a_killed_workers_task_is_rerun(tmp_path):
         close()
     assert value == 42
     assert marker.exists() and int(marker.read_text()) != pid   # it did die, then re-ran
+
+
+ORPHAN_PROBE = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from naas_tl.search.workers import process_pool
+pool = process_pool(1)
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 120)           # the worker is busy when its parent is killed
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_pool_workers_end_when_their_parent_is_killed():
+    """SIGKILL gives the main process no chance to shut its pool down (a search promises
+    to resume after one): its workers must still end, even one busy with a job, instead
+    of running on reparented."""
+    from test_search import _ended
+    root = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, "-c", ORPHAN_PROBE, root],
+                            stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    try:
+        time.sleep(0.5)                    # the worker has taken the sleeping job
+        proc.kill()
+        proc.wait()
+        assert _ended([worker], 10), "the worker outlived its parent"
+    finally:
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def test_local_spec():

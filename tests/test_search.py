@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -117,6 +118,71 @@ def test_ctrl_c_is_one_line_that_says_how_to_resume(tiny, tmp_path):
     assert "interrupted" in err and f"--resume {out}" in err
     resumed = _cli(*common, "--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:                     # it ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _ended(pids, timeout: float) -> bool:
+    """Every pid has exited (a zombie no one reaps counts) within `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.append(pid)
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_sigterm_ends_the_search_and_its_workers_as_ctrl_c_does(tiny, tmp_path):
+    """`kill PID` (SIGTERM to the main process alone, as a batch system or `docker stop`
+    sends it) ends the search with exit 143 and one line naming the checkpoint, and its
+    pool's workers end with it. SIGTERM's default action ended the main process alone, and
+    the workers ran on."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "naas_tl.cli", "search", "--arch",
+                             "eyeriss", "--workload", tiny, "--hw-trials", "40",
+                             "--hw-population", "2", "--map-trials", "48", "--population",
+                             "16", "--workers", "2", "--quiet", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None \
+            and not (out / "checkpoint.json").exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search finished before it could be stopped"
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, workers       # the pool's two (and multiprocessing's tracker)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    try:
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err and err.strip().count("\n") == 0, err
+        assert "terminated" in err and f"--resume {out}" in err
+        assert _ended(workers, 10), "workers outlived the search"
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -403,30 +469,45 @@ def test_a_design_whose_bound_is_above_the_best_is_told_its_bound(tiny, tmp_path
 
 
 class _Swallowing(_Cycling):
-    """An optimizer whose tell swallows a Ctrl-C, as pycma's bare `except:` clauses do."""
+    """An optimizer whose tell swallows a Ctrl-C (or SIGTERM), as pycma's bare `except:`
+    clauses do."""
+
+    def __init__(self, genomes, signum):
+        super().__init__(genomes)
+        self.signum = signum
 
     def tell(self, cand, loss):
         super().tell(cand, loss)
         if len(self.told) == 1:
             try:
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), self.signum)
                 time.sleep(0.5)             # the handler runs here, inside the try
             except:                          # noqa: E722 -- what is being imitated
                 pass
 
 
-def test_a_ctrl_c_a_library_swallows_still_ends_the_search(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_ctrl_c_a_library_swallows_still_ends_the_search(tiny, tmp_path, monkeypatch,
+                                                           signum):
     """The search goes on after its optimizer swallowed the KeyboardInterrupt, but stops
-    before saving that generation, and gives the process its own SIGINT handler back."""
+    before saving that generation, and gives the process its own handlers back. The same
+    for SIGTERM once the command line has made it raise (stop_on_sigterm)."""
     import naas_tl.search.stages as stages_mod
-    from naas_tl.search.checkpoint import Checkpoint
+    from naas_tl.search.interrupts import Terminated, stop_on_sigterm
     genomes = _sizing_genomes(3)
-    monkeypatch.setattr(stages_mod, "make_optimizer", lambda *a, **k: _Swallowing(genomes))
-    before = signal.getsignal(signal.SIGINT)
-    c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, workers=1)
-    with pytest.raises(KeyboardInterrupt):
-        run_search(c, tmp_path / "run", progress=False)
-    assert signal.getsignal(signal.SIGINT) is before
+    monkeypatch.setattr(stages_mod, "make_optimizer",
+                        lambda *a, **k: _Swallowing(genomes, signum))
+    default_term = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
+    try:
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, workers=1)
+        with pytest.raises(KeyboardInterrupt) as raised:
+            run_search(c, tmp_path / "run", progress=False)
+        assert isinstance(raised.value, Terminated) == (signum == signal.SIGTERM)
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        signal.signal(signal.SIGTERM, default_term)
     saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert saved["stages"]["baseline"]["done"]
     assert saved["stages"]["sizing"]["history"] == []     # the swallowed generation is not saved

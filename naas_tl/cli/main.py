@@ -3,7 +3,9 @@ traceback."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import yaml
 
@@ -11,34 +13,45 @@ from naas_tl.allocator import keep_freed_memory
 from naas_tl.cli.output import PROG, _one_line
 from naas_tl.cli.parser import build_parser
 from naas_tl.errors import NaasError
+from naas_tl.search.interrupts import Terminated, stop_on_sigterm
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()        # this process evaluates mappings when it runs without a pool
+    own_signals = threading.current_thread() is threading.main_thread()
+    if own_signals:
+        previous = signal.getsignal(signal.SIGTERM)
+        stop_on_sigterm()
     try:
         return _run(args)
     except BaseException as exc:
-        if not _interrupted(exc):
+        stop = _interrupted(exc)
+        if stop is None:
             raise
         # A command that leaves something to continue from says so (args.on_interrupt: a
         # string, or a function that looks at what is there).
         hint = getattr(args, "on_interrupt", "")
-        print(f"{PROG}: interrupted{hint() if callable(hint) else hint}", file=sys.stderr)
-        return 130
+        what = "terminated" if isinstance(stop, Terminated) else "interrupted"
+        print(f"{PROG}: {what}{hint() if callable(hint) else hint}", file=sys.stderr)
+        # The shell's codes for a process that SIGTERM or SIGINT ended: 128 + the signal.
+        return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+    finally:
+        if own_signals and previous is not None:      # None: not set from Python
+            signal.signal(signal.SIGTERM, previous)
 
 
-def _interrupted(exc: BaseException) -> bool:
-    """Ctrl-C, also when it arrived inside a compiled kernel (numba then raises a
-    SystemError whose context is the KeyboardInterrupt)."""
+def _interrupted(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that ended a command, also when it arrived inside a compiled
+    kernel (numba then raises a SystemError whose context is the KeyboardInterrupt)."""
     for _ in range(8):
         if exc is None:
-            return False
+            return None
         if isinstance(exc, KeyboardInterrupt):
-            return True
+            return exc
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 def _run(args) -> int:

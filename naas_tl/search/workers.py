@@ -39,6 +39,29 @@ def _start_worker() -> None:
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_freed_memory()
+    exit_with_parent()
+
+
+def exit_with_parent() -> None:
+    """End this worker process as soon as the process that started it has ended.
+
+    A pool's worker waits for its next job on a pipe that it holds both ends of, so it
+    never sees its parent go: after a SIGKILL (or any end that skips the pool's shutdown)
+    the workers ran on, reparented, finished their job at full speed and then sat idle for
+    good, holding their memory. multiprocessing gives each child a sentinel that becomes
+    readable when the parent exits; a daemon thread waits on it. No result is lost: a job
+    whose parent is gone has no one to return to."""
+    import multiprocessing
+    import os
+    import threading
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        parent.join()
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def in_worker(fn, *args, **kwargs):
