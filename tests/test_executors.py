@@ -3,7 +3,6 @@ are re-run; bad specs are one-line errors."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -135,7 +134,7 @@ def test_pool_workers_end_when_their_parent_is_killed():
     """SIGKILL gives the main process no chance to shut its pool down (a search promises
     to resume after one): its workers must still end, even one busy with a job, instead
     of running on reparented."""
-    from test_search import _ended
+    from test_search import _ended, _kill_leftovers
     root = str(Path(__file__).resolve().parents[1])
     proc = subprocess.Popen([sys.executable, "-c", ORPHAN_PROBE, root],
                             stdout=subprocess.PIPE, text=True)
@@ -146,10 +145,8 @@ def test_pool_workers_end_when_their_parent_is_killed():
         proc.wait()
         assert _ended([worker], 10), "the worker outlived its parent"
     finally:
-        try:
-            os.kill(worker, signal.SIGKILL)
-        except OSError:
-            pass
+        proc.kill()
+        _kill_leftovers([worker])
 
 
 def test_local_spec():

@@ -158,31 +158,43 @@ def test_sigterm_ends_the_search_and_its_workers_as_ctrl_c_does(tiny, tmp_path):
     pool's workers end with it. SIGTERM's default action ended the main process alone, and
     the workers ran on."""
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "naas_tl.cli", "search", "--arch",
-                             "eyeriss", "--workload", tiny, "--hw-trials", "40",
-                             "--hw-population", "2", "--map-trials", "48", "--population",
-                             "16", "--workers", "2", "--quiet", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None \
-            and not (out / "checkpoint.json").exists():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the search finished before it could be stopped"
-    workers = _children(proc.pid)
-    assert len(workers) >= 2, workers       # the pool's two (and multiprocessing's tracker)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    err_file = tmp_path / "stderr"
+    with open(err_file, "w") as err_out:    # a file: orphaned workers would hold a pipe open
+        proc = subprocess.Popen([sys.executable, "-m", "naas_tl.cli", "search", "--arch",
+                                 "eyeriss", "--workload", tiny, "--hw-trials", "40",
+                                 "--hw-population", "2", "--map-trials", "48",
+                                 "--population", "16", "--workers", "2", "--quiet", "--out",
+                                 str(out)], stdout=subprocess.DEVNULL, stderr=err_out)
+    workers = set()
     try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None \
+                and not (out / "checkpoint.json").exists():
+            time.sleep(0.05)
+        assert proc.poll() is None, "the search finished before it could be stopped"
+        workers = _children(proc.pid)
+        assert len(workers) >= 2, workers   # the pool's two (and multiprocessing's tracker)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        err = err_file.read_text()
         assert proc.returncode == 143, err
         assert "Traceback" not in err and err.strip().count("\n") == 0, err
         assert "terminated" in err and f"--resume {out}" in err
         assert _ended(workers, 10), "workers outlived the search"
     finally:
-        for pid in workers:
-            try:
+        proc.kill()
+        _kill_leftovers(workers)
+
+
+def _kill_leftovers(pids) -> None:
+    """SIGKILL those of `pids` that are still multiprocessing children (a test that failed
+    must not leave them running; a pid reused since is someone else's)."""
+    for pid in pids:
+        try:
+            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        except OSError:
+            pass
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -486,7 +498,7 @@ class _Swallowing(_Cycling):
                 pass
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_ctrl_c_a_library_swallows_still_ends_the_search(tiny, tmp_path, monkeypatch,
                                                            signum):
     """The search goes on after its optimizer swallowed the KeyboardInterrupt, but stops

@@ -20,11 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()        # this process evaluates mappings when it runs without a pool
-    own_signals = threading.current_thread() is threading.main_thread()
-    if own_signals:
-        previous = signal.getsignal(signal.SIGTERM)
-        stop_on_sigterm()
+    # SIGTERM takes Ctrl-C's way out unless the caller chose otherwise: an ignored SIGTERM
+    # (`trap '' TERM`) stays ignored, and one handled outside Python (None) is left alone.
+    previous = (signal.getsignal(signal.SIGTERM)
+                if threading.current_thread() is threading.main_thread() else None)
+    own_term = previous is not None and previous != signal.SIG_IGN
     try:
+        if own_term:
+            stop_on_sigterm()
         return _run(args)
     except BaseException as exc:
         stop = _interrupted(exc)
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         # The shell's codes for a process that SIGTERM or SIGINT ended: 128 + the signal.
         return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
     finally:
-        if own_signals and previous is not None:      # None: not set from Python
+        if own_term:
             signal.signal(signal.SIGTERM, previous)
 
 
