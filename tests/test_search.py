@@ -120,15 +120,21 @@ def test_ctrl_c_is_one_line_that_says_how_to_resume(tiny, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
 
 
+def _proc_stat(pid) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state, ppid, ...); None once the
+    process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _children(pid: int) -> set[int]:
     """The processes whose parent is `pid` (Linux's /proc)."""
     out = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:                     # it ended while we looked
-            continue
-        if int(fields[1]) == pid:
+        fields = _proc_stat(stat.parent.name)
+        if fields is not None and int(fields[1]) == pid:
             out.add(int(stat.parent.name))
     return out
 
@@ -137,15 +143,8 @@ def _ended(pids, timeout: float) -> bool:
     """Every pid has exited (a zombie no one reaps counts) within `timeout` seconds."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        alive = []
-        for pid in pids:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state != "Z":
-                alive.append(pid)
-        if not alive:
+        states = [_proc_stat(pid) for pid in pids]
+        if all(st is None or st[0] == "Z" for st in states):
             return True
         time.sleep(0.1)
     return False
@@ -505,14 +504,14 @@ def test_a_ctrl_c_a_library_swallows_still_ends_the_search(tiny, tmp_path, monke
     before saving that generation, and gives the process its own handlers back. The same
     for SIGTERM once the command line has made it raise (stop_on_sigterm)."""
     import naas_tl.search.stages as stages_mod
-    from naas_tl.search.interrupts import Terminated, stop_on_sigterm
+    from naas_tl.search.interrupts import WATCHED, Terminated, stop_on_sigterm
     genomes = _sizing_genomes(3)
     monkeypatch.setattr(stages_mod, "make_optimizer",
                         lambda *a, **k: _Swallowing(genomes, signum))
     default_term = signal.getsignal(signal.SIGTERM)
     stop_on_sigterm()
     try:
-        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        before = {s: signal.getsignal(s) for s in WATCHED}
         c = cfg(tiny, mode="sizing", hw_trials=3, hw_population=2, workers=1)
         with pytest.raises(KeyboardInterrupt) as raised:
             run_search(c, tmp_path / "run", progress=False)
