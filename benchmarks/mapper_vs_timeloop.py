@@ -99,7 +99,9 @@ def main(argv=None) -> int:
         extra += ["--seed", str(args.seed)]
     tmp = Path(tempfile.mkdtemp(prefix="naas-map-bench-"))
     try:
-        run_map(cases[0], tmp / "warmup.yaml", ["--trials", "50"])   # warm the kernel cache
+        # Warm the kernel cache with the timed runs' own settings: a shorter run leaves
+        # some kernels uncompiled, and the first timed case then pays their compile (14 s).
+        run_map(cases[0], tmp / "warmup.yaml", extra)
         print(f"{len(cases)} timeloop-mapper cases (dev/, mapper_best); warm runs, one at a "
               f"time, process start included; `{' '.join(command())} map CASE --json "
               f"{' '.join(extra)}`".rstrip())
