@@ -61,7 +61,7 @@ def _bound(budget: str, net: str) -> dict:
 
 
 def run_pair(budget: str, net: str, out: Path, quick: bool, seed: int,
-             workers: int = 0) -> dict:
+             workers: int = 0, pad: bool = False) -> dict:
     from naas_tl.hardware.budget import load_budget
     from naas_tl.search.state import SearchConfig
     from naas_tl.search.stages import run_search
@@ -72,7 +72,7 @@ def run_pair(budget: str, net: str, out: Path, quick: bool, seed: int,
     b = load_budget(budget)
     kw = dict(hw_trials=8, map_trials=256, screen_trials=64) if quick else {}
     cfg = SearchConfig(arch=b.template, budget=budget, workload=net, seed=seed,
-                       workers=workers, **kw)
+                       workers=workers, pad=pad, **kw)
     resume = (out / "checkpoint.json").exists()
     stages = run_search(cfg, out, resume=resume, progress=False)
     return write_outputs(out, cfg, stages, b, load_workload(net))
@@ -90,8 +90,13 @@ def main(argv=None) -> int:
     # leave cores free for other work while the table runs.
     ap.add_argument("--workers", type=int, default=0,
                     help="search processes per pair (default: one per core)")
+    ap.add_argument("--pad", action="store_true",
+                    help="run every stage, (a) included, with `naas-tl search --pad` (layers "
+                         "whose parallel dims cannot fill the array also run padded); its "
+                         "runs go to a folder of their own (seedN-pad)")
     args = ap.parse_args(argv)
-    out = Path(args.out) / ("quick" if args.quick else f"seed{args.seed}")
+    out = Path(args.out) / (("quick" if args.quick else f"seed{args.seed}")
+                            + ("-pad" if args.pad else ""))
     only = set(args.only.split(",")) if args.only else None
     nets = set(args.nets.split(",")) if args.nets else None
     rows = []
@@ -100,7 +105,7 @@ def main(argv=None) -> int:
             continue
         t0 = time.perf_counter()
         res = run_pair(budget, net, out / f"{budget}-{net}", args.quick, args.seed,
-                       args.workers)
+                       args.workers, args.pad)
         st = res["stages"]
         full, a, b, sizing = st["full"], st["dataflow"], st["baseline"], st["sizing"]
         bound = res.get("bound") or _bound(budget, net)

@@ -160,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "buffer of the best design at a time to another power of two words, "
                          "the GLB taking the rest (default: a quarter from 40 designs up; "
                          "0: none)")
+    se.add_argument("--pad", action="store_true",
+                    help="a layer whose parallel dims cannot fill the array (a 13x13 output "
+                         "on 8x8 PEs) also runs with them padded (to 14x14), as hardware runs "
+                         "partial tiles, and the lower EDP is kept; its problem.yaml then "
+                         "holds the padded dims (default: the dims as given, Timeloop's "
+                         "exact factors only)")
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
     se.add_argument("--executor", default="local", metavar="SPEC",

@@ -103,7 +103,7 @@ def cmd_search(args) -> int:
                        map_trials=args.map_trials, population=args.population,
                        seed=args.seed, optimizer=args.optimizer, hw_optimizer=args.hw_optimizer,
                        encoding=args.encoding, workers=args.workers, es_share=args.es_share,
-                       prune=not args.no_prune,
+                       prune=not args.no_prune, pad=args.pad,
                        polish_trials=(SearchConfig.polish_trials if args.polish_trials is None
                                       else args.polish_trials))
     from naas_tl.search.out_folder import check_out_folder

@@ -146,7 +146,8 @@ def _layer(l: LayerOutcome) -> dict:
     return {"name": l.name, "count": l.count, "problem": dataclasses.asdict(l.problem),
             "mapping": None if l.mapping is None else dataclasses.asdict(l.mapping),
             "energy_pJ": l.energy_pJ, "cycles": l.cycles, "evaluations": l.evaluations,
-            "op": l.op, "genome": None if l.genome is None else np.asarray(l.genome).tolist()}
+            "op": l.op, "genome": None if l.genome is None else np.asarray(l.genome).tolist(),
+            "padded_from": None if l.padded_from is None else list(l.padded_from)}
 
 
 def _unoutcome(d: dict | None) -> DesignOutcome | None:
@@ -162,7 +163,8 @@ def _unlayer(d: dict) -> LayerOutcome:
         mapping=None if d["mapping"] is None else _mapping(d["mapping"]),
         energy_pJ=float(d["energy_pJ"]), cycles=int(d["cycles"]),
         evaluations=int(d["evaluations"]), op=d["op"],
-        genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float))
+        genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float),
+        padded_from=None if d.get("padded_from") is None else tuple(d["padded_from"]))
 
 
 def _mapping(d: dict) -> Mapping:

@@ -10,6 +10,7 @@ import numpy as np
 from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
 from naas_tl.mapping.encoding import MappingSpace
+from naas_tl.mapping.padding import mapping_bounds, padded_problem
 from naas_tl.model.batched import evaluate_batch
 from naas_tl.search.mapper.inner import MappingSearchResult, search_layer
 from naas_tl.search.state import DesignOutcome, LayerOutcome
@@ -65,7 +66,8 @@ def mapping_space_for(hw: HardwareConfig, problem: Problem, encoding: str = "imp
 def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int, *,
                     optimizer: str = "sepcma", encoding: str = "importance",
                     population: int = 256, warm: dict | None = None,
-                    dataflow: str | None = None, es_share: float = 0.0) -> DesignOutcome:
+                    dataflow: str | None = None, es_share: float = 0.0,
+                    pad: bool = False) -> DesignOutcome:
     """Search the mappings of every (unique) layer on `hw`. layers: [(name, count, Problem)]
     or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
     dataflow: only mappings that meet these Timeloop mapspace constraints (a file).
@@ -74,13 +76,16 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
     one): the layer's search evaluates that mapping (fitted to this design) and that genome
     (when it fits this design's mapping space) first, so a design's search starts from what
     worked on the human design and differences between designs are not drowned in the
-    search's own noise."""
+    search's own noise.
+
+    pad: a layer whose parallel dims cannot fill the array also runs padded
+    (naas_tl.mapping.padding), and the lower EDP of the two is kept."""
     out = []
     for k, layer in enumerate(layers):
         out.append(evaluate_layer(hw, k, layer, map_trials, seed, optimizer=optimizer,
                                   encoding=encoding, population=population,
                                   warm=(warm or {}).get(layer[0]), dataflow=dataflow,
-                                  es_share=es_share))
+                                  es_share=es_share, pad=pad))
         if isinstance(out[-1], str):
             break
     return design_outcome(hw, out)
@@ -89,11 +94,13 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
 def evaluate_layer(hw: HardwareConfig, k: int, layer: tuple, map_trials: int, seed: int, *,
                    optimizer: str = "sepcma", encoding: str = "importance",
                    population: int = 256, warm: tuple | None = None,
-                   dataflow: str | None = None, es_share: float = 0.0) -> LayerOutcome | str:
+                   dataflow: str | None = None, es_share: float = 0.0,
+                   pad: bool = False) -> LayerOutcome | str:
     """Layer k of a design's evaluate_design, on its own: its LayerOutcome, or the error that
     makes the design invalid. Its seed depends on (seed, k) only, so a pool may run the
     layers of one design side by side and evaluate_design's numbers do not change.
-    warm: that layer's (genome, Mapping), or None."""
+    warm: that layer's (genome, Mapping), or None. pad: as evaluate_design's; a padded
+    layer's outcome holds the padded problem (its mapping's) and the workload's bounds."""
     name, count, problem, *rest = layer
     op = rest[0] if rest else "conv"
     try:
@@ -104,11 +111,41 @@ def evaluate_layer(hw: HardwareConfig, k: int, layer: tuple, map_trials: int, se
     init, wmap = warm or (None, None)
     if init is not None and len(init) != space.size:
         init = None
-    r = search_mapping(space, table, map_trials, child_seed(seed, k), optimizer=optimizer,
-                       population=population, init=init,
-                       warm=None if wmap is None else [wmap], es_share=es_share)
-    return LayerOutcome(name, count, problem, r.mapping, r.energy_pJ, r.cycles,
-                        r.evaluations, r.genome, op)
+    inner = dict(optimizer=optimizer, population=population, init=init, es_share=es_share)
+    r = search_mapping(space, table, map_trials, child_seed(seed, k),
+                       warm=_warm_for(wmap, problem), **inner)
+    ran, evaluations = problem, r.evaluations
+    padded = padded_problem(problem, spatial_axes(hw)) if pad else None
+    if padded is not None:
+        try:
+            pspace = mapping_space_for(hw, padded, encoding, op, dataflow)
+        except NaasError:        # e.g. a dataflow's fixed factors that do not divide it
+            pspace = None
+        if pspace is not None:
+            # Its own seed, so the exact search's numbers are those of a run without pad.
+            rp = search_mapping(pspace, table, map_trials, child_seed(seed, k, 1),
+                                warm=_warm_for(wmap, padded), **inner)
+            evaluations += rp.evaluations
+            if rp.mapping is not None and (r.mapping is None or rp.energy_pJ * rp.cycles
+                                           < r.energy_pJ * r.cycles):
+                r, ran = rp, padded
+    return LayerOutcome(name, count, ran, r.mapping, r.energy_pJ, r.cycles, evaluations,
+                        r.genome, op,
+                        padded_from=None if ran is problem else problem.bounds)
+
+
+def spatial_axes(hw: HardwareConfig) -> list[tuple[int, list[str]]]:
+    """(size, dims unrolled along it) of hw's two array axes."""
+    return [(hw.array_x, hw.parallel_x.split(",")), (hw.array_y, hw.parallel_y.split(","))]
+
+
+def _warm_for(mapping, problem: Problem) -> list | None:
+    """[mapping] when it maps these bounds (a warm start from a layer that ran padded on
+    the other design, or not, when this one does not, is dropped: its factors would not
+    divide these dims)."""
+    if mapping is None or mapping_bounds(mapping) != problem.bounds:
+        return None
+    return [mapping]
 
 
 def design_outcome(hw: HardwareConfig, results: list) -> DesignOutcome:

@@ -52,7 +52,12 @@ def _stage_dict(st) -> dict:
                   "hardware": b.hw.to_dict(),
                   "layers": [{"name": l.name, "count": l.count, "op": l.op, "energy_pJ": l.energy_pJ,
                               "cycles": l.cycles, "edp_J_cycles": l.energy_pJ * 1e-12 * l.cycles,
-                              "mapping_evaluations": l.evaluations} for l in b.layers]})
+                              "mapping_evaluations": l.evaluations,
+                              **({"padded": dict(zip(l.problem.dims,
+                                                     map(list, zip(l.padded_from,
+                                                                   l.problem.bounds))))}
+                                 if l.padded_from is not None else {})}
+                             for l in b.layers]})
     return d
 
 
@@ -142,7 +147,8 @@ def _bound(stages: dict, budget) -> dict | None:
     if scored is None or budget.template == "nasa":
         return None
     try:
-        b = budget_bound(budget, [(l.name, l.count, l.problem, l.op) for l in scored.layers])
+        b = budget_bound(budget, [(l.name, l.count, l.workload_problem, l.op)
+                                  for l in scored.layers])
     except NaasError:       # a report without the bound rather than no report at all
         return None
     for name, st in stages.items():
@@ -157,6 +163,23 @@ def _budget_dict(budget) -> dict:
     import dataclasses
     d = {f.name: getattr(budget, f.name) for f in dataclasses.fields(budget)}
     return {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in d.items()}
+
+
+def _padded_lines(result: dict) -> list:
+    """Which layers of each stage's design ran padded (`--pad`), and to what."""
+    out = []
+    for st in result["stages"].values():
+        pads = [(l["name"], ", ".join(f"{d} {a}->{b}" for d, (a, b) in l["padded"].items()
+                                      if a != b))
+                for l in st.get("layers", []) if "padded" in l]
+        if pads:
+            out.append(f"- {st['title']}: " + "; ".join(f"{n} ({p})" for n, p in pads))
+    if not out:
+        return []
+    return ["", "Layers that ran padded (`--pad`: their parallel dims could not fill the "
+                "array, so they ran as the larger problem that hardware computes on partial "
+                "tiles; the padded work is counted, and each layer's problem.yaml holds the "
+                "padded dims):", ""] + out
 
 
 def format_report(result: dict) -> str:
@@ -209,6 +232,7 @@ def format_report(result: dict) -> str:
                       "left, or its buffers on the arrays of the stage's next best designs, "
                       "nearest moves first, in rounds from the best so far (from the "
                       "runner-up when the best has no move left; `--polish-trials`)."]
+    lines += _padded_lines(result)
     full = result["stages"].get("full", {})
     if "edp_improvement_vs_sizing" in full:
         lines += ["", f"Full NAAS vs sizing only: {full['edp_improvement_vs_sizing']:.2f}x "

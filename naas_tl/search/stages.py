@@ -558,4 +558,4 @@ def _seed(cfg: SearchConfig, tag: tuple) -> int:
 def _inner(cfg: SearchConfig) -> dict:
     """The inner search's settings from cfg, as evaluate_design's keywords."""
     return dict(optimizer=cfg.optimizer, encoding=cfg.encoding, population=cfg.population,
-                es_share=cfg.es_share)
+                es_share=cfg.es_share, pad=cfg.pad)

@@ -2,6 +2,7 @@
 A checkpoint (naas_tl.search.checkpoint) holds exactly this, less the live optimizer."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -22,6 +23,16 @@ class LayerOutcome:
     evaluations: int
     genome: np.ndarray | None = None
     op: str = "conv"                                  # the compute unit the layer runs on
+    # The workload's bounds when the layer ran padded (problem then holds the padded
+    # bounds its mapping is for: naas_tl.mapping.padding); None when it ran as given.
+    padded_from: tuple | None = None
+
+    @property
+    def workload_problem(self) -> Problem:
+        """The layer as the workload gives it (problem, unless it ran padded)."""
+        if self.padded_from is None:
+            return self.problem
+        return dataclasses.replace(self.problem, bounds=tuple(self.padded_from))
 
 
 @dataclass
@@ -94,6 +105,9 @@ class SearchConfig:
     # The last designs of a searched stage polish the best's per-PE buffers (search.buffer_polish);
     # -1: a quarter of hw_trials from 40 up, else none.
     polish_trials: int = -1
+    # A layer whose parallel dims cannot fill the array also runs padded, the lower EDP
+    # kept (naas_tl.mapping.padding): Timeloop's uber mapspace has only exact factors.
+    pad: bool = False
 
     @property
     def screens(self) -> bool:

@@ -1,0 +1,129 @@
+"""--pad: a layer whose parallel dims cannot fill the array also runs padded, as hardware
+runs partial tiles; the padded layer is an ordinary Timeloop problem, so its numbers stay
+the evaluator's (and Timeloop's), and the lower EDP is kept."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from naas_tl.hardware.budget import load_budget
+from naas_tl.mapping.padding import MAX_GROWTH, mapping_bounds, padded_problem
+from naas_tl.model.scalar import evaluate
+from naas_tl.search.checkpoint import Checkpoint
+from naas_tl.search.design import _energy_table, evaluate_layer, spatial_axes
+from naas_tl.search.report import write_outputs
+from naas_tl.search.stages import run_search
+from naas_tl.hardware import templates
+from naas_tl.workload import layer_to_problem, load_workload, parse_layer
+from test_search import cfg
+
+
+def _problem(**dims):
+    spec = {"name": "l", "type": "conv", "C": 16, "M": 16, "R": 3, "S": 3, "P": 8, "Q": 8,
+            "padding": [1, 1]}
+    spec.update(dims)
+    return layer_to_problem(parse_layer(spec, "<test>", 0))
+
+
+def _bounds(p):
+    return dict(zip(p.dims, p.bounds))
+
+
+def test_a_prime_output_on_an_array_of_it_is_padded_to_fill_it():
+    got = padded_problem(_problem(P=13, Q=13), [(8, ["P"]), (8, ["Q"])])
+    b = _bounds(got)
+    # 14 = 2 x 7: two passes of 7 PEs, as 16 would take two of 8, with less padded work.
+    assert (b["P"], b["Q"]) == (14, 14)
+    assert (b["C"], b["M"], b["R"], b["S"]) == (16, 16, 3, 3)
+
+
+def test_no_padding_when_the_dims_already_fill_the_array_or_it_would_not_pay():
+    assert padded_problem(_problem(P=16, Q=16), [(8, ["P"]), (8, ["Q"])]) is None
+    # 7 on 8 PEs: 8 would fill one more PE for 14 % more work: not the 5 % gain asked.
+    assert padded_problem(_problem(P=7, Q=7), [(8, ["P"]), (8, ["Q"])]) is None
+
+
+def test_filter_windows_and_dims_on_both_axes_are_never_padded():
+    p = _problem(R=5, S=5, C=13, M=13)
+    got = padded_problem(p, [(4, ["R", "C"]), (4, ["S", "C", "M"])])
+    assert got is not None
+    b = _bounds(got)
+    assert (b["R"], b["S"], b["C"]) == (5, 5, 13)
+    assert b["M"] in (14, 15, 16) and b["M"] <= 13 * MAX_GROWTH
+
+
+@pytest.fixture(scope="module")
+def shidiannao():
+    budget = load_budget("shidiannao")
+    return budget.human_design(), str(budget.dataflow_file)
+
+
+def _layer(**dims):
+    return ("l", 1, _problem(**dims), "conv")
+
+
+@pytest.mark.parametrize("dataflow", [False, True], ids=["free", "dataflow"])
+def test_a_padded_layer_runs_faster_and_its_numbers_are_the_evaluators(shidiannao, dataflow):
+    hw, df = shidiannao
+    df = df if dataflow else None
+    layer = _layer(C=32, M=64, P=13, Q=13)
+    exact = evaluate_layer(hw, 0, layer, 256, 0, dataflow=df)
+    padded = evaluate_layer(hw, 0, layer, 256, 0, dataflow=df, pad=True)
+    assert exact.padded_from is None
+    assert padded.padded_from == layer[2].bounds
+    assert padded.workload_problem == layer[2]
+    assert _bounds(padded.problem)["P"] > 13 and mapping_bounds(padded.mapping) == \
+        padded.problem.bounds
+    assert padded.energy_pJ * padded.cycles < exact.energy_pJ * exact.cycles
+    assert padded.cycles < exact.cycles
+    # Both searches ran: the padded one on top of the exact one.
+    assert padded.evaluations > exact.evaluations
+    arch = templates.arch_for(hw)
+    r = evaluate(arch, padded.problem, padded.mapping, _energy_table(hw, "conv"))
+    assert (r.cycles, r.energy_pJ) == pytest.approx((padded.cycles, padded.energy_pJ),
+                                                    rel=1e-9)
+
+
+def test_a_layer_that_fills_the_array_is_searched_exactly_as_without_pad(shidiannao):
+    hw, df = shidiannao
+    layer = _layer(C=32, M=64, P=16, Q=16)
+    assert padded_problem(layer[2], spatial_axes(hw)) is None
+    a = evaluate_layer(hw, 0, layer, 256, 0, dataflow=df)
+    b = evaluate_layer(hw, 0, layer, 256, 0, dataflow=df, pad=True)
+    assert (b.problem, b.mapping, b.energy_pJ, b.cycles, b.evaluations, b.padded_from) == \
+        (a.problem, a.mapping, a.energy_pJ, a.cycles, a.evaluations, None)
+
+
+PRIME = """network: prime
+input: [32, 13, 13]
+layers:
+  - {name: p1, type: conv, C: 32, M: 64, R: 3, S: 3, P: 13, Q: 13, padding: [1, 1]}
+  - {name: p2, type: conv, C: 64, M: 64, R: 1, S: 1, P: 16, Q: 16}
+"""
+
+
+def test_a_padded_search_writes_the_padded_problem_and_says_so(tmp_path):
+    (tmp_path / "prime.yaml").write_text(PRIME)
+    c = cfg(str(tmp_path / "prime.yaml"), arch="shidiannao", budget="shidiannao",
+            mode="baseline", map_trials=64, pad=True)
+    out = tmp_path / "run"
+    stages = run_search(c, out, progress=False)
+    write_outputs(out, c, stages, load_budget("shidiannao"),
+                  load_workload(str(tmp_path / "prime.yaml")))
+    for name in ("dataflow", "baseline"):
+        p1, p2 = stages[name].best.layers
+        assert p1.padded_from is not None and p2.padded_from is None, name
+        d = "design" if name == "baseline" else f"design-{name}"
+        text = (out / d / "layers" / "p1" / "problem.yaml").read_text()
+        assert f"P: {_bounds(p1.problem)['P']}" in text
+    result = json.loads((out / "result.json").read_text())
+    lay = result["stages"]["dataflow"]["layers"][0]
+    assert lay["padded"]["P"][0] == 13 and lay["padded"]["P"][1] > 13
+    assert "ran padded" in (out / "report.md").read_text()
+    # The bound is the workload's: padded MACs are the design's cost, not the layer's work.
+    assert result["bound"]["cycles"] <= stages["dataflow"].best.cycles
+    state = Checkpoint(out / "checkpoint.json").load()
+    got = state["stages"]["dataflow"].best.layers[0]
+    want = stages["dataflow"].best.layers[0]
+    assert (got.problem, got.padded_from) == (want.problem, want.padded_from)
