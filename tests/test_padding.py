@@ -127,3 +127,18 @@ def test_a_padded_search_writes_the_padded_problem_and_says_so(tmp_path):
     got = state["stages"]["dataflow"].best.layers[0]
     want = stages["dataflow"].best.layers[0]
     assert (got.problem, got.padded_from) == (want.problem, want.padded_from)
+
+
+def test_the_pruning_bound_of_a_padded_search_stays_below_what_it_finds(tmp_path):
+    """A design's EDP bound rules designs out (SearchConfig.prune): built on exact factors
+    it would sit above what padding reaches and rule out designs that could win."""
+    from naas_tl.search.bounds import design_edp_bound
+    from naas_tl.search.design import evaluate_design, layers_of
+    (tmp_path / "prime.yaml").write_text(PRIME)
+    budget = load_budget("shidiannao")
+    layers = layers_of(load_workload(str(tmp_path / "prime.yaml")))
+    hw = budget.human_design()
+    found = evaluate_design(hw, layers, 256, 0, pad=True)
+    assert found.layers[0].padded_from is not None
+    assert design_edp_bound(budget, layers, pad=True)(hw) <= found.edp
+    assert design_edp_bound(budget, layers)(hw) > found.edp

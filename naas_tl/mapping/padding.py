@@ -19,6 +19,7 @@ import functools
 import itertools
 import math
 
+from naas_tl.mapping.encoding import divisors
 from naas_tl.spec import Mapping, Problem
 
 #: Dims a search may pad (output rows/columns, channels, batch, groups).
@@ -35,12 +36,13 @@ MIN_GAIN = 1.05
 @functools.lru_cache(maxsize=4096)
 def _divisors(n: int, cap: int) -> tuple[int, ...]:
     """n's divisors up to cap."""
-    return tuple(d for d in range(1, min(n, cap) + 1) if n % d == 0)
+    return tuple(int(d) for d in divisors(n) if d <= cap)
 
 
 @functools.lru_cache(maxsize=65536)
-def _fill(bounds: tuple[int, ...], size: int) -> int:
-    """The most PEs of an axis of `size` that exact factors of `bounds` can occupy."""
+def axis_fill(bounds: tuple[int, ...], size: int) -> int:
+    """The most PEs of an array axis of `size` that one exact factor of each of `bounds`
+    (the dims it unrolls) can occupy at once: Timeloop's factors divide each dim."""
     best = 1
     for combo in itertools.product(*[_divisors(b, size) for b in bounds]):
         p = math.prod(combo)
@@ -60,19 +62,24 @@ def _options(n: int, size: int) -> list[int]:
     return sorted(out)
 
 
-def _best_axis(bounds: dict[str, int], size: int) -> tuple[dict[str, int], float, float]:
-    """The padding of one axis's dims with the most useful work per cycle on it:
-    (padded bounds, its useful fill, the exact dims' fill). Useful fill = PEs occupied /
-    growth of the work, so padding pays only when the array fills faster than work grows."""
+def best_padding(bounds: dict[str, int], size: int,
+                 keep: frozenset = frozenset()) -> tuple[dict[str, int], float]:
+    """The padding of one axis's dims (name -> bound) with the most useful work per cycle
+    on it: (padded bounds, its useful fill). Useful fill = PEs occupied / growth of the
+    work, so padding pays only when the array fills faster than the work grows; with no
+    padding that pays, the bounds as given and their axis_fill. Dims in keep or not in
+    PADDABLE keep their bounds."""
     names = list(bounds)
-    exact = float(_fill(tuple(bounds.values()), size))
-    best, best_val = dict(bounds), exact
-    for combo in itertools.product(*[_options(bounds[d], size) for d in names]):
+    best = dict(bounds)
+    best_val = float(axis_fill(tuple(bounds.values()), size))
+    options = [_options(bounds[d], size) if d in PADDABLE and d not in keep else [bounds[d]]
+               for d in names]
+    for combo in itertools.product(*options):
         growth = math.prod(t / bounds[d] for d, t in zip(names, combo))
-        val = _fill(combo, size) / growth
+        val = axis_fill(combo, size) / growth
         if val > best_val * (1 + 1e-9):
             best, best_val = dict(zip(names, combo)), val
-    return best, best_val, exact
+    return best, best_val
 
 
 def padded_problem(problem: Problem, axes: list[tuple[int, list[str]]]) -> Problem | None:
@@ -86,12 +93,11 @@ def padded_problem(problem: Problem, axes: list[tuple[int, list[str]]]) -> Probl
             seen[d] = seen.get(d, 0) + 1
     new = list(problem.bounds)
     for size, dims in axes:
-        mine = {d: problem.bounds[index[d]] for d in dims
-                if d in index and d in PADDABLE and seen[d] == 1 and problem.bounds[index[d]] > 1}
+        mine = {d: problem.bounds[index[d]] for d in dims if d in index}
         if size < 2 or not mine:
             continue
-        best, val, exact = _best_axis(mine, size)
-        if val >= exact * MIN_GAIN:
+        best, val = best_padding(mine, size, frozenset(d for d in mine if seen[d] > 1))
+        if val >= axis_fill(tuple(mine.values()), size) * MIN_GAIN:
             for d, t in best.items():
                 new[index[d]] = t
     if tuple(new) == problem.bounds:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from naas_tl.mapping.encoding import divisors
+from naas_tl.mapping.padding import axis_fill, best_padding
 from naas_tl.model.scalar import (COMPUTE_ACTIONS, READ_ACTIONS, UPDATE_ACTIONS,
                                   action_energy)
 from naas_tl.spec import Architecture, EnergyTable, Problem
@@ -83,18 +83,23 @@ def touched_points(problem: Problem, ds_index: int) -> int:
     return n
 
 
+def _axis_bounds(problem: Problem, dims) -> dict[str, int]:
+    return {d: problem.bounds[i] for d in dims if (i := problem.dim_index(d)) is not None}
+
+
 def axis_use(problem: Problem, dims, size: int) -> int:
     """The most instances of one array axis of `size` a mapping can keep busy when the axis
     unrolls only `dims`: Timeloop's factors divide each dim exactly, so the best is the
     largest product of one divisor per dim that fits."""
-    best = {1}
-    for name in dims:
-        i = problem.dim_index(name)
-        if i is None:
-            continue
-        best = {a * int(f) for a in best for f in divisors(problem.bounds[i])
-                if a * f <= size}
-    return max(best)
+    return axis_fill(tuple(_axis_bounds(problem, dims).values()), size)
+
+
+def padded_axis_use(problem: Problem, dims, size: int) -> float:
+    """axis_use for a search that may also run the layer padded (mapping.padding): the
+    most useful work per cycle on the axis, padded or not (PEs busy / growth of the
+    work). A padded layer's cycles are at least its padded MACs over the PEs busy, which is
+    the workload's MACs over this, so the cycle bounds built on it stay bounds."""
+    return best_padding(_axis_bounds(problem, dims), size)[1]
 
 
 def spatial_use(problem: Problem, parallel_x, parallel_y, mesh_x: int, mesh_y: int,
@@ -115,8 +120,10 @@ def array_cycles(work, parallel_x, parallel_y, mesh_x: int, mesh_y: int,
     or a cached copy of it for many arrays."""
     cycles = compute = 0
     for count, problem, dram in work:
-        c = -(-problem.macs // spatial_use(problem, parallel_x, parallel_y, mesh_x, mesh_y,
-                                           axis))
+        # A padded search's use is fractional (padded_axis_use): round the cycles up, less
+        # a hair, so that float error cannot lift the bound above an exact count.
+        c = math.ceil(problem.macs / spatial_use(problem, parallel_x, parallel_y, mesh_x,
+                                                 mesh_y, axis) - 1e-6)
         cycles += count * max(c, dram)
         compute += count * c
     return cycles, compute

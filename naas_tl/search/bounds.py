@@ -46,42 +46,46 @@ def budget_bound(budget, layers) -> dict:
     return tot
 
 
-def rank_arrays(budget, layers, shapes, conns) -> list:
+def rank_arrays(budget, layers, shapes, conns, pad: bool = False) -> list:
     """Every array shape x connectivity, fewest bound cycles first (model.bounds.array_cycles
     at the budget's DRAM bandwidth): [(cycles, compute cycles, (X, Y), (X dims, Y dims))].
     Which array suits a network is mostly this, since Timeloop's factors divide the dims (a
     13x13 layer fills 13 of 16 lanes), and it takes no mapping search: a screen for arrays
     the hardware optimizer would rarely step to (Eyeriss with SqueezeNet: 10x16 P,M / Q,C,
-    1.16x the budget's bound cycles, against 1.23x for the 8x20 C,P / Q,M it had found)."""
-    cycles = _array_cycles(budget, layers)
+    1.16x the budget's bound cycles, against 1.23x for the 8x20 C,P / Q,M it had found).
+    pad: the search may run layers padded (SearchConfig.pad), which fills more lanes."""
+    cycles = _array_cycles(budget, layers, pad=pad)
     out = [(*cycles(ax, ay, xs, ys), (ax, ay), (tuple(xs), tuple(ys)))
            for ax, ay in shapes for xs, ys in conns]
     out.sort()
     return out
 
 
-def design_edp_bounds(budget, layers, designs) -> list:
+def design_edp_bounds(budget, layers, designs, pad: bool = False) -> list:
     """Per design (HardwareConfig), the fewest J*cycles any mapping of the layers could
     reach on it: the budget's network energy bound times its array's bound cycles. Both are
-    lower bounds for every design of the budget, so their product is one for its EDP."""
-    bound = design_edp_bound(budget, layers)
+    lower bounds for every design of the budget, so their product is one for its EDP.
+    pad: as rank_arrays'."""
+    bound = design_edp_bound(budget, layers, pad)
     return [bound(hw) for hw in designs]
 
 
-def design_edp_bound(budget, layers):
+def design_edp_bound(budget, layers, pad: bool = False):
     """design_edp_bounds as a function of one design, with the layers' bounds computed
     once: a stage asks it for every generation's designs."""
     per = _layer_bounds(budget, layers)
     energy = sum(count * b.energy_pJ for count, _p, b in per) * 1e-12
-    cycles = _array_cycles(budget, layers, per)
+    cycles = _array_cycles(budget, layers, per, pad)
     return lambda hw: energy * cycles(hw.array_x, hw.array_y, hw.parallel_x.split(","),
                                       hw.parallel_y.split(","))[0]
 
 
-def _array_cycles(budget, layers, per=None):
+def _array_cycles(budget, layers, per=None, pad: bool = False):
     """(X, Y, X dims, Y dims) -> (bound cycles, compute cycles) of the layers on that
-    array (model.bounds.array_cycles), with each layer's axis use computed once."""
-    from naas_tl.model.bounds import array_cycles, axis_use
+    array (model.bounds.array_cycles), with each layer's axis use computed once. pad: the
+    axis use of a search that may pad layers (model.bounds.padded_axis_use)."""
+    from naas_tl.model.bounds import array_cycles, axis_use, padded_axis_use
+    use = padded_axis_use if pad else axis_use
     per = _layer_bounds(budget, layers) if per is None else per
     work = [(count, problem, b.dram_cycles) for count, problem, b in per]
     memo: dict = {}
@@ -89,7 +93,7 @@ def _array_cycles(budget, layers, per=None):
     def axis(problem, dims, n):
         key = (id(problem), tuple(dims), n)      # the problems outlive the memo
         if key not in memo:
-            memo[key] = axis_use(problem, dims, n)
+            memo[key] = use(problem, dims, n)
         return memo[key]
 
     return lambda ax, ay, xs, ys: array_cycles(work, xs, ys, ax, ay, axis)

@@ -160,7 +160,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
                     sized = prev.best.hw
                     if cfg.array_seeds:
                         for hw in _array_seeds(space, budget, layers, sized,
-                                               cfg.array_seeds)[::-1]:
+                                               cfg.array_seeds, cfg.pad)[::-1]:
                             st.optimizer.suggest(space.encode(hw))
                     for _e, i in ranked[:cfg.screen_keep][::-1]:
                         conn = HardwareConfig.from_dict(st.screen[i][2])
@@ -173,7 +173,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             seen = st.scored()
             pop = hw_population(cfg, space.size)
             # cached: a mapped design's bound is asked again for its EDP/bound each generation
-            bound = functools.cache(design_edp_bound(budget, layers)) if cfg.prune else None
+            bound = functools.cache(design_edp_bound(budget, layers, cfg.pad)) if cfg.prune \
+                else None
             target = _optimizer_trials(cfg)
             while len(seen) < target and st.asked < MAX_ASKS * target:
                 n = min(pop, target - len(seen), MAX_ASKS * target - st.asked)
@@ -378,7 +379,8 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
     low = dataclasses.replace(cfg, map_trials=min(cfg.screen_trials, cfg.map_trials))
     edp: list = [None] * len(cands)
     keep = max(cfg.screen_keep, 1)
-    bound = design_edp_bounds(budget, layers, cands) if prune else [0.0] * len(cands)
+    bound = design_edp_bounds(budget, layers, cands, cfg.pad) if prune else \
+        [0.0] * len(cands)
     order = sorted(range(len(cands)), key=lambda i: (bound[i], i))
     wave = 2 * keep if prune else len(cands)
     k = 0
@@ -398,7 +400,8 @@ def _screen(space: HardwareSpace, budget, layers, cfg: SearchConfig, executor, w
     return [(i, edp[i], hw.to_dict()) for i, hw in enumerate(cands)]
 
 
-def _array_seeds(space: HardwareSpace, budget, layers, sized: HardwareConfig, k: int) -> list:
+def _array_seeds(space: HardwareSpace, budget, layers, sized: HardwareConfig, k: int,
+                 pad: bool = False) -> list:
     """`sized` on the k arrays (shape and connectivity) with the fewest bound cycles
     (search.bounds.rank_arrays), one per shape. X x Y and Y x X count as one shape: the
     bound cannot tell them apart, and on Eyeriss and ShiDianNao their designs mirror each
@@ -406,11 +409,11 @@ def _array_seeds(space: HardwareSpace, budget, layers, sized: HardwareConfig, k:
     first-ranked orientation is kept). A larger array's PE buffers come out of the GLB; a
     smaller array's freed bytes go, as the genome's buffer shares do, to every buffer.
     Arrays whose seed's genome (encode) does not decode to that array within the budget
-    (too little GLB left) are passed over."""
+    (too little GLB left) are passed over. pad: SearchConfig.pad (it ranks the arrays)."""
     from naas_tl.search.bounds import rank_arrays
     out, shapes = [], set()
     for _c, _comp, (ax, ay), (xs, ys) in rank_arrays(budget, layers, space.array_shapes(),
-                                                      connectivities()):
+                                                      connectivities(), pad):
         if (min(ax, ay), max(ax, ay)) in shapes:
             continue
         px, py = ",".join(xs), ",".join(ys)
