@@ -142,3 +142,21 @@ def test_the_pruning_bound_of_a_padded_search_stays_below_what_it_finds(tmp_path
     assert found.layers[0].padded_from is not None
     assert design_edp_bound(budget, layers, pad=True)(hw) <= found.edp
     assert design_edp_bound(budget, layers)(hw) > found.edp
+
+
+def test_search_pad_on_the_command_line_and_a_resume_that_drops_it(tmp_path, capsys):
+    from naas_tl import cli
+    (tmp_path / "prime.yaml").write_text(PRIME)
+    out = tmp_path / "run"
+    common = ["search", "--arch", "shidiannao", "--workload", str(tmp_path / "prime.yaml"),
+              "--mode", "baseline", "--map-trials", "32", "--population", "16",
+              "--workers", "1", "--quiet"]
+    assert cli.main(common + ["--pad", "--out", str(out)]) == 0
+    assert json.loads((out / "result.json").read_text())["config"]["pad"] is True
+    assert "p1 (P 13->" in (out / "report.md").read_text()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert cli.main(common + ["--resume", str(out)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pad" in err and "checkpoint.json" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
