@@ -76,12 +76,36 @@ def _damaged(text: bytes) -> dict:
             **doc["stages"], "garbage": {**doc["stages"]["dataflow"], "name": "garbage"}}}
         ).encode(),
         "bad workload digest": json.dumps({**doc, "workload": [1]}).encode(),
+        # Values the search never writes, in a design the resume would report.
+        "best design's array a string": _edited(doc, "sizing", "best", "hw", "array_x",
+                                                value="abc"),
+        "history design's array negative": _edited(doc, "sizing", "history", 0, 2,
+                                                   "array_x", value=-14),
+        "history design's unknown dim": _edited(doc, "sizing", "history", 0, 2,
+                                                "parallel_y", value="Z"),
+        "history design's stale PE count": _edited(doc, "sizing", "history", 0, 2,
+                                                   "num_pes", value=7),
     }
+
+
+def _edited(doc: dict, stage: str, *path, value) -> bytes:
+    """doc with stages[stage][path...] set to value."""
+    import copy
+    d = copy.deepcopy(doc)
+    node = d["stages"][stage]
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return json.dumps(d).encode()
 
 
 @pytest.mark.parametrize("case", ["garbage", "binary", "truncated", "empty", "wrong version",
                                   "foreign JSON", "JSON list", "missing stages", "bad stage",
-                                  "renamed stage", "unknown stage", "bad workload digest"])
+                                  "renamed stage", "unknown stage", "bad workload digest",
+                                  "best design's array a string",
+                                  "history design's array negative",
+                                  "history design's unknown dim",
+                                  "history design's stale PE count"])
 def test_a_bad_checkpoint_is_a_one_line_error_that_changes_nothing(runs, case, tmp_path,
                                                                   capsys):
     root, c, _stages, snaps = runs
