@@ -11,6 +11,7 @@ from naas_tl.search import stages as S
 from naas_tl.search.state import SearchConfig
 from naas_tl.search.stages import run_search
 from naas_tl.search.state import DesignOutcome, StageState, invalid_cause
+from test_search import TINY
 
 HYBRID = """network: tinyhybrid
 input: [8, 8, 8]
@@ -71,3 +72,29 @@ def test_distinct_causes_are_kept_once_each():
     assert [v for v in st.invalid.values()] == [["500 PEs exceed the budget of 168", 2],
                                                  ["the template cannot build it", 1]]
     assert invalid_cause("1.5 words over 12") == invalid_cause("3 words over 7")
+
+
+@pytest.mark.parametrize("edit", [("permutation: NMCPQRS", "permutation: NMCPQRZ"),
+                                  ("target: DRAM", "target: DRAMX")], ids=["dim", "level"])
+def test_a_broken_dataflow_file_is_a_one_line_error_before_anything_runs(
+        tmp_path, monkeypatch, capsys, edit):
+    """Baseline (a)'s constraints file with a mistake: reported at once, nothing written
+    (it used to fail every layer of (a) after the whole search, exit 1)."""
+    from naas_tl.hardware import budget as B
+    src = B.DATAFLOW_DIR / "eyeriss.yaml"
+    text = src.read_text()
+    assert edit[0] in text
+    broken = tmp_path / "dataflows"
+    broken.mkdir()
+    (broken / "eyeriss.yaml").write_text(text.replace(edit[0], edit[1], 1))
+    monkeypatch.setattr(B, "DATAFLOW_DIR", broken)
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    out = tmp_path / "run"
+    rc = cli.main(["search", "--arch", "eyeriss", "--workload", str(tmp_path / "tiny.yaml"),
+                   "--mode", "baseline", "--map-trials", "16", "--workers", "1", "--quiet",
+                   "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and str(broken / "eyeriss.yaml") in err
+    assert edit[1].split(": ")[1][-1] in err or edit[1].split(": ")[1] in err
+    assert not out.exists()

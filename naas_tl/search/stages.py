@@ -42,6 +42,22 @@ from naas_tl.search.state import DesignOutcome, SearchConfig, StageState, design
 from naas_tl.search.workers import in_worker, process_pool, shutdown
 
 
+def _check_dataflow(path: Path, human: HardwareConfig, layers: list) -> None:
+    """A mistake in the budget's dataflow file (baseline (a)) is a one-line error before
+    anything runs; otherwise every layer of (a) would fail on it after the search had run,
+    and (b) would lose (a)'s mappings as its start. Whether a layer's bounds can meet the
+    constraints is the layer's own matter: (a) then reports it, as for any invalid design."""
+    from naas_tl.hardware import templates
+    from naas_tl.mapping.constraints import parse_constraints
+    seen = set()
+    for _name, _count, problem, *rest in layers:
+        op = rest[0] if rest else "conv"
+        if (op, problem.dims) in seen:
+            continue
+        seen.add((op, problem.dims))
+        parse_constraints(path, templates.arch_for(human, op), problem, str(path))
+
+
 def _stage_id(name: str) -> int:
     """A stable number per stage name for seeds (names of equal length must differ)."""
     import zlib
@@ -61,6 +77,12 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
     optimizers.check(cfg.optimizer, "--optimizer")
     check_optimizer(cfg.hw_optimizer, "--hw-optimizer")
     layers = layers_of(workload)
+    human = budget.human_design()
+    if cfg.ops:
+        human = human.with_(ops=tuple(cfg.ops))
+    human = with_units_for(human, layers)
+    if "dataflow" in cfg.stages() and budget.dataflow_file is not None:
+        _check_dataflow(budget.dataflow_file, human, layers)
     ckpt = Checkpoint(out / CHECKPOINT_FILE, workload=workload_digest(layers))
     written = {}                             # versions that wrote the checkpoint
     if resume:
@@ -77,10 +99,6 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False,
             raise NaasError(f"cannot create the output folder ({err.strerror or err})",
                             file=str(out)) from None
         stages = {name: StageState(name) for name in cfg.stages()}
-    human = budget.human_design()
-    if cfg.ops:
-        human = human.with_(ops=tuple(cfg.ops))
-    human = with_units_for(human, layers)
     own_pool = executor is None
     if own_pool:
         n = cfg.workers or (os.cpu_count() or 1)

@@ -109,6 +109,6 @@ already satisfy the constraints are returned unchanged. Fully vectorized over th
 from naas_tl.mapping.constraints.check import conflicts, satisfied
 from naas_tl.mapping.constraints.model import Constraints
 from naas_tl.mapping.constraints.project import project
-from naas_tl.mapping.constraints.sources import load_constraints
+from naas_tl.mapping.constraints.sources import load_constraints, parse_constraints
 
-__all__ = ["Constraints", "conflicts", "load_constraints", "project", "satisfied"]
+__all__ = ["Constraints", "conflicts", "load_constraints", "parse_constraints", "project", "satisfied"]

@@ -53,6 +53,16 @@ def load_constraints(path_or_data, arch: Architecture, problem: Problem,
     docstring for the accepted forms. Raises a one-line NaasError naming the file, the
     field and the value on any mistake, and (``conflicts``) when the constraints can never
     be met."""
+    c = parse_constraints(path_or_data, arch, problem, file)
+    conflicts(c, arch, problem)
+    return c
+
+
+def parse_constraints(path_or_data, arch: Architecture, problem: Problem,
+                      file: str = "<constraints>") -> Constraints:
+    """load_constraints without the check that this problem's bounds can meet them: the
+    mistakes of the file itself (its form, its levels, dims and data spaces), which are
+    the same for every problem with these dims on this architecture."""
     if isinstance(path_or_data, (str, Path)):
         file = str(path_or_data)
         data = read_yaml(Path(path_or_data))
@@ -105,6 +115,4 @@ def load_constraints(path_or_data, arch: Architecture, problem: Problem,
     else:
         raise NaasError("expected a list of constraints or a mapping", file=file,
                         value=type(data).__name__)
-    c = b.build(file)
-    conflicts(c, arch, problem)
-    return c
+    return b.build(file)
