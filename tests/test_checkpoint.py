@@ -286,6 +286,22 @@ def test_resume_refuses_an_edited_workload_and_accepts_the_same_one_by_another_p
     with pytest.raises(NaasError, match=r"it holds 16\)") as err:
         run_search(dataclasses.replace(c, map_trials=32), run_dir, resume=True, progress=False)
     assert "map_trials" in str(err.value)
+    # Another network (a resume that left out --workload gets the default, resnet50): the
+    # error names the one the checkpoint holds.
+    with pytest.raises(NaasError, match=r"another workload .*it holds '.*copy.yaml'") as err:
+        run_search(dataclasses.replace(c, workload="alexnet"), run_dir, resume=True,
+                   progress=False)
+    assert "workload" in str(err.value)
+
+
+def test_a_resume_may_use_another_worker_count(runs, tmp_path):
+    """The numbers do not depend on the workers, so --workers need not match the
+    checkpoint's: a one-worker search resumed on two ends as the uninterrupted one."""
+    import dataclasses
+    root, c, stages, snaps = runs
+    assert c.workers == 1
+    got = _resumed_from(dataclasses.replace(c, workers=2), _mid_sizing(snaps), tmp_path / "r")
+    _assert_same_search(got, stages, "history", "told")
 
 
 def _search_cli(*args):

@@ -316,12 +316,18 @@ def _check_resume(cfg: SearchConfig, state: dict, ckpt: Checkpoint) -> None:
     resumes, an edited one does not."""
     stored = state["config"]
     if state["workload"] is not None and state["workload"] != ckpt.workload:
+        if Path(cfg.workload).name != Path(stored.workload).name:     # another network
+            raise NaasError(f"--resume with another workload than the checkpoint's (it "
+                            f"holds {stored.workload!r}; give --workload {stored.workload})",
+                            file=str(ckpt.path), field="workload", value=cfg.workload)
         raise NaasError("--resume with a workload whose layers differ from the checkpoint's "
                         "(was the file edited?)", file=str(ckpt.path), field="workload",
                         value=cfg.workload)
     same_layers = state["workload"] is not None
+    # The numbers do not depend on the worker count (a tested promise), so a search may
+    # go on with more or fewer workers than it started with.
     diff = [k for k in cfg.__dataclass_fields__ if getattr(cfg, k) != getattr(stored, k)
-            and not (k == "workload" and same_layers)]
+            and not (k == "workload" and same_layers) and k != "workers"]
     if diff:
         k = diff[0]
         hint = ""
