@@ -492,6 +492,9 @@ def test_unknown_budget_lists_names():
     (lambda d: d["budgets"]["eyeriss"].update(max_pes=160), "budgets.eyeriss.human"),
     (lambda d: d["budgets"]["eyeriss"].update(max_area_um2="big"),
      "budgets.eyeriss.max_area_um2"),
+    # a node the energy grid does not hold: every design's tables would fail on it
+    (lambda d: d["budgets"]["eyeriss"].update(technology="7nm"),
+     "budgets.eyeriss.technology"),
 ])
 def test_malformed_budget_file(tmp_path, edit, field):
     data = yaml.safe_load(BUDGETS_FILE.read_text())

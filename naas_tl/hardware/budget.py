@@ -174,6 +174,18 @@ def _mapping(raw, file, fld, allowed, required) -> dict:
     return raw
 
 
+def _check_technology(technology: str, file: str, fld: str) -> None:
+    """Every design of the budget is priced from the energy grid at this node: one it does
+    not hold would fail each design's tables (reported far from this file)."""
+    from naas_tl.energy.classes import normalize_technology
+    from naas_tl.energy.grid import load_grid
+    grid = load_grid()
+    if normalize_technology(technology) not in grid.technologies:
+        raise NaasError(f"not a technology of the energy grid (available: "
+                        f"{', '.join(grid.technologies)})", file=file, field=fld,
+                        value=technology)
+
+
 def load_budget(name: str, path: str | Path | None = None) -> Budget:
     """The budget `name` from budgets/budgets.yaml (or `path`). Input errors: one-line
     NaasError naming the file, the field and the value."""
@@ -194,6 +206,7 @@ def load_budget(name: str, path: str | Path | None = None) -> Budget:
     word_bits = _int(raw["word_bits"], file, f"{fld}.word_bits")
     psum_bits = _int(raw["psum_bits"], file, f"{fld}.psum_bits")
     technology = _str(raw["technology"], file, f"{fld}.technology")
+    _check_technology(technology, file, f"{fld}.technology")
 
     h = _mapping(raw["human"], file, f"{fld}.human", _HUMAN_KEYS, _HUMAN_KEYS)
     hf = f"{fld}.human"
