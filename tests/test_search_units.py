@@ -98,3 +98,23 @@ def test_a_broken_dataflow_file_is_a_one_line_error_before_anything_runs(
     assert len(err.splitlines()) == 1 and str(broken / "eyeriss.yaml") in err
     assert edit[1].split(": ")[1][-1] in err or edit[1].split(": ")[1] in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--nas-trials", "5"], "--nas-trials"),          # without --nas: would be ignored
+    (["--device", "cuda"], "--device"),
+    (["--subnets", "8"], "--subnets"),
+    (["--nas-rounds", "2"], "--nas-rounds"),
+    (["--nas-ops", "conv"], "--nas-ops"),
+    (["--nas", "--mode", "sizing"], "--mode"),        # the joint search has its own stages
+    (["--out", ""], "--out"),                         # was: the default folder, silently
+    (["--out", " "], "--out"),
+])
+def test_search_flags_that_would_be_ignored_are_one_line_errors(argv, field, capsys,
+                                                                tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                      # where the default runs/ would go
+    rc = cli.main(["search", "--arch", "eyeriss", "--quiet", "--workers", "1"] + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert field in err[0]
+    assert not (tmp_path / "runs").exists()

@@ -29,11 +29,17 @@ def _reject_unused_for_nasa(args) -> None:
         _refuse_nas_only_flags(args)
 
 
+# Flags of the joint network search (--nas) with the value that means "not given": without
+# --nas each would be silently ignored.
+_NAS_ONLY = {"nas_space": "ofa", "accuracy_floor": None, "edp_weight": None, "epochs": None,
+             "data": None, "nas_resolutions": None, "nas_ops": "conv,shift,adder",
+             "nas_trials": None, "nas_rounds": 1, "nas_optimizer": "TwoPointsDE",
+             "subnets": 60, "device": "cpu"}
+
+
 def _refuse_nas_only_flags(args) -> None:
-    if args.nas_space != "ofa":
-        raise NaasError("only applies with --nas", field="--nas-space", value=args.nas_space)
-    for flag in ("accuracy_floor", "edp_weight", "epochs", "data", "nas_resolutions"):
-        if getattr(args, flag) is not None:
+    for flag, unset in _NAS_ONLY.items():
+        if getattr(args, flag, unset) != unset:
             raise NaasError("only applies with --nas", field="--" + flag.replace("_", "-"),
                             value=getattr(args, flag))
 
@@ -57,8 +63,13 @@ def cmd_search(args) -> int:
     if budget.template != arch:
         raise NaasError(f"budget '{budget.name}' is for the {budget.template} template, "
                         f"not --arch {arch}", field="--budget", value=args.budget)
+    if args.out is not None and not args.out.strip():
+        raise NaasError("expected an output folder", field="--out", value=args.out)
     if arch == "nasa":
         _reject_unused_for_nasa(args)
+    if args.nas and args.mode != "full":
+        # The joint search runs its own stages; --mode would be silently ignored.
+        raise NaasError("does not apply with --nas", field="--mode", value=args.mode)
     if args.nas:
         if arch == "nasa":    # network search, then the chunk chip for its network
             from naas_tl.nasa.run import cmd_search_nasa_joint
