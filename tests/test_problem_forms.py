@@ -221,6 +221,10 @@ def test_a_libconfig_file_is_named_as_one(tmp_path):
     with pytest.raises(NaasError) as exc:
         load_yaml(cfg)
     assert "problem.cfg: a libconfig file" in str(exc.value)
+    # A .cfg that is not there is missing, not a format naas_tl does not read.
+    with pytest.raises(NaasError) as exc:
+        load_yaml(tmp_path / "nosuch.cfg")
+    assert "nosuch.cfg: file not found" in str(exc.value)
 
 
 def test_a_bound_of_another_shape_lists_this_shapes_dimensions():

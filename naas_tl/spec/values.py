@@ -63,7 +63,7 @@ _Loader.add_multi_constructor("!", construct_tagged)
 
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
-    if path.suffix == ".cfg":
+    if path.suffix == ".cfg" and path.is_file():     # a missing one is "file not found"
         raise NaasError("a libconfig file: naas_tl reads Timeloop's YAML form of its inputs "
                         "only (the same sections, written as YAML)", file=str(path))
     try:
