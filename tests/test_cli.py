@@ -374,12 +374,37 @@ def test_error_kept_and_bypassed(capsys, tmp_path):
                           "'Weights'")
 
 
-@pytest.mark.parametrize("broken,field", [({"cycles": "many"}, "field cycles"),
-                                          ({"levels": {"DRAM": 5}}, "field levels.DRAM")])
+def _first_level(ref, key="reads"):
+    """The name of the first level of ref with `key`, and that level."""
+    return next((n, lv) for n, lv in ref["levels"].items() if key in lv)
+
+
+def _bad_count(ref):
+    name, lv = _first_level(ref)
+    lv["reads"] = "x"
+    return f"field levels.{name}.reads"
+
+
+def _bad_tensor_count(ref):
+    name, lv = next((n, lv) for n, lv in ref["levels"].items() if lv.get("per_tensor"))
+    tensor = next(iter(lv["per_tensor"]))
+    lv["per_tensor"][tensor]["fills"] = [1]
+    return f"field levels.{name}.per_tensor.{tensor}.fills"
+
+
+@pytest.mark.parametrize("broken,field", [
+    ({"cycles": "many"}, "field cycles"),
+    ({"levels": {"DRAM": 5}}, "field levels.DRAM"),
+    # a count that is not a number: the file is wrong, not the evaluator (was exit 1)
+    (_bad_count, None), (_bad_tensor_count, None)],
+    ids=["cycles", "level", "count", "tensor count"])
 def test_compare_names_the_broken_reference_field(capsys, tmp_path, broken, field):
     case = copy_case(tmp_path, name="a")
     ref = json.loads((case / "expected.json").read_text())
-    ref.update(broken)
+    if callable(broken):
+        field = broken(ref)
+    else:
+        ref.update(broken)
     (case / "expected.json").write_text(json.dumps(ref))
     rc, out, err = run(capsys, "compare", tmp_path)
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err

@@ -43,9 +43,19 @@ def reference_problem(ref) -> str | None:
         e = lv.get("energy_pJ")
         if not _number(e):
             return f"field levels.{name}.energy_pJ: expected a number, got {e!r}"
+        # A count that is not a number would compare as a mismatch (exit 1), as if the
+        # evaluator disagreed with Timeloop: it is the file that is wrong.
+        for k in COUNT_FIELDS + ("instances", "computes"):
+            if k in lv and lv[k] is not None and not _number(lv[k]):
+                return f"field levels.{name}.{k}: expected a number, got {lv[k]!r}"
         pt = lv.get("per_tensor", {})
         if not isinstance(pt, dict) or not all(isinstance(v, dict) for v in pt.values()):
             return f"field levels.{name}.per_tensor: expected an object of objects, got {pt!r}"
+        for t, counts in pt.items():
+            for k in TENSOR_COUNT_FIELDS:
+                if k in counts and counts[k] is not None and not _number(counts[k]):
+                    return (f"field levels.{name}.per_tensor.{t}.{k}: expected a number, "
+                            f"got {counts[k]!r}")
     return None
 
 
