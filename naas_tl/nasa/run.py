@@ -103,14 +103,25 @@ def cmd_search_nasa(args, budget) -> int:
     # moves and sweep passes, so both searches have the same evaluation cap
     one = AutoMapConfig(samples=samples * k, rounds=2, moves=moves * k, map_trials=trials,
                         seed=args.seed, sweeps=sweeps * k)
-    a = auto_map(budget, as_ops(layers, "conv"), [("conv",)], one)
+    from naas_tl.search.progress import progress_bar
+
+    def phase(desc: str, *a, **kw):
+        """auto_map with a bar that counts the chunk candidates it maps (how many it will
+        map is not known ahead: the sweep stops at a fixed point)."""
+        bar = progress_bar(not args.quiet, total=None, unit="candidate", desc=desc)
+        try:
+            return auto_map(*a, progress=bar.update, **kw)
+        finally:
+            bar.close()
+    a = phase("(a) homogeneous", budget, as_ops(layers, "conv"), [("conv",)], one)
     say(f"(a) homogeneous: {time.time() - t:.0f} s")
     runs = {"homogeneous": (a, SEQUENTIAL)}
     like = (a.best.design.chunks[0],) if a.best else ()
     for mode in (SEQUENTIAL, PIPELINED):
         cfg = AutoMapConfig(mode=mode, samples=samples, rounds=2, moves=moves,
                             map_trials=trials, seed=args.seed, sweeps=sweeps)
-        runs[f"chunks-{mode}"] = (auto_map(budget, layers, slots, cfg, like=like), mode)
+        runs[f"chunks-{mode}"] = (phase(f"chunks ({mode})", budget, layers, slots, cfg,
+                                        like=like), mode)
         say(f"chunks ({mode}): {time.time() - t:.0f} s")
     res = {"budget": budget.name, "network": workload.network, "max_pes": budget.max_pes,
            "max_onchip_bytes": budget.max_onchip_bytes,
