@@ -55,7 +55,11 @@ def _check_dataflow(path: Path, human: HardwareConfig, layers: list) -> None:
         if (op, problem.dims) in seen:
             continue
         seen.add((op, problem.dims))
-        parse_constraints(path, templates.arch_for(human, op), problem, str(path))
+        try:
+            arch = templates.arch_for(human, op)
+        except NaasError:       # not the file's mistake: (a) reports it, as any invalid design
+            continue
+        parse_constraints(path, arch, problem, str(path))
 
 
 def _stage_id(name: str) -> int:
