@@ -229,3 +229,18 @@ def test_the_pair_is_written_whole_or_not_at_all(tmp_path, capsys):
                      "-o", tmp_path)
     assert rc == 2 and "ART.yaml" in err
     assert (tmp_path / "ERT.yaml").read_text() == "old\n"
+
+
+@pytest.mark.parametrize("key,value", [("n_banks", -1), ("n_banks", 0), ("n_banks", 1.5),
+                                       ("global_cycle_seconds", -1e-9),
+                                       ("global_cycle_seconds", 0)])
+def test_accelergy_attributes_it_would_refuse_are_one_line_errors(tmp_path, capsys, key,
+                                                                  value):
+    def edit(loc):
+        _find(loc, "GlobalBuffer").setdefault("attributes", {})[key] = value
+    arch = _arch_with(tmp_path, edit)
+    rc, _, err = run(capsys, "energy", arch, "-o", tmp_path / "out")
+    assert rc == 2
+    line = one_line_error(err)
+    assert str(arch) in line and f"GlobalBuffer.attributes.{key}" in line
+    assert not (tmp_path / "out").exists()

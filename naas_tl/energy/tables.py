@@ -23,6 +23,17 @@ from naas_tl.spec import Architecture, EnergyTable
 
 def _level_lookup(lvl, grid: EnergyGrid, technology, *, arithmetic: bool) -> Lookup:
     a = lvl.attributes or {}
+    # Accelergy reads these (the grid does not vary them): a value Accelergy would refuse
+    # is refused here too, rather than priced as if it were sensible.
+    for key, integer in (("n_banks", True), ("global_cycle_seconds", False)):
+        v = a.get(key)
+        if v is None or isinstance(v, str):      # absent, or an expression/placeholder
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or \
+                v == float("inf") or (integer and v != int(v)):
+            raise NaasError(f"level '{lvl.name}': expected a positive "
+                            f"{'integer' if integer else 'number'}",
+                            field=f"{lvl.name}.attributes.{key}", value=v)
     cls = lvl.cls
     if str(cls).strip().lower() == "storage" and a.get("subclass"):
         cls = a["subclass"]
