@@ -53,9 +53,9 @@ def _stage_dict(st) -> dict:
                   "layers": [{"name": l.name, "count": l.count, "op": l.op, "energy_pJ": l.energy_pJ,
                               "cycles": l.cycles, "edp_J_cycles": l.energy_pJ * 1e-12 * l.cycles,
                               "mapping_evaluations": l.evaluations,
-                              **({"padded": dict(zip(l.problem.dims,
-                                                     map(list, zip(l.padded_from,
-                                                                   l.problem.bounds))))}
+                              **({"padded": {d: [a, b] for d, a, b in
+                                             zip(l.problem.dims, l.padded_from,
+                                                 l.problem.bounds) if a != b}}
                                  if l.padded_from is not None else {})}
                              for l in b.layers]})
     return d
@@ -169,8 +169,7 @@ def _padded_lines(result: dict) -> list:
     """Which layers of each stage's design ran padded (`--pad`), and to what."""
     out = []
     for st in result["stages"].values():
-        pads = [(l["name"], ", ".join(f"{d} {a}->{b}" for d, (a, b) in l["padded"].items()
-                                      if a != b))
+        pads = [(l["name"], ", ".join(f"{d} {a}->{b}" for d, (a, b) in l["padded"].items()))
                 for l in st.get("layers", []) if "padded" in l]
         if pads:
             out.append(f"- {st['title']}: " + "; ".join(f"{n} ({p})" for n, p in pads))
