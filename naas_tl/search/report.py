@@ -53,9 +53,9 @@ def _stage_dict(st) -> dict:
                   "layers": [{"name": l.name, "count": l.count, "op": l.op, "energy_pJ": l.energy_pJ,
                               "cycles": l.cycles, "edp_J_cycles": l.energy_pJ * 1e-12 * l.cycles,
                               "mapping_evaluations": l.evaluations,
-                              **({"padded": {d: [a, b] for d, a, b in
+                              **({"padded": {dim: [was, now] for dim, was, now in
                                              zip(l.problem.dims, l.padded_from,
-                                                 l.problem.bounds) if a != b}}
+                                                 l.problem.bounds) if was != now}}
                                  if l.padded_from is not None else {})}
                              for l in b.layers]})
     return d
