@@ -85,6 +85,9 @@ def _damaged(text: bytes) -> dict:
                                                 "parallel_y", value="Z"),
         "history design's stale PE count": _edited(doc, "sizing", "history", 0, 2,
                                                    "num_pes", value=7),
+        # refused by the human design's loader (budget.py), so by the checkpoint's too
+        "history design's repeated dim": _edited(doc, "sizing", "history", 0, 2,
+                                                 "parallel_x", value="C,C"),
     }
 
 
@@ -105,7 +108,8 @@ def _edited(doc: dict, stage: str, *path, value) -> bytes:
                                   "best design's array a string",
                                   "history design's array negative",
                                   "history design's unknown dim",
-                                  "history design's stale PE count"])
+                                  "history design's stale PE count",
+                                  "history design's repeated dim"])
 def test_a_bad_checkpoint_is_a_one_line_error_that_changes_nothing(runs, case, tmp_path,
                                                                   capsys):
     root, c, _stages, snaps = runs

@@ -516,3 +516,26 @@ def test_unreadable_budget_file(tmp_path):
     with pytest.raises(NaasError) as exc:
         load_budget("eyeriss", tmp_path / "missing.yaml")
     assert "not found" in _one_line(exc)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("array_x", "abc"), ("array_x", 0), ("array_y", True), ("glb_bytes", -1),
+    ("dram_bandwidth", 0), ("dram_bandwidth", float("inf")), ("parallel_x", "Z"),
+    ("parallel_x", "C,C"), ("parallel_y", ""), ("pe_words", {"Psums": 3}),
+    ("pe_words", {"Inputs": 1.5}), ("pe_words", [1, 2])])
+def test_budget_and_checkpoint_refuse_the_same_design_fields(tmp_path, field, value):
+    """One check per field (hardware.config): a value the budget's human design may not
+    have, a checkpoint's design may not have either, and both name the field."""
+    from naas_tl.hardware.config import FieldError, HardwareConfig
+    data = yaml.safe_load(BUDGETS_FILE.read_text())
+    data["budgets"]["eyeriss"]["human"][field] = value
+    path = tmp_path / "budgets.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(NaasError) as exc:
+        load_budget("eyeriss", path)
+    assert f"budgets.eyeriss.human.{field}" in _one_line(exc)
+    good = load_budget("eyeriss").human_design().to_dict()
+    HardwareConfig.checked(good)
+    with pytest.raises(FieldError) as exc:
+        HardwareConfig.checked({**good, field: value})
+    assert exc.value.field.startswith(field)

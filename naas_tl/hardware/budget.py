@@ -7,13 +7,13 @@ no slack, and a searched design competes with it on equal terms.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from naas_tl import resources
 from naas_tl.errors import NaasError
-from naas_tl.hardware.config import PARALLEL_DIMS, TENSORS, HardwareConfig
+from naas_tl.hardware.config import (FieldError, HardwareConfig, int_field, parallel_field,
+                                     pe_words_field, positive_field)
 from naas_tl.spec import load_yaml
 
 BUDGETS_FILE = resources.bundled("budgets") / "budgets.yaml"
@@ -142,17 +142,22 @@ def list_budgets(path: str | Path | None = None) -> list[str]:
     return [str(k) for k in _load_file(Path(path) if path else BUDGETS_FILE)]
 
 
+def _checked(check, raw, file, fld, *args):
+    """check(raw, fld, *args), a hardware.config field check, its FieldError made a
+    NaasError that names the file."""
+    try:
+        return check(raw, fld, *args)
+    except FieldError as err:
+        raise NaasError(f"expected {err.expected}", file=file, field=err.field,
+                        value=err.value) from None
+
+
 def _int(raw, file, fld, minimum=1) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
-        raise NaasError(f"expected an integer >= {minimum}", file=file, field=fld, value=raw)
-    return raw
+    return _checked(int_field, raw, file, fld, minimum)
 
 
 def _pos_float(raw, file, fld) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not raw > 0 \
-            or math.isinf(raw):
-        raise NaasError("expected a positive finite number", file=file, field=fld, value=raw)
-    return float(raw)
+    return _checked(positive_field, raw, file, fld)
 
 
 def _str(raw, file, fld) -> str:
@@ -211,26 +216,14 @@ def load_budget(name: str, path: str | Path | None = None) -> Budget:
     h = _mapping(raw["human"], file, f"{fld}.human", _HUMAN_KEYS, _HUMAN_KEYS)
     hf = f"{fld}.human"
     for k in ("parallel_x", "parallel_y"):
-        parts = str(h[k]).split(",")
-        if not isinstance(h[k], str) or not all(d in PARALLEL_DIMS for d in parts) \
-                or len(set(parts)) != len(parts):
-            raise NaasError(f"expected one of {', '.join(PARALLEL_DIMS)} (or several, "
-                            f"comma-separated)", file=file, field=f"{hf}.{k}", value=h[k])
-    pw = h["pe_words"]
-    if not isinstance(pw, dict):
-        raise NaasError("expected a mapping tensor: words", file=file,
-                        field=f"{hf}.pe_words", value=pw)
-    for t, w in pw.items():
-        if t not in TENSORS:
-            raise NaasError(f"unknown tensor (tensors: {', '.join(TENSORS)})", file=file,
-                            field=f"{hf}.pe_words", value=t)
-        _int(w, file, f"{hf}.pe_words.{t}", minimum=0)
+        _checked(parallel_field, h[k], file, f"{hf}.{k}")
+    pe_words = _checked(pe_words_field, h["pe_words"], file, f"{hf}.pe_words")
     human = HardwareConfig(
         template=template,
         array_x=_int(h["array_x"], file, f"{hf}.array_x"),
         array_y=_int(h["array_y"], file, f"{hf}.array_y"),
         parallel_x=h["parallel_x"], parallel_y=h["parallel_y"],
-        pe_words=tuple(sorted((t, int(w)) for t, w in pw.items())),
+        pe_words=pe_words,
         glb_bytes=_int(h["glb_bytes"], file, f"{hf}.glb_bytes"),
         dram_bandwidth=_pos_float(h["dram_bandwidth"], file, f"{hf}.dram_bandwidth"),
         word_bits=word_bits, psum_bits=psum_bits, technology=technology,

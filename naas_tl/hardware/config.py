@@ -8,6 +8,7 @@ Each template in arch_templates/ turns it into Timeloop architecture YAML
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 # Dimensions NAAS may unroll spatially (its connectivity search space).
@@ -72,3 +73,76 @@ class HardwareConfig:
                    word_bits=int(d.get("word_bits", 8)), psum_bits=int(d.get("psum_bits", 16)),
                    technology=str(d.get("technology", "45nm")), name=str(d.get("name", "")),
                    ops=tuple(d.get("ops", ("conv",))))
+
+    @classmethod
+    def checked(cls, d) -> "HardwareConfig":
+        """The design `d` (to_dict's form) describes, every field checked as the search
+        writes it. For designs read back from a file a person may have edited (a
+        checkpoint): a wrong value would otherwise reach the report, or fail deep in a
+        template, far from the file that holds it. Raises FieldError."""
+        from naas_tl.workload.layers import OPS
+        if not isinstance(d, dict):
+            raise FieldError("(design)", d, "a mapping")
+        for k in ("array_x", "array_y", "word_bits", "psum_bits"):
+            int_field(d.get(k), k)
+        int_field(d.get("glb_bytes", 0), "glb_bytes", 0)
+        pe_words_field(d.get("pe_words", {}), "pe_words")
+        positive_field(d.get("dram_bandwidth", 8.0), "dram_bandwidth")
+        for k in ("parallel_x", "parallel_y"):
+            parallel_field(d.get(k), k)
+        for k in ("template", "technology", "name"):
+            if not isinstance(d.get(k, ""), str):
+                raise FieldError(k, d.get(k), "a string")
+        ops = d.get("ops", ["conv"])
+        if not isinstance(ops, list) or not ops or any(o not in OPS for o in ops):
+            raise FieldError("ops", ops, f"a list of {', '.join(OPS)}")
+        hw = cls.from_dict(d)
+        for k, v in (("num_pes", hw.num_pes), ("onchip_bytes", hw.onchip_bytes())):
+            if k in d and d[k] != v:
+                raise FieldError(k, d[k], f"{v}, what its other fields give")
+        return hw
+
+
+# One check per design field, shared by every reader of designs a person may have written
+# (hardware.budget's human designs, search.checkpoint's designs), so that they accept the
+# same values. `field` is the field's path as the caller names it.
+
+class FieldError(ValueError):
+    """A design field with a value no design can have: its path, the value, what was
+    expected (a phrase: "an integer >= 1")."""
+
+    def __init__(self, field: str, value, expected: str):
+        self.field, self.value, self.expected = field, value, expected
+        super().__init__(f"design field {field} is {value!r}, expected {expected}")
+
+
+def int_field(v, field: str, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise FieldError(field, v, f"an integer >= {minimum}")
+    return v
+
+
+def positive_field(v, field: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+        raise FieldError(field, v, "a positive finite number")
+    return float(v)
+
+
+def parallel_field(v, field: str) -> str:
+    """One of PARALLEL_DIMS, or several comma-separated, none twice."""
+    parts = v.split(",") if isinstance(v, str) else []
+    if not parts or not all(x in PARALLEL_DIMS for x in parts) or len(set(parts)) != len(parts):
+        raise FieldError(field, v, f"one of {', '.join(PARALLEL_DIMS)} (or several, "
+                                   f"comma-separated)")
+    return v
+
+
+def pe_words_field(v, field: str) -> tuple:
+    """{tensor: words} as HardwareConfig.pe_words holds it."""
+    if not isinstance(v, dict):
+        raise FieldError(field, v, "a mapping tensor: words")
+    for t, w in v.items():
+        if t not in TENSORS:
+            raise FieldError(field, t, f"a tensor ({', '.join(TENSORS)})")
+        int_field(w, f"{field}.{t}", 0)
+    return tuple(sorted(v.items()))

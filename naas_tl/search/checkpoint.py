@@ -134,51 +134,8 @@ def _rows(rows: list, unscored: bool = False) -> list:
     be None (the screen's connectivities its bound skipped, search.stages._screen)."""
     for _i, _e, hw in rows:
         if hw is not None:
-            _checked_hw(hw)
+            HardwareConfig.checked(hw)
     return [(int(i), None if unscored and e is None else float(e), hw) for i, e, hw in rows]
-
-
-def _positive_int(v, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"design field {name} is {v!r}, expected an integer >= {minimum}")
-    return v
-
-
-def _checked_hw(d) -> HardwareConfig:
-    """The design a checkpoint's hw dict describes, every field checked as the search
-    writes it (a hand-edited or damaged value would otherwise reach the report, or fail
-    deep in a template, far from the file that holds it)."""
-    import math
-    from naas_tl.hardware.config import PARALLEL_DIMS, TENSORS
-    from naas_tl.workload.layers import OPS
-    if not isinstance(d, dict):
-        raise TypeError(f"a design is {d!r}, expected a mapping")
-    for k in ("array_x", "array_y", "word_bits", "psum_bits"):
-        _positive_int(d.get(k), k)
-    _positive_int(d.get("glb_bytes", 0), "glb_bytes", 0)
-    pw = d.get("pe_words", {})
-    if not isinstance(pw, dict) or any(t not in TENSORS for t in pw):
-        raise ValueError(f"design field pe_words is {pw!r}")
-    for t, w in pw.items():
-        _positive_int(w, f"pe_words.{t}", 0)
-    bw = d.get("dram_bandwidth", 8.0)
-    if isinstance(bw, bool) or not isinstance(bw, (int, float)) or not 0 < bw < math.inf:
-        raise ValueError(f"design field dram_bandwidth is {bw!r}")
-    for k in ("parallel_x", "parallel_y"):
-        v = d.get(k)
-        if not isinstance(v, str) or not all(x in PARALLEL_DIMS for x in v.split(",")):
-            raise ValueError(f"design field {k} is {v!r}")
-    for k in ("template", "technology", "name"):
-        if not isinstance(d.get(k, ""), str):
-            raise ValueError(f"design field {k} is {d.get(k)!r}")
-    ops = d.get("ops", ["conv"])
-    if not isinstance(ops, list) or not ops or any(o not in OPS for o in ops):
-        raise ValueError(f"design field ops is {ops!r}")
-    hw = HardwareConfig.from_dict(d)
-    for k, v in (("num_pes", hw.num_pes), ("onchip_bytes", hw.onchip_bytes())):
-        if k in d and d[k] != v:
-            raise ValueError(f"design field {k} is {d[k]!r}, its other fields give {v}")
-    return hw
 
 
 def _outcome(o: DesignOutcome | None) -> dict | None:
@@ -201,7 +158,7 @@ def _unoutcome(d: dict | None) -> DesignOutcome | None:
         return None
     hw = None if d["hw"] is None else HardwareConfig(**_tuples(d["hw"]))
     if hw is not None:
-        _checked_hw({**dataclasses.asdict(hw), "pe_words": dict(hw.pe_words),
+        HardwareConfig.checked({**dataclasses.asdict(hw), "pe_words": dict(hw.pe_words),
                      "ops": list(hw.ops)})
     return DesignOutcome(hw, [_unlayer(l) for l in d["layers"]], error=d["error"])
 
