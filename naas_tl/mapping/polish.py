@@ -286,6 +286,8 @@ def row_hash(batch: MappingBatch) -> np.ndarray:
             c(batch.temporal, dtype=np.int64), c(batch.spatial, dtype=np.int64),
             c(batch.temporal_perm, dtype=np.int64), c(batch.spatial_perm, dtype=np.int64),
             c(batch.split, dtype=np.int64), c(batch.keep), w)
+    if n == 0:                      # reshape(0, -1) is ambiguous to numpy
+        return np.zeros(0, dtype=np.int64)
     k = 0
     h = np.zeros(n, dtype=np.int64)
     for arr in (batch.temporal, batch.spatial):
