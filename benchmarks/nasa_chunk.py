@@ -42,6 +42,45 @@ from naas_tl.search.bounds import budget_bound  # noqa: E402
 from naas_tl.search.design import layers_of, evaluate_design  # noqa: E402
 
 
+def floor_edp(budget, layers) -> tuple:
+    """(EDP, DRAM cycles, MAC cycles) no design of `budget` can beat on `layers`, per image.
+
+    The bound (naas_tl/model/bounds.py): every MAC on its op's unit, each layer's tensors
+    through DRAM once. Layer by layer (sequential) each layer takes the longer of its MACs
+    on all the budget's PEs and its DRAM time; pipelined chunks overlap one layer's MACs
+    with another's DRAM time but share the DRAM (their shares sum to at most 1), so an
+    image still takes its whole DRAM time (less a cycle per layer of rounding) or its
+    MACs on all PEs. That weaker bound holds for both models and is the one used here."""
+    t = budget_bound(budget, layers)
+    macs = sum(c * p.macs for _n, c, p, *_ in layers)
+    dram = t["dram_cycles"] - sum(c for _n, c, *_ in layers)
+    mac_cycles = -(-macs // budget.max_pes)
+    return t["energy_pJ"] * 1e-12 * max(dram, mac_cycles), dram, mac_cycles
+
+
+def bounds_only(space, budget_name: str, inputs: str) -> None:
+    """The bound of the hand-written hybrid, on its own units and on multipliers, at other
+    input sizes and batches (`--bounds-only 32x16`: 32 px, 16 images a layer): whether a
+    setting exists in which the chunks could be 1.5x better than a multiplier array."""
+    import torch
+    from naas_tl.nas.nets import deploy_module
+    from naas_tl.workload.torch_extract import extract_workload
+    b = load_budget(budget_name)
+    with torch.device("meta"):
+        module = deploy_module(space, hand_hybrid(space))   # the same net at any input size
+    print("| input | batch | bound, own units (EDP per batch) | on multipliers | multipliers / "
+          "own units | DRAM cycles | MAC cycles on all PEs |")
+    print("|---|---|---|---|---|---|---|")
+    for spec in inputs.split(","):
+        res, n = (int(v) for v in spec.split("x"))
+        wl, _ = extract_workload(module, (n, 3, res, res), network="hybrid", device="meta")
+        lay = layers_of(wl)
+        own, dram, mac = floor_edp(b, lay)
+        mult = floor_edp(b, as_ops(lay, "conv"))[0]
+        print(f"| {res} px | {n} | {own:.4g} | {mult:.4g} | {mult / own:.2f}x | {dram:,} | "
+              f"{mac:,} |")
+
+
 def row(net, budget, design, mode, ev, acc, refs):
     d = ev.design
     out = {"network": net, "budget": budget, "design": design, "mode": mode,
@@ -73,11 +112,16 @@ def main() -> None:
                     "(12: naas_tl.nas's default)")
     ap.add_argument("--nas", metavar="DIR", help="a finished `search --nas` run to add")
     ap.add_argument("--json", metavar="FILE", help="write every row here")
+    ap.add_argument("--bounds-only", metavar="RESxN,...",
+                    help="print only the hybrid's bounds at these input sizes and batches "
+                         "(e.g. 224x1,32x1,32x16,32x128) and stop: no search")
     args = ap.parse_args()
     if args.quick:
         args.samples, args.rounds, args.moves, args.map_trials, args.sweeps = 2, 1, 2, 16, 1
     from naas_tl.nas.space import SearchSpace
     space = SearchSpace()
+    if args.bounds_only:
+        return bounds_only(space, args.budgets.split(",")[0], args.bounds_only)
     nets = {"hybrid": hand_hybrid(space), "mobilenetv2": space.reference()}
     unknown = [n for n in args.nets.split(",") if n not in nets]
     if unknown or "hybrid" not in args.nets.split(","):
@@ -175,21 +219,9 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
     main_budget = args.budgets.split(",")[0]
-    # The bound (naas_tl/model/bounds.py): every MAC on its op's unit, each layer's tensors
-    # through DRAM once. Layer by layer (sequential) each layer takes the longer of its MACs
-    # on all the budget's PEs and its DRAM time; pipelined chunks overlap one layer's MACs
-    # with another's DRAM time but share the DRAM (their shares sum to at most 1), so an
-    # image still takes its whole DRAM time (less a cycle per layer of rounding) or its
-    # MACs on all PEs. That weaker bound holds for both models and is the one used here.
     bb = load_budget(main_budget)
-
-    def floor_edp(lay):
-        t = budget_bound(bb, lay)
-        macs = sum(c * p.macs for _n, c, p, *_ in lay)
-        cycles = max(t["dram_cycles"] - sum(c for _n, c, *_ in lay), -(-macs // bb.max_pes))
-        return t["energy_pJ"] * 1e-12 * cycles
-    chip_bound = floor_edp(layers["hybrid"])
-    mult_bound = floor_edp(as_ops(layers["hybrid"], "conv"))
+    chip_bound = floor_edp(bb, layers["hybrid"])[0]
+    mult_bound = floor_edp(bb, as_ops(layers["hybrid"], "conv"))[0]
     homog = result[("hybrid", main_budget, "(a) multiplier array", SEQUENTIAL)]
     print(f"bound, hybrid on its own units: EDP {chip_bound:.4g}; on multipliers: "
           f"{mult_bound:.4g}. At most {homog.score / chip_bound:.2f}x vs this (a), "
