@@ -11,9 +11,10 @@ from naas_tl.hardware.budget import load_budget
 from naas_tl.mapping.padding import MAX_GROWTH, mapping_bounds, padded_problem
 from naas_tl.model.scalar import evaluate
 from naas_tl.search.checkpoint import Checkpoint
-from naas_tl.search.design import _energy_table, evaluate_layer, spatial_axes
+from naas_tl.search.design import _energy_table, _warm_for, evaluate_layer, spatial_axes
 from naas_tl.search.report import write_outputs
-from naas_tl.search.stages import run_search
+from naas_tl.search.stages import _warm_start, run_search
+from naas_tl.search.state import DesignOutcome
 from naas_tl.hardware import templates
 from naas_tl.workload import layer_to_problem, load_workload, parse_layer
 from test_search import cfg
@@ -79,10 +80,33 @@ def test_a_padded_layer_runs_faster_and_its_numbers_are_the_evaluators(shidianna
     assert padded.cycles < exact.cycles
     # Both searches ran: the padded one on top of the exact one.
     assert padded.evaluations > exact.evaluations
+    # and the exact one's best is kept for other designs' warm starts
+    assert exact.exact_mapping is None and padded.exact_mapping == exact.mapping
     arch = templates.arch_for(hw)
     r = evaluate(arch, padded.problem, padded.mapping, _energy_table(hw, "conv"))
     assert (r.cycles, r.energy_pJ) == pytest.approx((padded.cycles, padded.energy_pJ),
                                                     rel=1e-9)
+
+
+def test_a_padded_layer_warm_starts_other_designs_exact_and_padded_searches(shidiannao):
+    """A design whose layer runs as given starts from the exact mapping of a design that
+    ran it padded, and one that pads it the same way from the padded mapping."""
+    hw, _df = shidiannao
+    layer = _layer(C=32, M=64, P=13, Q=13)
+    padded = evaluate_layer(hw, 0, layer, 256, 0, pad=True)
+    warm = _warm_start(DesignOutcome(hw, [padded]))["l"]
+    assert _warm_for(warm[1], layer[2]) == [padded.exact_mapping]
+    assert _warm_for(warm[1], padded.problem) == [padded.mapping]
+    assert _warm_for(warm[1], _problem(C=32, M=64, P=15, Q=15)) is None
+    # The warm mapping is evaluated first, so a short search from it is never worse.
+    exact_edp = _edp(evaluate(templates.arch_for(hw), layer[2], padded.exact_mapping,
+                              _energy_table(hw, "conv")))
+    short = evaluate_layer(hw, 3, layer, 16, 7, warm=warm)
+    assert short.padded_from is None and _edp(short) <= exact_edp * (1 + 1e-12)
+
+
+def _edp(r):
+    return r.energy_pJ * r.cycles
 
 
 def test_a_layer_that_fills_the_array_is_searched_exactly_as_without_pad(shidiannao):
@@ -126,7 +150,9 @@ def test_a_padded_search_writes_the_padded_problem_and_says_so(tmp_path):
     state = Checkpoint(out / "checkpoint.json").load()
     got = state["stages"]["dataflow"].best.layers[0]
     want = stages["dataflow"].best.layers[0]
-    assert (got.problem, got.padded_from) == (want.problem, want.padded_from)
+    assert (got.problem, got.padded_from, got.exact_mapping) == \
+        (want.problem, want.padded_from, want.exact_mapping)
+    assert got.exact_mapping is not None
 
 
 def test_the_pruning_bound_of_a_padded_search_stays_below_what_it_finds(tmp_path):

@@ -150,7 +150,9 @@ def _layer(l: LayerOutcome) -> dict:
             "mapping": None if l.mapping is None else dataclasses.asdict(l.mapping),
             "energy_pJ": l.energy_pJ, "cycles": l.cycles, "evaluations": l.evaluations,
             "op": l.op, "genome": None if l.genome is None else np.asarray(l.genome).tolist(),
-            "padded_from": None if l.padded_from is None else list(l.padded_from)}
+            "padded_from": None if l.padded_from is None else list(l.padded_from),
+            "exact_mapping": None if l.exact_mapping is None
+            else dataclasses.asdict(l.exact_mapping)}
 
 
 def _unoutcome(d: dict | None) -> DesignOutcome | None:
@@ -170,7 +172,8 @@ def _unlayer(d: dict) -> LayerOutcome:
         energy_pJ=float(d["energy_pJ"]), cycles=int(d["cycles"]),
         evaluations=int(d["evaluations"]), op=d["op"],
         genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float),
-        padded_from=None if d.get("padded_from") is None else tuple(d["padded_from"]))
+        padded_from=None if d.get("padded_from") is None else tuple(d["padded_from"]),
+        exact_mapping=None if d.get("exact_mapping") is None else _mapping(d["exact_mapping"]))
 
 
 def _mapping(d: dict) -> Mapping:

@@ -72,7 +72,7 @@ def evaluate_design(hw: HardwareConfig, layers: list, map_trials: int, seed: int
     or [(name, count, Problem, op)]: a layer runs on the compute unit of its op (hw.ops).
     dataflow: only mappings that meet these Timeloop mapspace constraints (a file).
 
-    warm: {layer name: (genome, Mapping)} from another design of the template (the human
+    warm: {layer name: (genome, (Mapping, ...))} from another design of the template (the human
     one): the layer's search evaluates that mapping (fitted to this design) and that genome
     (when it fits this design's mapping space) first, so a design's search starts from what
     worked on the human design and differences between designs are not drowned in the
@@ -99,7 +99,7 @@ def evaluate_layer(hw: HardwareConfig, k: int, layer: tuple, map_trials: int, se
     """Layer k of a design's evaluate_design, on its own: its LayerOutcome, or the error that
     makes the design invalid. Its seed depends on (seed, k) only, so a pool may run the
     layers of one design side by side and evaluate_design's numbers do not change.
-    warm: that layer's (genome, Mapping), or None. pad: as evaluate_design's; a padded
+    warm: that layer's (genome, (Mapping, ...)), or None. pad: as evaluate_design's; a padded
     layer's outcome holds the padded problem (its mapping's) and the workload's bounds."""
     name, count, problem, *rest = layer
     op = rest[0] if rest else "conv"
@@ -108,12 +108,13 @@ def evaluate_layer(hw: HardwareConfig, k: int, layer: tuple, map_trials: int, se
         space = mapping_space_for(hw, problem, encoding, op, dataflow)
     except NaasError as err:
         return str(err)
-    init, wmap = warm or (None, None)
+    init, wmaps = warm or (None, ())
     if init is not None and len(init) != space.size:
         init = None
     inner = dict(optimizer=optimizer, population=population, init=init, es_share=es_share)
     r = search_mapping(space, table, map_trials, child_seed(seed, k),
-                       warm=_warm_for(wmap, problem), **inner)
+                       warm=_warm_for(wmaps, problem), **inner)
+    exact = r
     ran, evaluations = problem, r.evaluations
     padded = padded_problem(problem, spatial_axes(hw)) if pad else None
     if padded is not None:
@@ -124,14 +125,15 @@ def evaluate_layer(hw: HardwareConfig, k: int, layer: tuple, map_trials: int, se
         if pspace is not None:
             # Its own seed, so the exact search's numbers are those of a run without pad.
             rp = search_mapping(pspace, table, map_trials, child_seed(seed, k, 1),
-                                warm=_warm_for(wmap, padded), **inner)
+                                warm=_warm_for(wmaps, padded), **inner)
             evaluations += rp.evaluations
             if rp.mapping is not None and (r.mapping is None or rp.energy_pJ * rp.cycles
                                            < r.energy_pJ * r.cycles):
                 r, ran = rp, padded
     return LayerOutcome(name, count, ran, r.mapping, r.energy_pJ, r.cycles, evaluations,
                         r.genome, op,
-                        padded_from=None if ran is problem else problem.bounds)
+                        padded_from=None if ran is problem else problem.bounds,
+                        exact_mapping=None if ran is problem else exact.mapping)
 
 
 def spatial_axes(hw: HardwareConfig) -> list[tuple[int, list[str]]]:
@@ -139,13 +141,12 @@ def spatial_axes(hw: HardwareConfig) -> list[tuple[int, list[str]]]:
     return [(hw.array_x, hw.parallel_x.split(",")), (hw.array_y, hw.parallel_y.split(","))]
 
 
-def _warm_for(mapping, problem: Problem) -> list | None:
-    """[mapping] when it maps these bounds (a warm start from a layer that ran padded on
-    the other design, or not, when this one does not, is dropped: its factors would not
-    divide these dims)."""
-    if mapping is None or mapping_bounds(mapping) != problem.bounds:
-        return None
-    return [mapping]
+def _warm_for(mappings, problem: Problem) -> list | None:
+    """Those of `mappings` that map these bounds: a layer that ran padded on the other
+    design gives both its padded and its exact mapping (LayerOutcome.exact_mapping), and
+    factors of other bounds would not divide these dims."""
+    fit = [m for m in mappings if m is not None and mapping_bounds(m) == problem.bounds]
+    return fit or None
 
 
 def design_outcome(hw: HardwareConfig, results: list) -> DesignOutcome:
