@@ -56,3 +56,20 @@ def batched_vs_scalar(result, i, r) -> list[str]:
         if not math.isclose(getattr(result, k)[i], getattr(r, k), rel_tol=1e-12):
             bad.append(f"{k}: batched {getattr(result, k)[i]!r} vs scalar {getattr(r, k)!r}")
     return bad
+
+
+# The numba kernels, each None where numba is not installed (then the numpy code runs).
+KERNELS = {"naas_tl.mapping._kernels": ("usage_kernel", "greedy_tiles_kernel", "repair_kernel",
+                                        "row_hash_kernel", "neighbours_kernel"),
+           "naas_tl.model._dp_kernel": ("child_delta_sums_kernel", "spatial_links_kernel",
+                                        "prep_kernel")}
+
+
+def without_kernels(monkeypatch) -> None:
+    """Make this process run as if numba were not installed (every kernel None)."""
+    import importlib
+    for module, names in KERNELS.items():
+        mod = importlib.import_module(module)
+        for k in names:
+            assert getattr(mod, k) is not None, f"{module}.{k} is not compiled"
+            monkeypatch.setattr(mod, k, None)

@@ -381,26 +381,16 @@ def test_a_named_constraint_set_next_to_constraints_in_the_arch(tmp_path, capsys
     assert _satisfies(case, tmp_path / "m.yaml", both)
 
 
-KERNELS = {"naas_tl.mapping._kernels": ("usage_kernel", "greedy_tiles_kernel", "repair_kernel",
-                                        "row_hash_kernel", "neighbours_kernel"),
-           "naas_tl.model._dp_kernel": ("child_delta_sums_kernel", "spatial_links_kernel",
-                                        "prep_kernel")}
-
-
 @pytest.mark.parametrize("name", ["simple_ws_8x8_65nm_8b__resnet50_fc1000_n4",
                                   "eyeriss_8x8_65nm_8b__alexnet_conv1"])
 def test_without_numba_the_same_mapping(name, monkeypatch):
     """numba is optional: without its kernels the numpy code finds the same mapping, at the
     same cost. (The first case once crashed there: an empty batch of exchanges.)"""
-    import importlib
+    from helpers import without_kernels
     pytest.importorskip("numba")
     arch, problem, table = load_inputs(*files(REF / "dev" / name))
     with_numba = map_case(arch, problem, table, MAP_TRIALS, 0)
-    for module, names in KERNELS.items():
-        mod = importlib.import_module(module)
-        for k in names:
-            assert getattr(mod, k) is not None
-            monkeypatch.setattr(mod, k, None)
+    without_kernels(monkeypatch)
     without = map_case(arch, problem, table, MAP_TRIALS, 0)
     assert without.mapping == with_numba.mapping
     assert (without.cycles, without.energy_pJ) == (with_numba.cycles, with_numba.energy_pJ)
