@@ -161,7 +161,7 @@ def _unoutcome(d: dict | None) -> DesignOutcome | None:
     hw = None if d["hw"] is None else HardwareConfig(**_tuples(d["hw"]))
     if hw is not None:
         HardwareConfig.checked({**dataclasses.asdict(hw), "pe_words": dict(hw.pe_words),
-                     "ops": list(hw.ops)})
+                                "ops": list(hw.ops)})
     return DesignOutcome(hw, [_unlayer(l) for l in d["layers"]], error=d["error"])
 
 

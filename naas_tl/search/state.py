@@ -27,8 +27,8 @@ class LayerOutcome:
     # bounds its mapping is for: naas_tl.mapping.padding); None when it ran as given.
     padded_from: tuple | None = None
     # When it ran padded: the best mapping of the workload's own bounds, which the padded
-    # one beat. Another design's search of this layer starts from it where that design
-    # runs the layer as given, or pads it otherwise (search.design._warm_for).
+    # one beat. Another design's exact search of this layer starts from it, and its padded
+    # search from `mapping` when it pads the layer the same way (search.design._warm_for).
     exact_mapping: Mapping | None = None
 
     @property
