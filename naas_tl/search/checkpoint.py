@@ -16,8 +16,8 @@ import numpy as np
 
 from naas_tl.errors import NaasError
 from naas_tl.hardware.config import HardwareConfig
-from naas_tl.search.state import (STAGE_NAMES, DesignOutcome, LayerOutcome, SearchConfig,
-                                  StageState)
+from naas_tl.search.state import (STAGE_NAMES, DesignOutcome, LayerOutcome, LayerRun,
+                                  SearchConfig, StageState)
 from naas_tl.spec import DataSpace, LevelMapping, Mapping, Problem
 
 FILE = "checkpoint.json"
@@ -151,8 +151,21 @@ def _layer(l: LayerOutcome) -> dict:
             "energy_pJ": l.energy_pJ, "cycles": l.cycles, "evaluations": l.evaluations,
             "op": l.op, "genome": None if l.genome is None else np.asarray(l.genome).tolist(),
             "padded_from": None if l.padded_from is None else list(l.padded_from),
-            "exact_mapping": None if l.exact_mapping is None
-            else dataclasses.asdict(l.exact_mapping)}
+            "other": None if l.other is None else _run(l.other)}
+
+
+def _run(o: LayerRun) -> dict:
+    return {"problem": dataclasses.asdict(o.problem), "mapping": dataclasses.asdict(o.mapping),
+            "energy_pJ": o.energy_pJ, "cycles": o.cycles,
+            "genome": None if o.genome is None else np.asarray(o.genome).tolist(),
+            "padded_from": None if o.padded_from is None else list(o.padded_from)}
+
+
+def _unrun(d: dict) -> LayerRun:
+    return LayerRun(problem=_problem(d["problem"]), mapping=_mapping(d["mapping"]),
+                    energy_pJ=float(d["energy_pJ"]), cycles=int(d["cycles"]),
+                    genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float),
+                    padded_from=None if d["padded_from"] is None else tuple(d["padded_from"]))
 
 
 def _unoutcome(d: dict | None) -> DesignOutcome | None:
@@ -173,7 +186,7 @@ def _unlayer(d: dict) -> LayerOutcome:
         evaluations=int(d["evaluations"]), op=d["op"],
         genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float),
         padded_from=None if d.get("padded_from") is None else tuple(d["padded_from"]),
-        exact_mapping=None if d.get("exact_mapping") is None else _mapping(d["exact_mapping"]))
+        other=None if d.get("other") is None else _unrun(d["other"]))
 
 
 def _mapping(d: dict) -> Mapping:

@@ -530,10 +530,11 @@ def with_units_for(hw: HardwareConfig, layers: list) -> HardwareConfig:
 
 def _warm_start(outcome) -> dict | None:
     """{layer: (genome, mappings)} of a finished design, to start other designs from: the
-    layer's mapping and, when it ran padded, its exact search's best too."""
+    layer's mapping and, when it ran both ways (--pad), its other run's too."""
     if outcome is None or not outcome.valid:
         return None
-    return {l.name: (l.genome, (l.mapping, l.exact_mapping)) for l in outcome.layers}
+    return {l.name: (l.genome, (l.mapping, l.other and l.other.mapping))
+            for l in outcome.layers}
 
 
 def _stage_total(cfg: SearchConfig, name: str) -> int:

@@ -12,6 +12,18 @@ from naas_tl.hardware.config import HardwareConfig
 from naas_tl.spec import Mapping, Problem
 
 
+@dataclass(frozen=True)
+class LayerRun:
+    """One of the two ways a layer can run under --pad: its problem (the workload's, or
+    padded), its best mapping, that mapping's energy and cycles, its genome."""
+    problem: Problem
+    mapping: Mapping
+    energy_pJ: float
+    cycles: int
+    genome: np.ndarray | None = field(default=None, compare=False)   # arrays: no ==
+    padded_from: tuple | None = None
+
+
 @dataclass
 class LayerOutcome:
     name: str
@@ -26,10 +38,19 @@ class LayerOutcome:
     # The workload's bounds when the layer ran padded (problem then holds the padded
     # bounds its mapping is for: naas_tl.mapping.padding); None when it ran as given.
     padded_from: tuple | None = None
-    # When it ran padded: the best mapping of the workload's own bounds, which the padded
-    # one beat. Another design's exact search of this layer starts from it, and its padded
-    # search from `mapping` when it pads the layer the same way (search.design._warm_for).
-    exact_mapping: Mapping | None = None
+    # Under --pad, a layer searched both as given and padded: the run the design does not
+    # use. design_outcome keeps, per layer, the run that gives the lower network EDP, and
+    # another design's search of the layer starts from both (search.design._warm_for).
+    other: LayerRun | None = None
+
+    def swapped(self) -> "LayerOutcome":
+        """This layer running its other run (self.other), this run becoming the other."""
+        o = self.other
+        return dataclasses.replace(
+            self, problem=o.problem, mapping=o.mapping, energy_pJ=o.energy_pJ,
+            cycles=o.cycles, genome=o.genome, padded_from=o.padded_from,
+            other=LayerRun(self.problem, self.mapping, self.energy_pJ, self.cycles,
+                           self.genome, self.padded_from))
 
     @property
     def workload_problem(self) -> Problem:
@@ -109,8 +130,9 @@ class SearchConfig:
     # The last designs of a searched stage polish the best's per-PE buffers (search.buffer_polish);
     # -1: a quarter of hw_trials from 40 up, else none.
     polish_trials: int = -1
-    # A layer whose parallel dims cannot fill the array also runs padded, the lower EDP
-    # kept (naas_tl.mapping.padding): Timeloop's uber mapspace has only exact factors.
+    # A layer whose parallel dims cannot fill the array also runs padded, and the design
+    # keeps per layer the run that gives it the lower EDP (naas_tl.mapping.padding):
+    # Timeloop's uber mapspace has only exact factors.
     pad: bool = False
 
     @property
