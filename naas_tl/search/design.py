@@ -203,7 +203,7 @@ def network_choice(layers: list) -> list:
                 continue
             dE = l.count * (l.other.energy_pJ - l.energy_pJ)
             dC = l.count * (l.other.cycles - l.cycles)
-            if (E + dE) * (C + dC) < E * C:
+            if (E + dE) * (C + dC) < E * C * (1 - 1e-12):   # no swap back on rounding
                 out[i], E, C, swapped = l.swapped(), E + dE, C + dC, True
     return out
 
