@@ -146,26 +146,26 @@ def _outcome(o: DesignOutcome | None) -> dict | None:
 
 
 def _layer(l: LayerOutcome) -> dict:
-    return {"name": l.name, "count": l.count, "problem": dataclasses.asdict(l.problem),
-            "mapping": None if l.mapping is None else dataclasses.asdict(l.mapping),
-            "energy_pJ": l.energy_pJ, "cycles": l.cycles, "evaluations": l.evaluations,
-            "op": l.op, "genome": None if l.genome is None else np.asarray(l.genome).tolist(),
-            "padded_from": None if l.padded_from is None else list(l.padded_from),
-            "other": None if l.other is None else _run(l.other)}
+    return {"name": l.name, "count": l.count, "evaluations": l.evaluations, "op": l.op,
+            **_run(l), "other": None if l.other is None else _run(l.other)}
 
 
-def _run(o: LayerRun) -> dict:
-    return {"problem": dataclasses.asdict(o.problem), "mapping": dataclasses.asdict(o.mapping),
+def _run(o: LayerOutcome | LayerRun) -> dict:
+    """The fields a layer's run has, whether the one it uses or its other (LayerRun)."""
+    return {"problem": dataclasses.asdict(o.problem),
+            "mapping": None if o.mapping is None else dataclasses.asdict(o.mapping),
             "energy_pJ": o.energy_pJ, "cycles": o.cycles,
             "genome": None if o.genome is None else np.asarray(o.genome).tolist(),
             "padded_from": None if o.padded_from is None else list(o.padded_from)}
 
 
-def _unrun(d: dict) -> LayerRun:
-    return LayerRun(problem=_problem(d["problem"]), mapping=_mapping(d["mapping"]),
-                    energy_pJ=float(d["energy_pJ"]), cycles=int(d["cycles"]),
-                    genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float),
-                    padded_from=None if d["padded_from"] is None else tuple(d["padded_from"]))
+def _unrun(d: dict) -> dict:
+    """_run's fields back, as keywords of LayerOutcome or LayerRun."""
+    return dict(problem=_problem(d["problem"]),
+                mapping=None if d["mapping"] is None else _mapping(d["mapping"]),
+                energy_pJ=float(d["energy_pJ"]), cycles=int(d["cycles"]),
+                genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float),
+                padded_from=None if d.get("padded_from") is None else tuple(d["padded_from"]))
 
 
 def _unoutcome(d: dict | None) -> DesignOutcome | None:
@@ -179,14 +179,9 @@ def _unoutcome(d: dict | None) -> DesignOutcome | None:
 
 
 def _unlayer(d: dict) -> LayerOutcome:
-    return LayerOutcome(
-        name=d["name"], count=int(d["count"]), problem=_problem(d["problem"]),
-        mapping=None if d["mapping"] is None else _mapping(d["mapping"]),
-        energy_pJ=float(d["energy_pJ"]), cycles=int(d["cycles"]),
-        evaluations=int(d["evaluations"]), op=d["op"],
-        genome=None if d["genome"] is None else np.asarray(d["genome"], dtype=float),
-        padded_from=None if d.get("padded_from") is None else tuple(d["padded_from"]),
-        other=None if d.get("other") is None else _unrun(d["other"]))
+    return LayerOutcome(name=d["name"], count=int(d["count"]),
+                        evaluations=int(d["evaluations"]), op=d["op"], **_unrun(d),
+                        other=None if d.get("other") is None else LayerRun(**_unrun(d["other"])))
 
 
 def _mapping(d: dict) -> Mapping:
